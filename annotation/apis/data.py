@@ -1,0 +1,124 @@
+"""Import, export and jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from django.conf import settings
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotation.apis.pagination import PageNumberPagination
+from annotation.apis.serializers import JobCreated, JobOutput
+from annotation.exceptions import InvalidInput, PayloadTooLarge
+from annotation.models import Job
+from annotation.permissions import EXPORT, MANAGE, VIEW, project_for_user
+from annotation.selectors.exporting import EXPORT_FORMATS, export_stream
+from annotation.selectors.items import job_for_user
+from annotation.services.importing import CHUNK, import_create
+
+CONTENT_TYPES = {"jsonl": "application/x-ndjson; charset=utf-8", "csv": "text/csv; charset=utf-8"}
+
+
+def _body_chunks(request: Request) -> Iterator[bytes]:
+    raw = request._request  # the Django request: read its stream ourselves, never into memory whole
+    while True:
+        chunk = raw.read(CHUNK)
+        if not chunk:
+            return
+        yield chunk
+
+
+class ProjectImportApi(APIView):
+    # multipart is parsed by Django into a temporary file; any other body is streamed by us
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(
+        request={
+            "multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}},
+            "application/json": {"type": "array", "items": {"type": "object"}},
+        },
+        parameters=[
+            OpenApiParameter("on_error", str, enum=["reject", "skip"]),
+            OpenApiParameter("format", str, enum=["json", "jsonl", "csv"]),
+        ],
+        responses={202: JobCreated},
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        project = project_for_user(user=request.user, project_id=pk, capability=MANAGE)
+        declared = request.META.get("CONTENT_LENGTH")
+        declared_size = int(declared) if declared and declared.isdigit() else None
+        on_error = request.query_params.get("on_error")
+        fmt = request.query_params.get("format")
+        if request.content_type.startswith("multipart/form-data"):
+            # refuse an oversized upload before Django spools it to a temporary file
+            if declared_size is not None and declared_size > settings.TANDEM_IMPORT_MAX_BYTES:
+                raise PayloadTooLarge(
+                    f"The upload is {declared_size} bytes; the limit is {settings.TANDEM_IMPORT_MAX_BYTES}."
+                )
+            upload = request.FILES.get("file")
+            if upload is None:
+                raise InvalidInput("No file.", [{"field": "file", "message": "Send the items as the 'file' part."}])
+            on_error = on_error or request.data.get("on_error")
+            fmt = fmt or request.data.get("format")
+            job = import_create(
+                project=project,
+                user=request.user,
+                chunks=upload.chunks(CHUNK),
+                declared_size=upload.size,
+                filename=upload.name,
+                requested_format=fmt,
+                on_error=on_error,
+            )
+        else:
+            job = import_create(
+                project=project,
+                user=request.user,
+                chunks=_body_chunks(request),
+                declared_size=declared_size,
+                filename=None,
+                requested_format=fmt,
+                on_error=on_error,
+            )
+        return Response({"job": job.pk}, status=status.HTTP_202_ACCEPTED)
+
+
+class ProjectExportApi(APIView):
+    def perform_content_negotiation(self, request: Request, force: bool = False):
+        # the export answers whatever the client's Accept header says
+        return super().perform_content_negotiation(request, force=True)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=list(EXPORT_FORMATS))],
+        responses={(200, "application/x-ndjson"): OpenApiTypes.STR, (200, "text/csv"): OpenApiTypes.STR},
+    )
+    def get(self, request: Request, pk: int):
+        project = project_for_user(user=request.user, project_id=pk, capability=EXPORT)
+        fmt = request.query_params.get("format", "jsonl").lower()
+        if fmt not in EXPORT_FORMATS:
+            raise InvalidInput("Unknown export format.", [{"field": "format", "message": "One of jsonl, csv."}])
+        response = StreamingHttpResponse(export_stream(project=project, fmt=fmt), content_type=CONTENT_TYPES[fmt])
+        response["Content-Disposition"] = f'attachment; filename="tandem-project-{project.pk}.{fmt}"'
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class JobDetailApi(APIView):
+    @extend_schema(responses=JobOutput)
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(JobOutput(job_for_user(user=request.user, job_id=pk)).data)
+
+
+class ProjectJobsApi(APIView):
+    @extend_schema(responses=JobOutput(many=True))
+    def get(self, request: Request, pk: int) -> Response:
+        project = project_for_user(user=request.user, project_id=pk, capability=VIEW)
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(Job.objects.filter(project=project).order_by("-id"), request, view=self)
+        return paginator.get_paginated_response(JobOutput(page, many=True).data)

@@ -1,0 +1,218 @@
+"""Input validation and output shapes. Hot paths (next, submit) serialize with plain functions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from rest_framework import serializers
+
+from annotation.models import Annotation, Item, Job, Membership, Project
+from annotation.models.project import ReviewPolicy, Role, Sampling, TaskType
+
+
+def iso(dt) -> str | None:
+    return dt.isoformat().replace("+00:00", "Z") if dt else None
+
+
+class UserInput(serializers.Serializer):
+    username = serializers.RegexField(r"^[\w.@+-]{1,150}$", max_length=150)
+    password = serializers.CharField(min_length=8, max_length=128, write_only=True)
+    email = serializers.EmailField(required=False, allow_blank=True)
+    is_staff = serializers.BooleanField(required=False, default=False)
+
+    def validate_username(self, value: str) -> str:
+        if get_user_model().objects.filter(username=value).exists():
+            raise serializers.ValidationError("A user with that username already exists.")
+        return value
+
+    def validate_password(self, value: str) -> str:
+        validate_password(value)
+        return value
+
+
+class UserOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    email = serializers.CharField()
+    is_staff = serializers.BooleanField()
+
+
+class LabelSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    hotkey = serializers.CharField(required=False)
+    color = serializers.CharField(required=False)
+    description = serializers.CharField(required=False)
+
+
+class ProjectInput(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=10000)
+    task_type = serializers.ChoiceField(choices=TaskType.choices, required=False)
+    # validated in depth by services.projects.labels_normalize (strings or {name, hotkey, color})
+    labels = serializers.JSONField()
+    guidelines = serializers.CharField(required=False, allow_blank=True, max_length=100_000)
+    annotations_per_item = serializers.IntegerField(min_value=1, max_value=50, required=False)
+    review_policy = serializers.ChoiceField(choices=ReviewPolicy.choices, required=False)
+    review_sample_rate = serializers.FloatField(min_value=0, max_value=1, required=False)
+    gold_rate = serializers.FloatField(min_value=0, max_value=1, required=False)
+    sampling = serializers.ChoiceField(choices=Sampling.choices, required=False)
+    exploration_rate = serializers.FloatField(min_value=0, max_value=1, required=False)
+    min_new_labels = serializers.IntegerField(min_value=1, required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(self.initial_data) - set(self.fields) if isinstance(self.initial_data, dict) else set()
+        read_only = {"id", "created_at", "updated_at", "item_count", "done_count", "role", "created_by"}
+        unknown -= read_only
+        if unknown:
+            raise serializers.ValidationError({k: "Unknown field." for k in sorted(unknown)})
+        return attrs
+
+
+class ProjectOutput(serializers.ModelSerializer):
+    labels = LabelSerializer(many=True)
+    item_count = serializers.SerializerMethodField()
+    done_count = serializers.SerializerMethodField()
+    role = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Project
+        fields = [
+            "id",
+            "name",
+            "description",
+            "task_type",
+            "labels",
+            "guidelines",
+            "annotations_per_item",
+            "review_policy",
+            "review_sample_rate",
+            "gold_rate",
+            "sampling",
+            "exploration_rate",
+            "min_new_labels",
+            "item_count",
+            "done_count",
+            "role",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_item_count(self, obj: Project) -> int | None:
+        return getattr(obj, "item_count", None)
+
+    def get_done_count(self, obj: Project) -> int | None:
+        return getattr(obj, "done_count", None)
+
+    def get_role(self, obj: Project) -> str | None:
+        return getattr(obj, "my_role", None) or getattr(obj, "user_role", None)
+
+
+class MemberInput(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    role = serializers.ChoiceField(choices=Role.choices, default=Role.ANNOTATOR)
+
+
+class MemberRoleInput(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class MemberOutput(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username")
+    user_id = serializers.IntegerField()
+
+    class Meta:
+        model = Membership
+        fields = ["user_id", "username", "role", "created_at"]
+
+
+class AnnotationInput(serializers.Serializer):
+    value = serializers.JSONField()
+    lead_time_ms = serializers.IntegerField(min_value=0, max_value=7 * 24 * 3600 * 1000, required=False, allow_null=True)
+    accepted_suggestion = serializers.BooleanField(required=False, allow_null=True)
+
+
+class AnnotationOutput(serializers.ModelSerializer):
+    annotator = serializers.CharField(source="annotator.username")
+    item = serializers.IntegerField(source="item_id")
+
+    class Meta:
+        model = Annotation
+        fields = ["id", "item", "annotator", "value", "lead_time_ms", "accepted_suggestion", "created_at", "updated_at"]
+
+
+def annotation_out(annotation: Annotation, username: str) -> dict[str, Any]:
+    return {
+        "id": annotation.pk,
+        "item": annotation.item_id,
+        "annotator": username,
+        "value": annotation.value,
+        "lead_time_ms": annotation.lead_time_ms,
+        "accepted_suggestion": annotation.accepted_suggestion,
+        "created_at": iso(annotation.created_at),
+        "updated_at": iso(annotation.updated_at),
+    }
+
+
+class ItemOutput(serializers.ModelSerializer):
+    final = serializers.SerializerMethodField()
+    prediction = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Item
+        fields = [
+            "id",
+            "external_id",
+            "data",
+            "status",
+            "priority",
+            "uncertainty",
+            "is_gold",
+            "annotation_count",
+            "final",
+            "prediction",
+            "created_at",
+        ]
+
+    def get_final(self, obj: Item) -> Any:
+        final = getattr(obj, "final_label", None)
+        return final.value if final is not None else None
+
+    def get_prediction(self, obj: Item) -> dict[str, Any] | None:
+        return None  # filled in by the model service (predictions per model version)
+
+
+def next_out(item: Item, expires_at) -> dict[str, Any]:
+    return {
+        "id": item.pk,
+        "external_id": item.external_id,
+        "data": item.data,
+        "status": item.status,
+        "prediction": None,
+        "assignment": {"expires_at": iso(expires_at)},
+    }
+
+
+class JobOutput(serializers.ModelSerializer):
+    project = serializers.IntegerField(source="project_id")
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "kind",
+            "project",
+            "status",
+            "progress",
+            "total",
+            "result",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+
+
+class JobCreated(serializers.Serializer):
+    job = serializers.IntegerField()

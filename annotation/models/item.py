@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from annotation.models.project import Project
+
+
+class ItemStatus(models.TextChoices):
+    OPEN = "open"  # no annotation yet
+    IN_PROGRESS = "in_progress"  # some annotations, fewer than the project's overlap k
+    LABELED = "labeled"  # k annotations, awaiting nothing (kept for policies that defer a decision)
+    IN_REVIEW = "in_review"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+QUEUE_STATUSES = (ItemStatus.OPEN, ItemStatus.IN_PROGRESS)
+
+
+class Item(models.Model):
+    """One thing to label.
+
+    The slot accounting the queue needs lives on the row itself (annotation_count, lease_count,
+    lease_expires_at), so that `SELECT ... FOR UPDATE SKIP LOCKED` re-checks it when a concurrent
+    transaction changed the row (see annotation/services/queue.md).
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
+    external_id = models.CharField(max_length=255)
+    data = models.JSONField()
+    status = models.CharField(max_length=20, choices=ItemStatus.choices, default=ItemStatus.OPEN)
+    priority = models.FloatField(default=0.0)
+    uncertainty = models.FloatField(null=True, blank=True)
+    is_gold = models.BooleanField(default=False)
+    gold_value = models.JSONField(null=True, blank=True)
+    annotation_count = models.PositiveSmallIntegerField(default=0)
+    lease_count = models.PositiveSmallIntegerField(default=0)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "external_id"], name="item_unique_external_id"),
+        ]
+        indexes = [
+            # the queue: only items still needing annotations, in serving order
+            models.Index(
+                "project",
+                models.F("priority").desc(),
+                "id",
+                name="item_queue",
+                condition=models.Q(status__in=QUEUE_STATUSES),
+            ),
+            # sequential and random sampling: import order
+            models.Index(
+                fields=["project", "id"], name="item_queue_seq", condition=models.Q(status__in=QUEUE_STATUSES)
+            ),
+            models.Index(fields=["project", "status"], name="item_project_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project_id}/{self.external_id}"
+
+    @property
+    def text(self) -> str:
+        return self.data.get("text", "")
+
+
+class Assignment(models.Model):
+    """The lease that keeps one expert's slot on an item for `TANDEM_ASSIGNMENT_TTL_SECONDS`."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="assignments")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["item", "user"], name="assignment_unique")]
+        indexes = [models.Index(fields=["user", "project", "expires_at"], name="assignment_user_live")]
+
+
+class Skip(models.Model):
+    """An expert skipped this item: the queue does not serve it to them again."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="skips")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["item", "user"], name="skip_unique")]
+
+
+class FinalLabelSource(models.TextChoices):
+    CONSENSUS = "consensus"
+    REVIEW = "review"
+    GOLD = "gold"
+    ADJUDICATION = "adjudication"
+
+
+class FinalLabel(models.Model):
+    """What training and export read: one per item."""
+
+    item = models.OneToOneField(Item, on_delete=models.CASCADE, related_name="final_label")
+    value = models.JSONField()
+    source = models.CharField(max_length=20, choices=FinalLabelSource.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)

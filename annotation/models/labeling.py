@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from annotation.models.item import Item
+
+
+class Annotation(models.Model):
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="annotations")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="annotations")
+    value = models.JSONField()
+    lead_time_ms = models.PositiveIntegerField(null=True, blank=True)
+    accepted_suggestion = models.BooleanField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    # earlier values, oldest first: [{"value", "lead_time_ms", "replaced_at"}]
+    history = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["item", "annotator"], name="annotation_one_per_annotator"),
+            models.UniqueConstraint(
+                fields=["annotator", "idempotency_key"],
+                name="annotation_idempotency_key",
+                condition=models.Q(idempotency_key__isnull=False),
+            ),
+        ]
+
+
+class Verdict(models.TextChoices):
+    APPROVE = "approve"
+    REJECT = "reject"
+    CORRECT = "correct"
+
+
+class Review(models.Model):
+    annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="reviews")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reviews")
+    verdict = models.CharField(max_length=10, choices=Verdict.choices)
+    corrected_value = models.JSONField(null=True, blank=True)
+    comment = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(verdict="correct") | models.Q(corrected_value__isnull=False),
+                name="review_correct_has_value",
+            ),
+        ]

@@ -1,0 +1,54 @@
+"""Who may do what in a project. Non-members get 404 (never 403, which would confirm existence)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+from annotation.exceptions import Forbidden, NotFound
+from annotation.models import Membership, Project
+from annotation.models.project import Role
+
+# Capabilities -> roles that have them. Staff users have every capability in every project.
+ANNOTATE = frozenset(Role.values)
+VIEW = frozenset(Role.values)
+REVIEW = frozenset({Role.REVIEWER, Role.MANAGER})
+MANAGE = frozenset({Role.MANAGER})
+EXPORT = frozenset({Role.MANAGER, Role.ENGINEER})
+
+User = AbstractBaseUser | AnonymousUser
+
+
+def project_role(*, user: User, project_id: int) -> str | None:
+    """The user's role in the project, "staff" for staff users, None for non-members."""
+    if getattr(user, "is_staff", False):
+        return "staff"
+    return (
+        Membership.objects.filter(project_id=project_id, user_id=user.pk).values_list("role", flat=True).first()
+    )
+
+
+def require_capability(role: str | None, capability: Iterable[str], *, what: str = "project") -> None:
+    if role is None:
+        raise NotFound(f"No such {what}.")
+    if role != "staff" and role not in capability:
+        raise Forbidden(f"Your role ({role}) does not allow this.")
+
+
+def project_for_user(*, user: User, project_id: int, capability: Iterable[str] = VIEW) -> Project:
+    """The project if the user may act on it with `capability`; 404 for non-members, 403 for a weaker role."""
+    if getattr(user, "is_staff", False):
+        project = Project.objects.filter(pk=project_id).first()
+        if project is None:
+            raise NotFound("No such project.")
+        project.user_role = "staff"  # type: ignore[attr-defined]
+        return project
+    row = (
+        Membership.objects.filter(project_id=project_id, user_id=user.pk).select_related("project").first()
+    )
+    if row is None:
+        raise NotFound("No such project.")
+    require_capability(row.role, capability)
+    row.project.user_role = row.role  # type: ignore[attr-defined]
+    return row.project

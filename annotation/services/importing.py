@@ -1,0 +1,516 @@
+"""Importing items from JSON (a list), JSONL and CSV.
+
+The web process only stores the upload (size and row limits -> 413) and queues a Job; the worker
+stream-parses the file (memory flat in file size), validates every row, and inserts in batches
+inside one transaction, so an import either lands whole or not at all. Re-importing the same
+rows adds nothing: inserts are `ON CONFLICT (project, external_id) DO NOTHING`, and rows without
+an external_id get one derived from their content.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from django.conf import settings
+from django.db import connection, connections, transaction
+from django.utils import timezone
+
+from annotation.exceptions import InvalidInput, PayloadTooLarge
+from annotation.models import Item, Job, Project
+from annotation.models.job import JobKind, JobStatus
+
+FORMATS = ("json", "jsonl", "csv")
+ON_ERROR = ("reject", "skip")
+CHUNK = 1 << 20
+RESERVED = {"external_id", "text"}
+
+
+class FatalImportError(Exception):
+    """The file cannot be read on from here (bad JSON list syntax, missing CSV column...)."""
+
+    def __init__(self, line: int, message: str, field: str | None = None):
+        super().__init__(message)
+        self.line, self.message, self.field = line, message, field
+
+
+@dataclass
+class RowError:
+    line: int
+    field: str | None
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "field": self.field, "message": self.message}
+
+
+# ------------------------------------------------------------------ web side: store + queue
+
+
+def format_detect(*, filename: str | None, requested: str | None, head: bytes) -> str:
+    """The import format from ?format=, the file name, or the first non-blank byte of a body."""
+    if requested:
+        fmt = requested.lower()
+        if fmt == "ndjson":
+            fmt = "jsonl"
+        if fmt not in FORMATS:
+            raise InvalidInput("Unknown format.", [{"field": "format", "message": "One of json, jsonl, csv."}])
+        return fmt
+    if filename:
+        ext = Path(filename).suffix.lower().lstrip(".")
+        if ext == "ndjson":
+            return "jsonl"
+        if ext in FORMATS:
+            return ext
+        raise InvalidInput(
+            "Unknown file type.", [{"field": "file", "message": f"'{Path(filename).suffix}': use .json, .jsonl or .csv."}]
+        )
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if stripped.startswith(b"["):
+        return "json"
+    if stripped.startswith(b"{"):
+        return "jsonl"
+    raise InvalidInput("The body is not a JSON list of items.", [{"field": None, "message": "Expected a JSON list."}])
+
+
+def import_store(*, chunks: Iterable[bytes], declared_size: int | None) -> tuple[Path, int, int, bytes]:
+    """Stream an upload to the import directory. Returns (path, bytes, newline count, first bytes).
+
+    Raises PayloadTooLarge past TANDEM_IMPORT_MAX_BYTES (checked against the declared size first,
+    then while reading, so nothing over the limit is written).
+    """
+    limit = settings.TANDEM_IMPORT_MAX_BYTES
+    if declared_size is not None and declared_size > limit:
+        raise PayloadTooLarge(f"The upload is {declared_size} bytes; the limit is {limit} (TANDEM_IMPORT_MAX_BYTES).")
+    directory = Path(settings.TANDEM_IMPORT_DIR)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{uuid.uuid4().hex}.upload"
+    size = newlines = 0
+    head = b""
+    last = b""
+    try:
+        with open(path, "wb") as out:
+            for chunk in chunks:
+                if not chunk:
+                    continue
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"The upload is over the limit of {limit} bytes (TANDEM_IMPORT_MAX_BYTES).")
+                if len(head) < 4096:
+                    head += chunk[: 4096 - len(head)]
+                newlines += chunk.count(b"\n")
+                last = chunk[-1:]
+                out.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    if size and last != b"\n":
+        newlines += 1  # a last line without its newline
+    return path, size, newlines, head
+
+
+def import_create(
+    *,
+    project: Project,
+    user,
+    chunks: Iterable[bytes],
+    declared_size: int | None,
+    filename: str | None,
+    requested_format: str | None,
+    on_error: str | None,
+) -> Job:
+    """Store the upload and queue an import Job on the worker (after commit)."""
+    policy = (on_error or "reject").lower()
+    if policy not in ON_ERROR:
+        raise InvalidInput("Unknown on_error policy.", [{"field": "on_error", "message": "One of reject, skip."}])
+    if filename:
+        format_detect(filename=filename, requested=requested_format, head=b"")  # reject .txt etc. before reading
+    path, size, lines, head = import_store(chunks=chunks, declared_size=declared_size)
+    try:
+        if size == 0:
+            raise InvalidInput("The upload is empty.", [{"field": "file", "message": "No rows."}])
+        fmt = format_detect(filename=filename, requested=requested_format, head=head)
+        max_rows = settings.TANDEM_IMPORT_MAX_ROWS
+        # JSONL has one row per line; CSV at most one per line after its header. A JSON list is
+        # counted by the worker, which fails the Job past the limit.
+        rows_upper_bound = lines - 1 if fmt == "csv" else lines
+        if fmt != "json" and rows_upper_bound > max_rows:
+            raise PayloadTooLarge(
+                f"The file has up to {rows_upper_bound} rows; the limit is {max_rows} (TANDEM_IMPORT_MAX_ROWS)."
+            )
+        job = Job.objects.create(
+            kind=JobKind.IMPORT,
+            project=project,
+            created_by=user,
+            total=size,
+            params={"path": str(path), "format": fmt, "on_error": policy, "filename": filename or "", "bytes": size},
+        )
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    from annotation.tasks import import_items_task
+
+    transaction.on_commit(lambda: import_items_task.delay(job.pk))
+    return job
+
+
+# ------------------------------------------------------------------ parsing
+
+
+def _decode_lines(f: BinaryIO) -> Iterator[tuple[int, str | None, str]]:
+    """(line number, text or None when not UTF-8, error message) per physical line."""
+    for n, raw in enumerate(f, 1):
+        if n == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[3:]
+        try:
+            yield n, raw.decode("utf-8"), ""
+        except UnicodeDecodeError as exc:
+            yield n, None, f"invalid UTF-8 at byte {exc.start} of the line"
+
+
+def _iter_jsonl(f: BinaryIO) -> Iterator[tuple[int, Any, str]]:
+    for n, text, problem in _decode_lines(f):
+        if text is None:
+            yield n, None, problem
+            continue
+        if not text.strip():
+            continue
+        try:
+            yield n, json.loads(text), ""
+        except ValueError as exc:
+            yield n, None, f"invalid JSON: {exc}"
+
+
+def _iter_json_list(f: BinaryIO, max_row_bytes: int) -> Iterator[tuple[int, Any, str]]:
+    """Elements of a top-level JSON list, read incrementally with their starting line numbers."""
+    decoder = json.JSONDecoder()
+    utf8 = codecs.getincrementaldecoder("utf-8")("strict")
+    buf, pos, line, eof = "", 0, 1, False
+
+    def more() -> bool:
+        nonlocal buf, pos, eof
+        if eof:
+            return False
+        raw = f.read(CHUNK)
+        try:
+            text = utf8.decode(raw, final=not raw)
+        except UnicodeDecodeError as exc:
+            raise FatalImportError(line + buf[pos:].count("\n"), f"invalid UTF-8: {exc.reason}") from exc
+        if not raw:
+            eof = True
+        buf = buf[pos:] + text
+        pos = 0
+        return bool(raw) or bool(text)
+
+    def skip_ws() -> bool:
+        nonlocal pos, line
+        while True:
+            while pos < len(buf) and buf[pos] in " \t\r\n\ufeff":
+                if buf[pos] == "\n":
+                    line += 1
+                pos += 1
+            if pos < len(buf):
+                return True
+            if not more():
+                return False
+
+    if not skip_ws() or buf[pos] != "[":
+        raise FatalImportError(line, "expected a JSON list ([...])")
+    pos += 1
+    first = True
+    while True:
+        if not skip_ws():
+            raise FatalImportError(line, "invalid JSON: the list is not closed with ]")
+        if buf[pos] == "]":
+            pos += 1
+            if skip_ws():
+                raise FatalImportError(line, "invalid JSON: extra data after the list")
+            return
+        if not first:
+            if buf[pos] != ",":
+                raise FatalImportError(line, f"invalid JSON: expected ',' or ']' but found {buf[pos]!r}")
+            pos += 1
+            if not skip_ws():
+                raise FatalImportError(line, "invalid JSON: the list is not closed with ]")
+        first = False
+        while True:
+            try:
+                value, end = decoder.raw_decode(buf, pos)
+                if end == len(buf) and not eof and buf[pos] not in "{[\"":
+                    # a bare number/literal could continue in the next chunk
+                    raise ValueError("need more")
+                break
+            except ValueError as exc:
+                if len(buf) - pos > max_row_bytes:
+                    raise FatalImportError(line, f"a row is longer than {max_row_bytes} characters") from exc
+                if not more():
+                    raise FatalImportError(line, f"invalid JSON: {exc}") from exc
+        start_line = line
+        line += buf.count("\n", pos, end)
+        pos = end
+        yield start_line, value, ""
+
+
+def _iter_csv(f: BinaryIO, max_field: int) -> Iterator[tuple[int, Any, str]]:
+    bad_lines: dict[int, str] = {}
+
+    def lines() -> Iterator[str]:
+        for n, text, problem in _decode_lines(f):
+            if text is None:
+                bad_lines[n] = problem
+                yield "\n"
+            else:
+                yield text
+
+    csv.field_size_limit(max_field + 1)
+    reader = csv.reader(lines(), strict=True)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    except csv.Error as exc:
+        raise FatalImportError(1, f"invalid CSV header: {exc}") from exc
+    if 1 in bad_lines:
+        raise FatalImportError(1, f"the header has {bad_lines[1]}")
+    header = [h.strip() for h in header]
+    if "text" not in header:
+        raise FatalImportError(1, "the CSV header has no 'text' column", field="text")
+    dupes = {h for h in header if header.count(h) > 1}
+    if dupes or "" in header:
+        raise FatalImportError(1, f"the CSV header has empty or repeated column names: {sorted(dupes) or ['']}")
+    prev_end = reader.line_num
+    while True:
+        start = prev_end + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            # a quoting error: report and resynchronise on the next physical line
+            yield start, None, f"invalid CSV: {exc}"
+            prev_end = reader.line_num
+            continue
+        end = prev_end = reader.line_num
+        broken = [bad_lines.pop(n) for n in range(start, end + 1) if n in bad_lines]
+        if broken:
+            yield start, None, broken[0]
+            continue
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        if len(row) != len(header):
+            yield start, None, f"expected {len(header)} fields, found {len(row)}"
+            continue
+        yield start, dict(zip(header, row, strict=True)), ""
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+@dataclass
+class Limits:
+    text_chars: int = field(default_factory=lambda: settings.TANDEM_MAX_TEXT_CHARS)
+    field_chars: int = field(default_factory=lambda: settings.TANDEM_MAX_FIELD_CHARS)
+
+
+def row_validate(line: int, row: Any, limits: Limits) -> tuple[str, dict[str, Any]] | list[RowError]:
+    """(external_id, data) for a good row, else every problem in it."""
+    if not isinstance(row, dict):
+        return [RowError(line, None, f"wrong type: expected an object, found {type(row).__name__}")]
+    errors: list[RowError] = []
+    text = row.get("text")
+    if "text" not in row or text is None:
+        errors.append(RowError(line, "text", "missing"))
+    elif not isinstance(text, str):
+        errors.append(RowError(line, "text", f"wrong type: expected a string, found {type(text).__name__}"))
+    elif not text.strip():
+        errors.append(RowError(line, "text", "empty"))
+    elif len(text) > limits.text_chars:
+        errors.append(RowError(line, "text", f"over-long: {len(text)} characters, the limit is {limits.text_chars}"))
+    elif "\x00" in text:
+        errors.append(RowError(line, "text", "contains a NUL character"))
+
+    ext = row.get("external_id")
+    if ext is not None and ext != "":
+        if isinstance(ext, bool) or not isinstance(ext, (str, int)):
+            errors.append(RowError(line, "external_id", "wrong type: expected a string or an integer"))
+        else:
+            ext = str(ext)
+            if len(ext) > 255:
+                errors.append(RowError(line, "external_id", "over-long: at most 255 characters"))
+            elif "\x00" in ext:
+                errors.append(RowError(line, "external_id", "contains a NUL character"))
+    meta = {k: v for k, v in row.items() if k not in RESERVED}
+    for key, value in meta.items():
+        if len(key) > 200:
+            errors.append(RowError(line, key[:50], "over-long field name"))
+            continue
+        if _has_nul(key) or _has_nul(value):
+            errors.append(RowError(line, key, "contains a NUL character"))
+            continue
+        size = len(value) if isinstance(value, str) else len(json.dumps(value))
+        if size > limits.field_chars:
+            errors.append(RowError(line, key, f"over-long: {size} characters, the limit is {limits.field_chars}"))
+    if errors:
+        return errors
+    data = {"text": text, **meta}
+    if ext is None or ext == "":
+        digest = hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+        ext = f"sha256:{digest[:40]}"
+    return str(ext), data
+
+
+def rows_parse(f: BinaryIO, fmt: str, limits: Limits) -> Iterator[tuple[int, Any, str]]:
+    """(line, row or None, problem) for every row of an open binary file."""
+    if fmt == "jsonl":
+        return _iter_jsonl(f)
+    if fmt == "csv":
+        return _iter_csv(f, max(limits.text_chars, limits.field_chars))
+    return _iter_json_list(f, max_row_bytes=limits.text_chars * 2 + limits.field_chars * 20 + 65536)
+
+
+# ------------------------------------------------------------------ worker side: insert
+
+
+def _insert_batch(project_id: int, batch: dict[str, str], now) -> int:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING; the number of new rows."""
+    table = Item._meta.db_table
+    placeholder = "(%s, %s, %s, 'open', 0, %s, 0, 0, %s)"
+    values = ", ".join([placeholder] * len(batch))
+    params: list[Any] = []
+    for ext, data in batch.items():
+        params.extend((project_id, ext, data, False, now))
+    sql = (
+        f"INSERT INTO {table} (project_id, external_id, data, status, priority, is_gold, "  # noqa: S608 - no user input in the SQL text
+        f"annotation_count, lease_count, created_at) VALUES {values} "
+        "ON CONFLICT (project_id, external_id) DO NOTHING RETURNING id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return len(cursor.fetchall())
+
+
+class _Rollback(Exception):
+    pass
+
+
+def _progress(job_id: int, done: int) -> None:
+    """Publish progress from inside the import's transaction on a second connection (PostgreSQL);
+    SQLite allows one writer, so there the bar moves only when the Job ends."""
+    if "jobs" in connections.databases and connection.vendor == "postgresql":
+        Job.objects.using("jobs").filter(pk=job_id).update(progress=done)
+
+
+def import_run(*, job_id: int) -> Job | None:
+    """Run an import Job: parse, validate, insert. Idempotent: a redelivered message re-runs a Job
+    that was left `running` by a killed worker (its transaction rolled back) and ignores a finished one."""
+    claimed = Job.objects.filter(pk=job_id, status__in=(JobStatus.QUEUED, JobStatus.RUNNING)).update(
+        status=JobStatus.RUNNING, started_at=timezone.now(), progress=0
+    )
+    if not claimed:
+        return None
+    job = Job.objects.select_related("project").get(pk=job_id)
+    params = job.params
+    path = Path(params["path"])
+    if not path.exists():
+        return _finish(job, ok=False, error="The uploaded file is gone (already processed or removed).", result=None)
+    skip_bad = params.get("on_error") == "skip"
+    limits = Limits()
+    cap = settings.TANDEM_IMPORT_MAX_ERRORS
+    max_rows = settings.TANDEM_IMPORT_MAX_ROWS
+    batch_size = settings.TANDEM_IMPORT_BATCH_SIZE
+    errors: list[RowError] = []
+    error_count = rows = created = duplicates = 0
+    now = timezone.now()
+
+    def note(err: RowError) -> None:
+        nonlocal error_count
+        error_count += 1
+        if len(errors) < cap:
+            errors.append(err)
+
+    fatal: FatalImportError | None = None
+    try:
+        with transaction.atomic(), open(path, "rb") as f:
+            batch: dict[str, str] = {}
+            stream = rows_parse(f, params["format"], limits)
+            try:
+                for line, row, problem in stream:
+                    rows += 1
+                    if rows > max_rows:
+                        raise FatalImportError(line, f"more than {max_rows} rows (TANDEM_IMPORT_MAX_ROWS)")
+                    if problem:
+                        note(RowError(line, None, problem))
+                        continue
+                    checked = row_validate(line, row, limits)
+                    if isinstance(checked, list):
+                        for err in checked:
+                            note(err)
+                        continue
+                    if error_count and not skip_bad:
+                        continue  # the import is lost anyway: only collect the remaining errors
+                    ext, data = checked
+                    if ext in batch:
+                        duplicates += 1
+                        continue
+                    batch[ext] = json.dumps(data, ensure_ascii=False)
+                    if len(batch) >= batch_size:
+                        new = _insert_batch(job.project_id, batch, now)
+                        created += new
+                        duplicates += len(batch) - new
+                        batch = {}
+                        _progress(job.pk, f.tell())
+            except FatalImportError as exc:
+                fatal = exc
+            if batch and not fatal and not (error_count and not skip_bad):
+                new = _insert_batch(job.project_id, batch, now)
+                created += new
+                duplicates += len(batch) - new
+            if fatal is not None or (error_count and not skip_bad) or (rows == 0):
+                raise _Rollback
+    except _Rollback:
+        if fatal is not None:
+            note(RowError(fatal.line, fatal.field, fatal.message))
+        if rows == 0 and not error_count:
+            note(RowError(1, None, "the file has no rows"))
+        result = {"created": 0, "duplicates": 0, "errors": [e.as_dict() for e in errors], "error_count": error_count, "rows": rows}
+        return _finish(
+            job,
+            ok=False,
+            error=f"{error_count} bad row(s); nothing was imported (use on_error=skip to import the valid rows).",
+            result=result,
+            path=path,
+        )
+    result = {
+        "created": created,
+        "duplicates": duplicates,
+        "errors": [e.as_dict() for e in errors],
+        "error_count": error_count,
+        "rows": rows,
+    }
+    return _finish(job, ok=True, error="", result=result, path=path)
+
+
+def _finish(job: Job, *, ok: bool, error: str, result: dict | None, path: Path | None = None) -> Job:
+    job.status = JobStatus.SUCCEEDED if ok else JobStatus.FAILED
+    job.error = error
+    job.result = result
+    job.finished_at = timezone.now()
+    job.progress = job.total or 0
+    job.save(update_fields=["status", "error", "result", "finished_at", "progress"])
+    if path is not None:
+        path.unlink(missing_ok=True)
+    return job
