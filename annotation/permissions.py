@@ -24,9 +24,7 @@ def project_role(*, user: User, project_id: int) -> str | None:
     """The user's role in the project, "staff" for staff users, None for non-members."""
     if getattr(user, "is_staff", False):
         return "staff"
-    return (
-        Membership.objects.filter(project_id=project_id, user_id=user.pk).values_list("role", flat=True).first()
-    )
+    return Membership.objects.filter(project_id=project_id, user_id=user.pk).values_list("role", flat=True).first()
 
 
 def require_capability(role: str | None, capability: Iterable[str], *, what: str = "project") -> None:
@@ -44,9 +42,7 @@ def project_for_user(*, user: User, project_id: int, capability: Iterable[str] =
             raise NotFound("No such project.")
         project.user_role = "staff"  # type: ignore[attr-defined]
         return project
-    row = (
-        Membership.objects.filter(project_id=project_id, user_id=user.pk).select_related("project").first()
-    )
+    row = Membership.objects.filter(project_id=project_id, user_id=user.pk).select_related("project").first()
     if row is None:
         raise NotFound("No such project.")
     require_capability(row.role, capability)

@@ -26,7 +26,7 @@ if not DEBUG and (SECRET_KEY.lower() in _WEAK_KEYS or len(SECRET_KEY) < 32):
         "DJANGO_DEBUG is off (generate one with: python -c 'import secrets; print(secrets.token_urlsafe(50))')."
     )
 if not SECRET_KEY:
-    SECRET_KEY = "django-insecure-debug-only-key-never-used-in-production"
+    SECRET_KEY = "django-insecure-debug-only-key-never-used-in-production"  # noqa: S105 - DEBUG only
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])

@@ -123,7 +123,9 @@ class ItemAnnotationsApi(APIView):
         data.is_valid(raise_exception=True)
         v = data.validated_data
         project = item.project
-        value = value_validate(task_type=project.task_type, label_names=project.label_names, value=v["value"], text=item.text)
+        value = value_validate(
+            task_type=project.task_type, label_names=project.label_names, value=v["value"], text=item.text
+        )
         result = annotation_submit(
             item_id=item.pk,
             project=project,

@@ -129,7 +129,9 @@ class MemberOutput(serializers.ModelSerializer):
 
 class AnnotationInput(serializers.Serializer):
     value = serializers.JSONField()
-    lead_time_ms = serializers.IntegerField(min_value=0, max_value=7 * 24 * 3600 * 1000, required=False, allow_null=True)
+    lead_time_ms = serializers.IntegerField(
+        min_value=0, max_value=7 * 24 * 3600 * 1000, required=False, allow_null=True
+    )
     accepted_suggestion = serializers.BooleanField(required=False, allow_null=True)
 
 

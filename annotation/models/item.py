@@ -81,6 +81,9 @@ class Assignment(models.Model):
         constraints = [models.UniqueConstraint(fields=["item", "user"], name="assignment_unique")]
         indexes = [models.Index(fields=["user", "project", "expires_at"], name="assignment_user_live")]
 
+    def __str__(self) -> str:
+        return f"item {self.item_id} -> user {self.user_id} until {self.expires_at:%Y-%m-%d %H:%M}"
+
 
 class Skip(models.Model):
     """An expert skipped this item: the queue does not serve it to them again."""
@@ -91,6 +94,9 @@ class Skip(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["item", "user"], name="skip_unique")]
+
+    def __str__(self) -> str:
+        return f"item {self.item_id} skipped by user {self.user_id}"
 
 
 class FinalLabelSource(models.TextChoices):
@@ -108,3 +114,6 @@ class FinalLabel(models.Model):
     source = models.CharField(max_length=20, choices=FinalLabelSource.choices)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"item {self.item_id}: {self.value} ({self.source})"

@@ -41,6 +41,9 @@ class Job(models.Model):
         ordering = ["-id"]
         indexes = [models.Index(fields=["project", "-id"], name="job_project_recent")]
 
+    def __str__(self) -> str:
+        return f"{self.kind} job {self.pk} ({self.status})"
+
     @property
     def is_finished(self) -> bool:
         return self.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)

@@ -29,6 +29,9 @@ class Annotation(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"annotation {self.pk} of item {self.item_id} by user {self.annotator_id}"
+
 
 class Verdict(models.TextChoices):
     APPROVE = "approve"
@@ -51,3 +54,6 @@ class Review(models.Model):
                 name="review_correct_has_value",
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.verdict} of annotation {self.annotation_id} by user {self.reviewer_id}"

@@ -9,7 +9,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 
 from annotation.exceptions import NotFound
 from annotation.models import Annotation, Item, Job, Membership, Project
-from annotation.models.item import QUEUE_STATUSES, ItemStatus
+from annotation.models.item import QUEUE_STATUSES
 from annotation.permissions import require_capability
 
 

@@ -46,9 +46,10 @@ class RowError:
     line: int
     field: str | None
     message: str
+    row: int | None = None  # 1-based position among the file's rows (a JSON list may sit on one line)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"line": self.line, "field": self.field, "message": self.message}
+        return {"line": self.line, "row": self.row, "field": self.field, "message": self.message}
 
 
 # ------------------------------------------------------------------ web side: store + queue
@@ -70,7 +71,8 @@ def format_detect(*, filename: str | None, requested: str | None, head: bytes) -
         if ext in FORMATS:
             return ext
         raise InvalidInput(
-            "Unknown file type.", [{"field": "file", "message": f"'{Path(filename).suffix}': use .json, .jsonl or .csv."}]
+            "Unknown file type.",
+            [{"field": "file", "message": f"'{Path(filename).suffix}': use .json, .jsonl or .csv."}],
         )
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if stripped.startswith(b"["):
@@ -116,7 +118,7 @@ def import_store(*, chunks: Iterable[bytes], declared_size: int | None) -> tuple
     return path, size, newlines, head
 
 
-def import_create(
+def import_job_create(
     *,
     project: Project,
     user,
@@ -126,7 +128,7 @@ def import_create(
     requested_format: str | None,
     on_error: str | None,
 ) -> Job:
-    """Store the upload and queue an import Job on the worker (after commit)."""
+    """Store the upload and create its queued import Job (size and row limits -> 413)."""
     policy = (on_error or "reject").lower()
     if policy not in ON_ERROR:
         raise InvalidInput("Unknown on_error policy.", [{"field": "on_error", "message": "One of reject, skip."}])
@@ -145,7 +147,7 @@ def import_create(
             raise PayloadTooLarge(
                 f"The file has up to {rows_upper_bound} rows; the limit is {max_rows} (TANDEM_IMPORT_MAX_ROWS)."
             )
-        job = Job.objects.create(
+        return Job.objects.create(
             kind=JobKind.IMPORT,
             project=project,
             created_by=user,
@@ -155,10 +157,21 @@ def import_create(
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+
+
+def import_create(**kwargs: Any) -> Job:
+    """Store the upload and queue its import Job on the worker (after commit)."""
     from annotation.tasks import import_items_task
 
+    job = import_job_create(**kwargs)
     transaction.on_commit(lambda: import_items_task.delay(job.pk))
     return job
+
+
+def file_chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            yield chunk
 
 
 # ------------------------------------------------------------------ parsing
@@ -243,7 +256,7 @@ def _iter_json_list(f: BinaryIO, max_row_bytes: int) -> Iterator[tuple[int, Any,
         while True:
             try:
                 value, end = decoder.raw_decode(buf, pos)
-                if end == len(buf) and not eof and buf[pos] not in "{[\"":
+                if end == len(buf) and not eof and buf[pos] not in '{["':
                     # a bare number/literal could continue in the next chunk
                     raise ValueError("need more")
                 break
@@ -453,11 +466,12 @@ def import_run(*, job_id: int) -> Job | None:
                     if rows > max_rows:
                         raise FatalImportError(line, f"more than {max_rows} rows (TANDEM_IMPORT_MAX_ROWS)")
                     if problem:
-                        note(RowError(line, None, problem))
+                        note(RowError(line, None, problem, rows))
                         continue
                     checked = row_validate(line, row, limits)
                     if isinstance(checked, list):
                         for err in checked:
+                            err.row = rows
                             note(err)
                         continue
                     if error_count and not skip_bad:
@@ -486,7 +500,13 @@ def import_run(*, job_id: int) -> Job | None:
             note(RowError(fatal.line, fatal.field, fatal.message))
         if rows == 0 and not error_count:
             note(RowError(1, None, "the file has no rows"))
-        result = {"created": 0, "duplicates": 0, "errors": [e.as_dict() for e in errors], "error_count": error_count, "rows": rows}
+        result = {
+            "created": 0,
+            "duplicates": 0,
+            "errors": [e.as_dict() for e in errors],
+            "error_count": error_count,
+            "rows": rows,
+        }
         return _finish(
             job,
             ok=False,

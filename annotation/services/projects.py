@@ -43,9 +43,13 @@ def labels_normalize(raw: Any) -> list[dict[str, str]]:
     Hotkeys default to 1-9 then free letters in label order; colors come from a palette.
     """
     if not isinstance(raw, list) or not raw:
-        raise InvalidInput("A project needs a non-empty list of labels.", [{"field": "labels", "message": "Give at least one label."}])
+        raise InvalidInput(
+            "A project needs a non-empty list of labels.", [{"field": "labels", "message": "Give at least one label."}]
+        )
     if len(raw) > MAX_LABELS:
-        raise InvalidInput(f"At most {MAX_LABELS} labels.", [{"field": "labels", "message": f"At most {MAX_LABELS} labels."}])
+        raise InvalidInput(
+            f"At most {MAX_LABELS} labels.", [{"field": "labels", "message": f"At most {MAX_LABELS} labels."}]
+        )
     errors: list[dict[str, Any]] = []
     labels: list[dict[str, str]] = []
     for i, entry in enumerate(raw):
@@ -68,7 +72,9 @@ def labels_normalize(raw: Any) -> list[dict[str, str]]:
             if not isinstance(hotkey, str) or len(hotkey) != 1 or not hotkey.isalnum():
                 errors.append({"field": f"{where}.hotkey", "message": "One letter or digit."})
             elif hotkey.lower() in RESERVED_KEYS:
-                errors.append({"field": f"{where}.hotkey", "message": f"'{hotkey}' is reserved (S skip, U undo, ? help)."})
+                errors.append(
+                    {"field": f"{where}.hotkey", "message": f"'{hotkey}' is reserved (S skip, U undo, ? help)."}
+                )
             else:
                 label["hotkey"] = hotkey.lower()
         color = entry.get("color")
@@ -142,7 +148,10 @@ def project_update(*, project: Project, **fields: Any) -> Project:
     project.full_clean()
     has_annotations = Item.objects.filter(project=project, annotation_count__gt=0).exists()
     if has_annotations and project.task_type != old_type:
-        raise Conflict("The task type cannot change once items are annotated.", [{"field": "task_type", "message": "Items are already annotated."}])
+        raise Conflict(
+            "The task type cannot change once items are annotated.",
+            [{"field": "task_type", "message": "Items are already annotated."}],
+        )
     removed = old_names - set(project.label_names)
     if removed and has_annotations:
         raise Conflict(

@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Exists, F, Max, Min, OuterRef, Q, QuerySet
+from django.db import connection, transaction
+from django.db.models import F, Max, Min, Q, QuerySet
 from django.utils import timezone
 
 from annotation.models import Annotation, Assignment, Item, Project, Skip
 from annotation.models.item import QUEUE_STATUSES
 from annotation.models.project import Sampling
+from annotation.services.leases import leases_add, leases_drop_expired, leases_drop_user, leases_save
 
 
 @dataclass
@@ -25,17 +26,28 @@ class NextItem:
 def _candidates(*, project: Project, user, now: datetime) -> QuerySet[Item]:
     """Items with a free slot that this user has neither annotated nor skipped.
 
-    A slot is free while annotations + leases < k; when every lease on the item has expired
-    (lease_expires_at is the latest one) all its leases count as free. These are columns of the
+    A slot is free while annotations + leases < k, or when a lease has expired (lease_expires_at
+    is the earliest expiry of the item's leases). These are columns of the
     item row itself, so PostgreSQL re-checks them on the locked row version (EvalPlanQual) when
     a concurrent transaction has just changed the row: two experts never share a slot.
     """
     k = project.annotations_per_item
+    # OFFSET 0 keeps each NOT EXISTS a per-row probe of the (item, user) unique index on PostgreSQL;
+    # pulled up into an anti join, the planner may read all of the user's annotations instead.
+    fence = " OFFSET 0" if connection.vendor == "postgresql" else ""
+    table = Item._meta.db_table
     return (
         Item.objects.filter(project_id=project.pk, status__in=QUEUE_STATUSES)
         .filter(Q(annotation_count__lt=k - F("lease_count")) | Q(lease_expires_at__lte=now))
-        .filter(~Exists(Annotation.objects.filter(item_id=OuterRef("pk"), annotator_id=user.pk)))
-        .filter(~Exists(Skip.objects.filter(item_id=OuterRef("pk"), user_id=user.pk)))
+        .extra(  # noqa: S610 - constant SQL, the user id is a parameter
+            where=[
+                f"NOT EXISTS (SELECT 1 FROM {Annotation._meta.db_table} a "  # noqa: S608 - table names only
+                f"WHERE a.item_id = {table}.id AND a.annotator_id = %s{fence})",
+                f"NOT EXISTS (SELECT 1 FROM {Skip._meta.db_table} s "  # noqa: S608 - table names only
+                f"WHERE s.item_id = {table}.id AND s.user_id = %s{fence})",
+            ],
+            params=[user.pk, user.pk],
+        )
         .select_for_update(skip_locked=True, of=("self",))
     )
 
@@ -57,15 +69,11 @@ def _pick(*, project: Project, user, now: datetime) -> Item | None:
 
 
 def _release_stale(*, user, stale: list[Assignment]) -> None:
-    """Drop the user's own expired leases (one per item), keeping each item's lease_count exact."""
+    """Drop the user's own expired leases (one per item), keeping each item's lease columns exact."""
     for assignment in stale:
         item = Item.objects.select_for_update().filter(pk=assignment.item_id).first()
-        deleted, _ = Assignment.objects.filter(pk=assignment.pk).delete()
-        if item is not None and deleted:
-            lease_count = max(0, item.lease_count - deleted)
-            Item.objects.filter(pk=item.pk).update(
-                lease_count=lease_count, lease_expires_at=item.lease_expires_at if lease_count else None
-            )
+        if item is not None and leases_drop_user(item=item, user_id=user.pk):
+            leases_save(item)
 
 
 @transaction.atomic
@@ -75,10 +83,10 @@ def item_next_for_annotator(*, project: Project, user) -> NextItem | None:
     One short transaction. A live lease returns the same item. Otherwise the highest-priority
     candidate is locked with SELECT ... FOR UPDATE SKIP LOCKED (on SQLite the IMMEDIATE
     transaction serializes writers instead), its expired leases are reclaimed, and a new
-    Assignment is written with the item's lease columns.
+    Assignment is written together with the item's lease columns.
     """
     now = timezone.now()
-    mine = list(Assignment.objects.filter(user_id=user.pk, project_id=project.pk).order_by("-expires_at"))
+    mine = list(Assignment.objects.filter(user_id=user.pk, project_id=project.pk))
     live = [a for a in mine if a.expires_at > now]
     if live:
         assignment = min(live, key=lambda a: a.created_at)
@@ -89,16 +97,8 @@ def item_next_for_annotator(*, project: Project, user) -> NextItem | None:
     item = _pick(project=project, user=user, now=now)
     if item is None:
         return None
-    lease_count = item.lease_count
-    if lease_count and item.lease_expires_at is not None and item.lease_expires_at <= now:
-        reclaimed, _ = Assignment.objects.filter(item_id=item.pk, expires_at__lte=now).delete()
-        lease_count = max(0, lease_count - reclaimed)
+    leases_drop_expired(item=item, now=now)
     expires_at = now + timedelta(seconds=settings.TANDEM_ASSIGNMENT_TTL_SECONDS)
-    Assignment.objects.create(item_id=item.pk, user_id=user.pk, project_id=project.pk, expires_at=expires_at)
-    lease_expires_at = expires_at
-    if lease_count and item.lease_expires_at is not None and item.lease_expires_at > expires_at:
-        lease_expires_at = item.lease_expires_at
-    item.lease_count = lease_count + 1
-    item.lease_expires_at = lease_expires_at
-    Item.objects.filter(pk=item.pk).update(lease_count=item.lease_count, lease_expires_at=lease_expires_at)
+    leases_add(item=item, user_id=user.pk, project_id=project.pk, expires_at=expires_at)
+    leases_save(item)
     return NextItem(item=item, expires_at=expires_at)

@@ -13,9 +13,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from annotation.exceptions import Conflict, NotFound
-from annotation.models import Annotation, Assignment, FinalLabel, Item, Project, Skip
+from annotation.models import Annotation, FinalLabel, Item, Project, Skip
 from annotation.models.item import QUEUE_STATUSES, FinalLabelSource, ItemStatus
 from annotation.models.project import ReviewPolicy
+from annotation.services.leases import leases_drop_expired, leases_drop_user, leases_save
 
 
 @dataclass
@@ -109,14 +110,18 @@ def annotation_submit(
         )
 
     k = project.annotations_per_item
-    released, _ = Assignment.objects.filter(item_id=item.pk, user=user).delete()
-    lease_count = max(0, item.lease_count - released)
-    if not released:
-        live = lease_count if (item.lease_expires_at and item.lease_expires_at > now) else 0
-        if item.status not in QUEUE_STATUSES or item.annotation_count + live >= k:
+    if not leases_drop_user(item=item, user_id=user.pk):
+        # no lease of ours: a slot must be free (expired leases of others count as free)
+        leases_drop_expired(item=item, now=now)
+        if item.status not in QUEUE_STATUSES or item.annotation_count + item.lease_count >= k:
             raise Conflict(
                 "Every slot of this item is taken (your assignment expired and others took it).",
-                [{"field": "item", "message": f"{item.annotation_count} of {k} annotations, {live} in progress."}],
+                [
+                    {
+                        "field": "item",
+                        "message": f"{item.annotation_count} of {k} annotations, {item.lease_count} in progress.",
+                    }
+                ],
             )
 
     try:
@@ -130,19 +135,13 @@ def annotation_submit(
                 idempotency_key=idempotency_key or None,
             )
     except IntegrityError as exc:  # the same key raced on another item
-        raise Conflict("This Idempotency-Key was already used.", [{"field": "Idempotency-Key", "message": str(exc)[:200]}]) from exc
+        raise Conflict(
+            "This Idempotency-Key was already used.", [{"field": "Idempotency-Key", "message": str(exc)[:200]}]
+        ) from exc
 
     item.annotation_count += 1
-    item.lease_count = lease_count
-    if lease_count == 0:
-        item.lease_expires_at = None
     item.status = ItemStatus.IN_PROGRESS
-    Item.objects.filter(pk=item.pk).update(
-        annotation_count=item.annotation_count,
-        lease_count=item.lease_count,
-        lease_expires_at=item.lease_expires_at,
-        status=item.status,
-    )
+    leases_save(item, annotation_count=item.annotation_count, status=item.status)
     if item.annotation_count >= k:
         item_decide(item=item, project=project, values=[value] if k == 1 else None)
     return SubmitResult(annotation, created=True)
@@ -178,10 +177,6 @@ def annotation_update(
 def item_skip(*, item_id: int, user) -> None:
     """Release the user's lease on the item and do not serve it to them again (idempotent)."""
     item = _lock_item(item_id)
-    released, _ = Assignment.objects.filter(item_id=item.pk, user=user).delete()
-    if released:
-        lease_count = max(0, item.lease_count - released)
-        Item.objects.filter(pk=item.pk).update(
-            lease_count=lease_count, lease_expires_at=item.lease_expires_at if lease_count else None
-        )
+    if leases_drop_user(item=item, user_id=user.pk):
+        leases_save(item)
     Skip.objects.bulk_create([Skip(item_id=item.pk, user=user)], ignore_conflicts=True)

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Quick start: install everything and run Tandem on the embedded default
+# (SQLite + an SQLite-backed Celery broker under var/), web + worker + beat together.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${TANDEM_VENV:-.venv}
+if [ -z "${TANDEM_SKIP_INSTALL:-}" ]; then
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+  # one pip command: the torch==2.13.0 pin (the CPU build) holds for everything that needs torch
+  "$VENV/bin/pip" install -q -r requirements.txt
+fi
+VENV_BIN=$(cd "$VENV/bin" && pwd)
+export PATH="$VENV_BIN:$PATH"
+export TANDEM_VAR_DIR=${TANDEM_VAR_DIR:-$PWD/var}
+mkdir -p "$TANDEM_VAR_DIR"
+if [ -z "${DJANGO_SECRET_KEY:-}" ]; then
+  # a random key made once per installation and kept in var/ (never committed)
+  [ -s "$TANDEM_VAR_DIR/secret_key" ] || python -c 'import secrets; print(secrets.token_urlsafe(50))' > "$TANDEM_VAR_DIR/secret_key"
+  DJANGO_SECRET_KEY=$(cat "$TANDEM_VAR_DIR/secret_key")
+  export DJANGO_SECRET_KEY
+fi
+export DJANGO_SUPERUSER_USERNAME=${DJANGO_SUPERUSER_USERNAME:-admin}
+export DJANGO_SUPERUSER_PASSWORD=${DJANGO_SUPERUSER_PASSWORD:-admin}
+export PORT=${PORT:-8000}
+python manage.py migrate --noinput -v0
+python manage.py collectstatic --noinput -v0
+python manage.py ensure_admin
+python manage.py load_demo
+python -c "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings'); django.setup(); from config.celery import app; c = app.connection(); c.default_channel.queue_declare('default'); c.default_channel.queue_declare('model'); c.release()"
+echo "Tandem is starting at http://127.0.0.1:${PORT} (log in as ${DJANGO_SUPERUSER_USERNAME} / the password you set, default 'admin')"
+exec honcho -f Procfile start

@@ -1,0 +1,107 @@
+"""Many annotators loop next -> submit on one project with real threads and real database connections."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections import Counter
+
+import pytest
+from django.db import connection, connections
+from django.db.models import Count
+from rest_framework.test import APIClient
+
+from annotation.models import Annotation, Assignment, Item
+from annotation.services.importing import file_chunks, import_job_create, import_run
+from tests.conftest import add_member, make_project, make_user
+
+
+def _seed(project, n: int, tmp_path) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps({"external_id": f"x{i}", "text": f"item number {i}"}) + "\n" for i in range(n)))
+    job = import_job_create(
+        project=project,
+        user=None,
+        chunks=file_chunks(path),
+        declared_size=None,
+        filename=path.name,
+        requested_format=None,
+        on_error=None,
+    )
+    assert import_run(job_id=job.pk).status == "succeeded"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("k", "annotators", "items"), [(1, 8, 120), (2, 6, 60)])
+def test_concurrent_annotators_never_exceed_overlap(k, annotators, items, tmp_path):
+    assert connection.vendor == "postgresql"
+    manager = make_user("boss")
+    project = make_project(manager, labels=("a", "b"), annotations_per_item=k)
+    _seed(project, items, tmp_path)
+    users = [make_user(f"u{i}") for i in range(annotators)]
+    for user in users:
+        add_member(project, user)
+
+    created: list[int] = []
+    statuses: Counter[int] = Counter()
+    lock = threading.Lock()
+    errors: list[str] = []
+
+    def work(user) -> None:
+        client = APIClient()
+        client.force_authenticate(user)
+        try:
+            for _ in range(items * k + 5):
+                r = client.get(f"/api/projects/{project.pk}/next")
+                with lock:
+                    statuses[r.status_code] += 1
+                if r.status_code == 204:
+                    return
+                if r.status_code != 200:
+                    errors.append(f"next {r.status_code} {r.content[:200]!r}")
+                    return
+                item = r.json()
+                r = client.post(
+                    f"/api/items/{item['id']}/annotations",
+                    {"value": {"label": "a"}},
+                    format="json",
+                    HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()),
+                )
+                with lock:
+                    statuses[r.status_code] += 1
+                    if r.status_code == 201:
+                        created.append(r.json()["id"])
+                if r.status_code != 201:
+                    errors.append(f"submit {r.status_code} {r.content[:200]!r}")
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=work, args=(u,)) for u in users]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=240)
+    assert not any(t.is_alive() for t in threads)
+    assert not errors, errors[:5]
+
+    # every item got exactly k annotations, none more, from k distinct annotators
+    per_item = dict(Annotation.objects.filter(item__project=project).values_list("item").annotate(n=Count("id")))
+    assert len(per_item) == items
+    assert set(per_item.values()) == {k}
+    pairs = Annotation.objects.filter(item__project=project).values_list("item_id", "annotator_id")
+    assert len(set(pairs)) == len(pairs) == items * k
+    assert len(created) == items * k
+    # the counters the queue relies on agree with the rows
+    assert not Item.objects.filter(project=project).exclude(annotation_count=k).exists()
+    assert not Item.objects.filter(project=project, lease_count__gt=0).exists()
+    assert not Assignment.objects.filter(project=project).exists()
+
+    # every 201 appears in the export
+    client = APIClient()
+    client.force_authenticate(manager)
+    r = client.get(f"/api/projects/{project.pk}/export?format=jsonl")
+    rows = [json.loads(line) for line in b"".join(r.streaming_content).decode().splitlines()]
+    exported = {a["id"] for row in rows for a in row["annotations"]}
+    assert exported == set(created)
+    assert all(row["final"] == {"label": "a"} for row in rows)
