@@ -45,6 +45,7 @@ class ProjectDetailApi(APIView):
         project_services.project_update(project=project, **data.validated_data)
         return Response(ProjectOutput(project_list_for_user(user=request.user).get(pk=pk)).data)
 
+    @extend_schema(responses={204: None})
     def delete(self, request: Request, pk: int) -> Response:
         project = project_for_user(user=request.user, project_id=pk, capability=MANAGE)
         project_services.project_delete(project=project)
@@ -83,6 +84,7 @@ class ProjectMemberDetailApi(APIView):
         )
         return Response(MemberOutput(membership).data)
 
+    @extend_schema(responses={204: None})
     def delete(self, request: Request, pk: int, user_id: int) -> Response:
         project = project_for_user(user=request.user, project_id=pk, capability=MANAGE)
         project_services.membership_remove(project=project, user_id=user_id)

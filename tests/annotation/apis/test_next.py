@@ -179,17 +179,23 @@ def test_expired_own_assignment_is_not_served_as_live(project, annotator_client,
     assert Assignment.objects.filter(user=annotator).count() == 1
 
 
-def test_one_expired_lease_out_of_two_frees_a_slot(manager):
-    """k=2: A's lease expired, B's is live -> A's slot is free for C (an expired assignment is no lock)."""
+def test_one_expired_lease_out_of_two_frees_a_slot(manager, settings):
+    """k=2: A's lease has expired while B's is live -> A's slot is free for C (an expired assignment is no lock)."""
     project = make_project(manager, annotations_per_item=2)
     [item] = make_items(project, 1)
-    a_user, a = member(project)
+    _, a = member(project)
     _, b = member(project)
     _, c = member(project)
+    settings.TANDEM_ASSIGNMENT_TTL_SECONDS = -60  # A's lease is born expired
     assert got_id(next_item(a, project)) == item.pk
+    settings.TANDEM_ASSIGNMENT_TTL_SECONDS = 600
     assert got_id(next_item(b, project)) == item.pk
-    Assignment.objects.filter(item=item, user=a_user).update(expires_at=timezone.now() - timezone.timedelta(minutes=5))
     assert got_id(next_item(c, project)) == item.pk
+    assert Assignment.objects.filter(item=item).count() == 2
+    # and A, whose lease was taken, cannot submit any more (both slots are held by live leases)
+    assert_error(submit(a, item.pk, {"label": "sports"}), 409)
+    assert submit(b, item.pk, {"label": "sports"}).status_code == 201
+    assert submit(c, item.pk, {"label": "sports"}).status_code == 201
 
 
 def test_skip_releases_and_is_not_served_again(project, annotator_client, annotator):

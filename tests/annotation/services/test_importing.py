@@ -152,8 +152,17 @@ def test_upload_file_removed_after_run(owner):
     assert not path.exists()
 
 
-@pytest.mark.django_db(databases=["default", "jobs"])
-def test_batches_are_all_or_nothing(owner, settings):
+@pytest.fixture
+def progress_calls(monkeypatch):
+    """Progress is published on a second connection ("jobs") on PostgreSQL; record it instead."""
+    import annotation.services.importing as importing
+
+    calls = []
+    monkeypatch.setattr(importing, "_progress", lambda job_id, done: calls.append((job_id, done)))
+    return calls
+
+
+def test_batches_are_all_or_nothing(owner, settings, progress_calls):
     """A bad row after several full batches rolls back the batches already inserted."""
     settings.TANDEM_IMPORT_BATCH_SIZE = 2
     project = make_project(owner)
@@ -161,12 +170,13 @@ def test_batches_are_all_or_nothing(owner, settings):
     job = create_job(project, owner, "".join(json.dumps(r) + "\n" for r in rows).encode())
     done = import_run(job_id=job.pk)
     assert done.status == "failed"
-    assert done.result["errors"] == [{"line": 8, "field": "text", "message": "empty"}]
+    [err] = done.result["errors"]
+    assert (err["line"], err["field"], err["message"]) == (8, "text", "empty")
+    assert progress_calls, "progress is published while batches are inserted"
     assert Item.objects.count() == 0
 
 
-@pytest.mark.django_db(databases=["default", "jobs"])
-def test_batches_count_duplicates_across_batches(owner, settings):
+def test_batches_count_duplicates_across_batches(owner, settings, progress_calls):
     settings.TANDEM_IMPORT_BATCH_SIZE = 2
     project = make_project(owner)
     rows = [{"external_id": f"x{i % 3}", "text": f"t{i}"} for i in range(7)]

@@ -100,3 +100,40 @@ def test_idempotent_submit_returns_first():
     again = annotation_submit(item_id=item.pk, project=project, user=a, value={"label": "tech"}, idempotency_key="k")
     assert first.created and not again.created
     assert again.annotation.pk == first.annotation.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_next_never_shares_a_slot():
+    """Many experts asking at once (real transactions, one connection each): every slot goes to one expert."""
+    import threading
+
+    from django.db import connection
+
+    project = make_project(annotations_per_item=2)
+    all_items = items(project, 5)
+    experts = users(project, 14)
+    results, errors = {}, []
+    barrier = threading.Barrier(len(experts))
+
+    def ask(user):
+        try:
+            barrier.wait(timeout=10)
+            got = item_next_for_annotator(project=project, user=user)
+            results[user.pk] = got.item.pk if got else None
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask, args=(u,)) for u in experts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not errors, errors
+    served = [v for v in results.values() if v is not None]
+    assert len(served) == 10, results  # 5 items x k=2 slots, 14 experts
+    assert all(served.count(i.pk) == 2 for i in all_items), results
+    assert Assignment.objects.count() == 10
+    for item in Item.objects.filter(project=project):
+        assert item.lease_count == 2
