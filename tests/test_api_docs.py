@@ -9,8 +9,15 @@ def test_schema_lists_the_contract_paths():
     r = Client().get("/api/schema/", HTTP_ACCEPT="application/json")
     assert r.status_code == 200
     paths = r.json()["paths"]
-    for path in ("/api/projects/{id}/next/", "/api/items/{id}/annotations/", "/api/projects/{id}/import/",
-                 "/api/projects/{id}/export/", "/api/jobs/{id}/", "/api/auth/token/", "/api/users/"):
+    for path in (
+        "/api/projects/{id}/next/",
+        "/api/items/{id}/annotations/",
+        "/api/projects/{id}/import/",
+        "/api/projects/{id}/export/",
+        "/api/jobs/{id}/",
+        "/api/auth/token/",
+        "/api/users/",
+    ):
         assert path in paths, path
 
 

@@ -94,9 +94,10 @@ def _idempotency_key(request: Request) -> str | None:
     if key is None:
         return None
     key = key.strip()
-    if not key or len(key) > MAX_KEY:
+    if not key or len(key) > MAX_KEY or not key.isprintable():
         raise InvalidInput(
-            "Bad Idempotency-Key header.", [{"field": "Idempotency-Key", "message": f"1 to {MAX_KEY} characters."}]
+            "Bad Idempotency-Key header.",
+            [{"field": "Idempotency-Key", "message": f"1 to {MAX_KEY} printable characters."}],
         )
     return key
 

@@ -13,6 +13,7 @@ import codecs
 import csv
 import hashlib
 import json
+import logging
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -20,12 +21,15 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from django.conf import settings
-from django.db import connection, connections, transaction
+from django.db import InterfaceError, OperationalError, connection, connections, transaction
 from django.utils import timezone
 
 from annotation.exceptions import InvalidInput, PayloadTooLarge
 from annotation.models import Item, Job, Project
 from annotation.models.job import JobKind, JobStatus
+from annotation.storable import find_unstorable, string_problem
+
+logger = logging.getLogger(__name__)
 
 FORMATS = ("json", "jsonl", "csv")
 ON_ERROR = ("reject", "skip")
@@ -323,16 +327,6 @@ def _iter_csv(f: BinaryIO, max_field: int) -> Iterator[tuple[int, Any, str]]:
         yield start, dict(zip(header, row, strict=True)), ""
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
-
-
 @dataclass
 class Limits:
     text_chars: int = field(default_factory=lambda: settings.TANDEM_MAX_TEXT_CHARS)
@@ -353,8 +347,8 @@ def row_validate(line: int, row: Any, limits: Limits) -> tuple[str, dict[str, An
         errors.append(RowError(line, "text", "empty"))
     elif len(text) > limits.text_chars:
         errors.append(RowError(line, "text", f"over-long: {len(text)} characters, the limit is {limits.text_chars}"))
-    elif "\x00" in text:
-        errors.append(RowError(line, "text", "contains a NUL character"))
+    elif problem := string_problem(text):
+        errors.append(RowError(line, "text", problem))
 
     ext = row.get("external_id")
     if ext is not None and ext != "":
@@ -364,15 +358,16 @@ def row_validate(line: int, row: Any, limits: Limits) -> tuple[str, dict[str, An
             ext = str(ext)
             if len(ext) > 255:
                 errors.append(RowError(line, "external_id", "over-long: at most 255 characters"))
-            elif "\x00" in ext:
-                errors.append(RowError(line, "external_id", "contains a NUL character"))
+            elif problem := string_problem(ext):
+                errors.append(RowError(line, "external_id", problem))
     meta = {k: v for k, v in row.items() if k not in RESERVED}
     for key, value in meta.items():
         if len(key) > 200:
             errors.append(RowError(line, key[:50], "over-long field name"))
             continue
-        if _has_nul(key) or _has_nul(value):
-            errors.append(RowError(line, key, "contains a NUL character"))
+        found = find_unstorable({key: value})
+        if found:
+            errors.append(RowError(line, found[0], found[1]))
             continue
         size = len(value) if isinstance(value, str) else len(json.dumps(value))
         if size > limits.field_chars:
@@ -429,13 +424,30 @@ def _progress(job_id: int, done: int) -> None:
 
 def import_run(*, job_id: int) -> Job | None:
     """Run an import Job: parse, validate, insert. Idempotent: a redelivered message re-runs a Job
-    that was left `running` by a killed worker (its transaction rolled back) and ignores a finished one."""
+    that was left `running` by a killed worker (its transaction rolled back) and ignores a finished one.
+    A lost database connection propagates (the task retries); any other failure fails the Job."""
     claimed = Job.objects.filter(pk=job_id, status__in=(JobStatus.QUEUED, JobStatus.RUNNING)).update(
         status=JobStatus.RUNNING, started_at=timezone.now(), progress=0
     )
     if not claimed:
         return None
     job = Job.objects.select_related("project").get(pk=job_id)
+    try:
+        return _import(job)
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception as exc:
+        logger.exception("import job %s failed", job.pk)
+        return _finish(
+            job,
+            ok=False,
+            error=f"The import failed: {type(exc).__name__}: {exc}"[:1000],
+            result=None,
+            path=Path(job.params.get("path", "")) if job.params.get("path") else None,
+        )
+
+
+def _import(job: Job) -> Job:
     params = job.params
     path = Path(params["path"])
     if not path.exists():

@@ -53,7 +53,16 @@ def _candidates(*, project: Project, user, now: datetime) -> QuerySet[Item]:
 
 
 def _pick(*, project: Project, user, now: datetime) -> Item | None:
-    candidates = _candidates(project=project, user=user, now=now)
+    item = _pick_from(_candidates(project=project, user=user, now=now), project)
+    if item is None and connection.vendor == "postgresql":
+        # Every free candidate may be locked for a moment by someone else's next/submit: rather than
+        # answer "nothing left", wait for those locks once (FOR UPDATE re-checks the row afterwards).
+        waiting = _candidates(project=project, user=user, now=now).select_for_update(of=("self",))
+        item = _pick_from(waiting, project)
+    return item
+
+
+def _pick_from(candidates: QuerySet[Item], project: Project) -> Item | None:
     if project.sampling == Sampling.RANDOM:
         # a uniform point in the id range, then the next open id: O(log n) on the item_queue_seq index
         bounds = Item.objects.filter(project_id=project.pk, status__in=QUEUE_STATUSES).aggregate(

@@ -20,7 +20,9 @@ def test_flow(manager_client, annotator_client, project, django_capture_on_commi
     assert r.status_code == 200, r.content
     item = r.json()
     r = annotator_client.post(
-        f"/api/items/{item['id']}/annotations", {"value": {"label": "sports"}}, format="json",
+        f"/api/items/{item['id']}/annotations",
+        {"value": {"label": "sports"}},
+        format="json",
         HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()),
     )
     assert r.status_code == 201, r.content

@@ -18,10 +18,12 @@ def assert_error(response, status: int) -> dict[str, Any]:
     assert response["Content-Type"].startswith("application/json"), response["Content-Type"]
     body = response.json()
     assert isinstance(body, dict), body
-    assert isinstance(body.get("detail"), str) and body["detail"], body
+    assert isinstance(body.get("detail"), str), body
+    assert body["detail"], body
     assert isinstance(body.get("errors"), list), body
     for err in body["errors"]:
-        assert isinstance(err, dict) and "message" in err, body
+        assert isinstance(err, dict), body
+        assert "message" in err, body
     return body
 
 
@@ -73,8 +75,18 @@ def next_item(client, project):
 # ---------------------------------------------------------------- import
 
 
-def import_post(client, project, *, rows=None, body: bytes | None = None, content_type: str = "application/json",
-                file: bytes | None = None, name: str = "items.jsonl", query: str = "", form: dict | None = None):
+def import_post(
+    client,
+    project,
+    *,
+    rows=None,
+    body: bytes | None = None,
+    content_type: str = "application/json",
+    file: bytes | None = None,
+    name: str = "items.jsonl",
+    query: str = "",
+    form: dict | None = None,
+):
     url = f"/api/projects/{project.pk}/import{query}"
     if file is not None:
         data = {"file": SimpleUploadedFile(name, file), **(form or {})}
@@ -122,8 +134,10 @@ def import_rejected(client, project, **kw) -> list[dict[str, Any]]:
     assert errors, "a rejected import must say why"
     for err in errors:
         assert set(err) >= {"line", "field", "message"}, err
-        assert isinstance(err["line"], int) and err["line"] >= 1, err
-        assert isinstance(err["message"], str) and err["message"], err
+        assert isinstance(err["line"], int), err
+        assert err["line"] >= 1, err
+        assert isinstance(err["message"], str), err
+        assert err["message"], err
     return errors
 
 

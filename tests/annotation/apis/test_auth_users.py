@@ -59,7 +59,7 @@ def test_token_for_inactive_user_is_refused():
 
 
 @pytest.mark.parametrize(
-    "method,path",
+    ("method", "path"),
     [
         ("get", "/api/projects/"),
         ("post", "/api/projects/"),
@@ -102,10 +102,13 @@ def test_users_list_is_staff_only(staff):
 
 def test_staff_creates_user_who_can_then_log_in(staff):
     client = client_for(staff)
-    r = client.post("/api/users/", {"username": "dave", "password": "long-enough-pw", "email": "d@example.org"}, format="json")
+    r = client.post(
+        "/api/users/", {"username": "dave", "password": "long-enough-pw", "email": "d@example.org"}, format="json"
+    )
     assert r.status_code == 201, r.content
     body = r.json()
-    assert body["username"] == "dave" and body["email"] == "d@example.org"
+    assert body["username"] == "dave"
+    assert body["email"] == "d@example.org"
     assert "password" not in body
     user = get_user_model().objects.get(username="dave")
     assert user.check_password("long-enough-pw")
@@ -121,7 +124,9 @@ def test_users_endpoint_without_trailing_slash(staff):
 
 
 def test_non_staff_cannot_create_user():
-    r = client_for(make_user("carol")).post("/api/users/", {"username": "x1", "password": "long-enough-pw"}, format="json")
+    r = client_for(make_user("carol")).post(
+        "/api/users/", {"username": "x1", "password": "long-enough-pw"}, format="json"
+    )
     assert_error(r, 403)
     assert not get_user_model().objects.filter(username="x1").exists()
 
@@ -142,6 +147,8 @@ def test_short_password_is_400_with_field(staff):
 
 
 def test_user_create_reports_every_bad_field(staff):
-    r = client_for(staff).post("/api/users/", {"username": "bad name!", "password": "x", "email": "nope"}, format="json")
+    r = client_for(staff).post(
+        "/api/users/", {"username": "bad name!", "password": "x", "email": "nope"}, format="json"
+    )
     body = assert_error(r, 400)
     assert {"username", "password", "email"} <= set(error_fields(body))

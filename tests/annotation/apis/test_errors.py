@@ -39,7 +39,7 @@ def test_validation_error_detail_names_the_field(manager_client):
 
 
 @pytest.mark.parametrize(
-    "method,path",
+    ("method", "path"),
     [
         ("get", "/api/projects/{p}"),
         ("patch", "/api/projects/{p}"),
@@ -68,7 +68,7 @@ def test_outsider_gets_404_json_everywhere(project, method, path):
 
 
 @pytest.mark.parametrize(
-    "method,path",
+    ("method", "path"),
     [
         ("patch", "/api/projects/{p}"),
         ("delete", "/api/projects/{p}"),
@@ -80,7 +80,11 @@ def test_outsider_gets_404_json_everywhere(project, method, path):
 def test_weaker_role_gets_403_json(project, annotator_client, method, path):
     url = path.format(p=project.pk)
     kwargs = {"format": "json"} if method in ("post", "patch") else {}
-    r = getattr(annotator_client, method)(url, {"name": "x"}, **kwargs) if kwargs else getattr(annotator_client, method)(url)
+    r = (
+        getattr(annotator_client, method)(url, {"name": "x"}, **kwargs)
+        if kwargs
+        else getattr(annotator_client, method)(url)
+    )
     assert_error(r, 403)
 
 

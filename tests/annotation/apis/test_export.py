@@ -52,14 +52,16 @@ def test_export_jsonl_rows(labeled, manager):
     for a in first["annotations"]:
         assert set(a) == {"id", "annotator", "value", "created_at"}
         assert a["value"] == {"label": "tech"}
-        assert isinstance(a["id"], int) and a["created_at"]
+        assert isinstance(a["id"], int)
+        assert a["created_at"]
     assert second["final"] is None
     assert [(a["annotator"], a["value"]) for a in second["annotations"]] == [("alice", {"label": "sports"})]
-    assert third["annotations"] == [] and third["final"] is None
+    assert third["annotations"] == []
+    assert third["final"] is None
 
 
 def test_export_csv(labeled, manager):
-    project, items = labeled
+    project, _items = labeled
     r = export(client_for(manager), project, "?format=csv")
     assert r["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(body_of(r))))

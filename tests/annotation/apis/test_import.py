@@ -53,7 +53,9 @@ def test_json_list_body_queues_job_and_imports(project, manager_client, django_c
     job = job_json(manager_client, r.json()["job"])
     assert_job_shape(job)
     assert job["status"] == "succeeded", job
-    assert job["result"]["created"] == 2 and job["result"]["duplicates"] == 0 and job["result"]["errors"] == []
+    assert job["result"]["created"] == 2
+    assert job["result"]["duplicates"] == 0
+    assert job["result"]["errors"] == []
     assert job["error"] == ""
     items = list(Item.objects.filter(project=project).order_by("id"))
     assert [(i.external_id, i.data) for i in items] == [
@@ -105,8 +107,11 @@ def test_same_file_twice_is_idempotent_on_external_id(project, manager_client):
 
 def test_same_external_id_keeps_the_first_row(project, manager_client):
     run_import(manager_client, project, rows=[{"external_id": "k", "text": "original"}])
-    job = run_import(manager_client, project, rows=[{"external_id": "k", "text": "changed"}, {"external_id": "n", "text": "new"}])
-    assert job["result"]["created"] == 1 and job["result"]["duplicates"] == 1
+    job = run_import(
+        manager_client, project, rows=[{"external_id": "k", "text": "changed"}, {"external_id": "n", "text": "new"}]
+    )
+    assert job["result"]["created"] == 1
+    assert job["result"]["duplicates"] == 1
     assert Item.objects.get(project=project, external_id="k").data["text"] == "original"
 
 
@@ -115,7 +120,8 @@ def test_rows_without_external_id_reimported_add_nothing(project, manager_client
     assert run_import(manager_client, project, rows=rows)["result"]["created"] == 2
     again = run_import(manager_client, project, rows=rows)
     assert again["status"] == "succeeded"
-    assert again["result"]["created"] == 0 and again["result"]["duplicates"] == 2
+    assert again["result"]["created"] == 0
+    assert again["result"]["duplicates"] == 2
     assert Item.objects.filter(project=project).count() == 2
 
 
@@ -150,12 +156,14 @@ def test_invalid_json_list_syntax(project, manager_client):
 
 
 def test_invalid_json_list_body(project, manager_client):
-    errors = import_rejected(manager_client, project, body=b'[{"text": "a"}, {"text": ', content_type="application/json")
+    errors = import_rejected(
+        manager_client, project, body=b'[{"text": "a"}, {"text": ', content_type="application/json"
+    )
     assert "json" in errors[0]["message"].lower()
 
 
 @pytest.mark.parametrize(
-    "row,field,words",
+    ("row", "field", "words"),
     [
         ({"external_id": "b"}, "text", "missing"),
         ({"text": None}, "text", "missing"),
@@ -372,7 +380,7 @@ def test_jobs_visible_to_members_only(project, manager_client, annotator_client)
 
 
 @pytest.mark.parametrize(
-    "line,field",
+    ("line", "field"),
     [
         (b'{"text": "a\\ud800b"}', "text"),  # a lone surrogate escape
         (b'{"text": "ok", "note": "\\udc00"}', "note"),

@@ -25,15 +25,18 @@ def test_pagination_shape_and_pages(project, annotator_client):
     body = r.json()
     assert set(body) == {"count", "next", "previous", "results"}
     assert body["count"] == 7
-    assert body["previous"] is None and body["next"]
+    assert body["previous"] is None
+    assert body["next"]
     assert [row["id"] for row in body["results"]] == [i.pk for i in items[:3]]
     row = body["results"][0]
     assert set(row) >= {"id", "external_id", "data", "status", "final", "prediction"}
-    assert row["data"]["text"] == "text number 0" and row["external_id"] == "e0"
+    assert row["data"]["text"] == "text number 0"
+    assert row["external_id"] == "e0"
 
     r = annotator_client.get(items_url(project, "?page_size=3&page=3"))
     assert ids(r) == [items[6].pk]
-    assert r.json()["next"] is None and r.json()["previous"]
+    assert r.json()["next"] is None
+    assert r.json()["previous"]
     # both spellings
     assert annotator_client.get(items_url(project, "/?page_size=3")).json()["count"] == 7
 
@@ -44,7 +47,8 @@ def test_page_size_up_to_1000_and_clamped(project, annotator_client):
     assert len(ids(r)) == 1000
     r = annotator_client.get(items_url(project, "?page_size=5000"))
     assert len(ids(r)) == 1000
-    assert r.json()["count"] == 1005 and r.json()["next"]
+    assert r.json()["count"] == 1005
+    assert r.json()["next"]
 
 
 def test_out_of_range_page_is_404_json(project, annotator_client):
@@ -106,7 +110,7 @@ def test_filter_label_multilabel_and_spans():
 def test_filter_annotator_by_username(project, annotator_client, annotator):
     other = make_user("other")
     add_member(project, other)
-    a, b, c = make_items(project, 3)
+    a, b, _c = make_items(project, 3)
     annotate(a, annotator, {"label": "sports"})
     annotate(b, other, {"label": "tech"})
     assert ids(annotator_client.get(items_url(project, "?annotator=ann"))) == [a.pk]
@@ -128,7 +132,9 @@ def test_items_outsider_404(project):
     assert_error(client_for(make_user()).get(items_url(project)), 404)
 
 
-def test_items_list_is_a_constant_number_of_queries(project, annotator_client, annotator, django_assert_max_num_queries):
+def test_items_list_is_a_constant_number_of_queries(
+    project, annotator_client, annotator, django_assert_max_num_queries
+):
     def run(n_items):
         with CaptureQueriesContext(connection) as ctx:
             r = annotator_client.get(items_url(project, "?page_size=100"))
@@ -153,6 +159,7 @@ def test_items_list_is_a_constant_number_of_queries(project, annotator_client, a
 def test_item_detail(project, annotator_client):
     [item] = make_items(project, 1)
     r = annotator_client.get(f"/api/items/{item.pk}")
-    assert r.status_code == 200 and r.json()["id"] == item.pk
+    assert r.status_code == 200
+    assert r.json()["id"] == item.pk
     assert_error(client_for(make_user()).get(f"/api/items/{item.pk}"), 404)
     assert_error(annotator_client.get("/api/items/99999999"), 404)

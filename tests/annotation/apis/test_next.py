@@ -56,7 +56,8 @@ def test_response_shape(project, annotator_client, annotator, settings):
     assert body["data"] == {"text": "text number 0", "n": 0}
     assert body["prediction"] is None
     expires = parse_datetime(body["assignment"]["expires_at"])
-    assert expires is not None and expires.tzinfo is not None
+    assert expires is not None
+    assert expires.tzinfo is not None
     assert before + timezone.timedelta(seconds=590) < expires < before + timezone.timedelta(seconds=700)
     a = Assignment.objects.get()
     assert (a.item_id, a.user_id) == (item.pk, annotator.pk)
@@ -66,8 +67,8 @@ def test_response_shape(project, annotator_client, annotator, settings):
 
 def test_highest_priority_first(manager):
     project = make_project(manager, exploration_rate=0.0)
-    a, c = member(project)
-    b, d = member(project)
+    _a, c = member(project)
+    _b, d = member(project)
     items = make_items(project, 4)
     for item, p in zip(items, [0.2, 0.9, 0.5, 0.1], strict=True):
         Item.objects.filter(pk=item.pk).update(priority=p)
@@ -236,7 +237,7 @@ def test_next_query_count_is_bounded_and_flat(project, annotator, django_assert_
     small = run(5, annotator)
     make_items(project, 45, start=100)
     user2, _ = member(project)
-    user3, client3 = member(project)
+    _user3, client3 = member(project)
     big = run(50, user2)
     assert big <= small
     with django_assert_max_num_queries(10):

@@ -51,7 +51,8 @@ def test_submit_201_and_retry_with_same_key_200_same_annotation(project, annotat
     assert again.json()["id"] == body["id"]
     # a retry with a different body still answers the first annotation
     again = submit(annotator_client, item.pk, {"label": "tech"}, key=key)
-    assert again.status_code == 200 and again.json()["value"] == {"label": "sports"}
+    assert again.status_code == 200
+    assert again.json()["value"] == {"label": "sports"}
     assert Annotation.objects.count() == 1
 
 
@@ -93,8 +94,9 @@ def test_second_submit_without_key_is_409(manager):
 def test_bad_idempotency_key_is_400(project, annotator_client, key):
     [item] = make_items(project, 1)
     annotator_client.raise_request_exception = False
-    r = annotator_client.post(f"/api/items/{item.pk}/annotations", {"value": {"label": "sports"}}, format="json",
-                              HTTP_IDEMPOTENCY_KEY=key)
+    r = annotator_client.post(
+        f"/api/items/{item.pk}/annotations", {"value": {"label": "sports"}}, format="json", HTTP_IDEMPOTENCY_KEY=key
+    )
     assert_error(r, 400)
     assert Annotation.objects.count() == 0
 
@@ -103,7 +105,7 @@ def test_bad_idempotency_key_is_400(project, annotator_client, key):
 
 
 @pytest.mark.parametrize(
-    "value,field",
+    ("value", "field"),
     [
         ({"label": "weather"}, "value.label"),
         ({"label": 3}, "value.label"),
@@ -179,7 +181,10 @@ def test_spans_values(manager):
     good = {"spans": [{"start": 13, "end": 18, "label": "LOC"}, {"start": 0, "end": 3, "label": "PER"}]}
     r = submit(client, item.pk, good)
     assert r.status_code == 201, r.content
-    assert r.json()["value"]["spans"] == [{"start": 0, "end": 3, "label": "PER"}, {"start": 13, "end": 18, "label": "LOC"}]
+    assert r.json()["value"]["spans"] == [
+        {"start": 0, "end": 3, "label": "PER"},
+        {"start": 13, "end": 18, "label": "LOC"},
+    ]
 
 
 def test_span_offsets_are_code_points(manager):
@@ -245,7 +250,9 @@ def test_k1_consensus_approves(project, annotator_client):
     assert submit(annotator_client, item.pk, {"label": "politics"}).status_code == 201
     assert status(item) == "approved"
     f = final(item)
-    assert f is not None and f.source == "consensus" and f.value == {"label": "politics"}
+    assert f is not None
+    assert f.source == "consensus"
+    assert f.value == {"label": "politics"}
 
 
 def test_k2_agreement_approves_and_first_annotation_leaves_item_in_progress(manager):
@@ -258,7 +265,8 @@ def test_k2_agreement_approves_and_first_annotation_leaves_item_in_progress(mana
     assert final(item) is None
     assert submit(b, item.pk, {"label": "tech"}).status_code == 201
     assert status(item) == "approved"
-    assert final(item).value == {"label": "tech"} and final(item).source == "consensus"
+    assert final(item).value == {"label": "tech"}
+    assert final(item).source == "consensus"
 
 
 def test_k2_tie_goes_to_review_without_final_label(manager):
@@ -289,8 +297,10 @@ def test_policy_disagreements_sends_majority_to_review(manager):
         _, c = member(project)
         assert submit(c, split.pk, {"label": label}).status_code == 201
         assert submit(c, unanimous.pk, {"label": "tech"}).status_code == 201
-    assert status(split) == "in_review" and final(split) is None
-    assert status(unanimous) == "approved" and final(unanimous).value == {"label": "tech"}
+    assert status(split) == "in_review"
+    assert final(split) is None
+    assert status(unanimous) == "approved"
+    assert final(unanimous).value == {"label": "tech"}
 
 
 def test_policy_all_reviews_everything(manager):
@@ -298,7 +308,8 @@ def test_policy_all_reviews_everything(manager):
     [item] = make_items(project, 1)
     _, c = member(project)
     assert submit(c, item.pk, {"label": "tech"}).status_code == 201
-    assert status(item) == "in_review" and final(item) is None
+    assert status(item) == "in_review"
+    assert final(item) is None
 
 
 def test_multilabel_consensus_compares_canonical_values(manager):
@@ -319,9 +330,12 @@ def test_annotator_edits_own_annotation_history_kept_final_recomputed(project, a
     [item] = make_items(project, 1)
     ann = submit(annotator_client, item.pk, {"label": "sports"}).json()
     assert final(item).value == {"label": "sports"}
-    r = annotator_client.patch(f"/api/annotations/{ann['id']}", {"value": {"label": "tech"}, "lead_time_ms": 10}, format="json")
+    r = annotator_client.patch(
+        f"/api/annotations/{ann['id']}", {"value": {"label": "tech"}, "lead_time_ms": 10}, format="json"
+    )
     assert r.status_code == 200, r.content
-    assert r.json()["value"] == {"label": "tech"} and r.json()["id"] == ann["id"]
+    assert r.json()["value"] == {"label": "tech"}
+    assert r.json()["id"] == ann["id"]
     a = Annotation.objects.get(pk=ann["id"])
     assert a.value == {"label": "tech"}
     assert [h["value"] for h in a.history] == [{"label": "sports"}]
@@ -349,10 +363,13 @@ def test_edit_resolving_a_tie_approves(manager):
 def test_edit_with_bad_value_is_400_and_keeps_value(project, annotator_client):
     [item] = make_items(project, 1)
     ann = submit(annotator_client, item.pk, {"label": "sports"}).json()
-    body = assert_error(annotator_client.patch(f"/api/annotations/{ann['id']}", {"value": {"label": "nope"}}, format="json"), 400)
+    body = assert_error(
+        annotator_client.patch(f"/api/annotations/{ann['id']}", {"value": {"label": "nope"}}, format="json"), 400
+    )
     assert "value.label" in error_fields(body)
     a = Annotation.objects.get(pk=ann["id"])
-    assert a.value == {"label": "sports"} and a.history == []
+    assert a.value == {"label": "sports"}
+    assert a.history == []
 
 
 def test_another_annotator_cannot_edit(project, annotator_client):

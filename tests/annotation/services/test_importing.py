@@ -27,7 +27,7 @@ def parse(data: bytes, fmt: str):
 
 
 @pytest.mark.parametrize(
-    "filename,requested,head,expected",
+    ("filename", "requested", "head", "expected"),
     [
         ("a.JSONL", None, b"", "jsonl"),
         ("a.ndjson", None, b"", "jsonl"),
@@ -42,7 +42,9 @@ def test_format_detect(filename, requested, head, expected):
     assert format_detect(filename=filename, requested=requested, head=head) == expected
 
 
-@pytest.mark.parametrize("filename,requested,head", [("a.txt", None, b""), (None, "xml", b""), (None, None, b"text,a")])
+@pytest.mark.parametrize(
+    ("filename", "requested", "head"), [("a.txt", None, b""), (None, "xml", b""), (None, None, b"text,a")]
+)
 def test_format_detect_refuses(filename, requested, head):
     with pytest.raises(InvalidInput):
         format_detect(filename=filename, requested=requested, head=head)
@@ -86,12 +88,15 @@ def test_row_validate_good_row_derives_stable_external_id():
     again = row_validate(9, {"lang": "en", "text": "hi"}, Limits(text_chars=10, field_chars=10))
     assert ok == again
     ext, data = ok
-    assert ext.startswith("sha256:") and data == {"text": "hi", "lang": "en"}
+    assert ext.startswith("sha256:")
+    assert data == {"text": "hi", "lang": "en"}
     assert row_validate(1, {"text": "hi", "external_id": 5}, Limits(10, 10))[0] == "5"
 
 
 def test_row_validate_reports_every_problem():
-    errors = row_validate(4, {"text": "", "external_id": {"a": 1}, "meta": "x" * 11}, Limits(text_chars=10, field_chars=10))
+    errors = row_validate(
+        4, {"text": "", "external_id": {"a": 1}, "meta": "x" * 11}, Limits(text_chars=10, field_chars=10)
+    )
     assert all(isinstance(e, RowError) and e.line == 4 for e in errors)
     assert {e.field for e in errors} == {"text", "external_id", "meta"}
 
@@ -106,18 +111,26 @@ def owner(db):
 
 def create_job(project, owner, data: bytes, filename="x.jsonl", on_error=None, django_capture_on_commit_callbacks=None):
     return import_create(
-        project=project, user=owner, chunks=[data], declared_size=len(data), filename=filename,
-        requested_format=None, on_error=on_error,
+        project=project,
+        user=owner,
+        chunks=[data],
+        declared_size=len(data),
+        filename=filename,
+        requested_format=None,
+        on_error=on_error,
     )
 
 
 def test_import_run_is_idempotent_on_redelivery(owner):
     project = make_project(owner)
     job = create_job(project, owner, b'{"text": "a"}\n{"text": "b"}\n')
-    assert job.status == "queued" and job.kind == "import"
+    assert job.status == "queued"
+    assert job.kind == "import"
     done = import_run(job_id=job.pk)
-    assert done.status == "succeeded" and done.result["created"] == 2
-    assert done.finished_at is not None and done.progress == done.total
+    assert done.status == "succeeded"
+    assert done.result["created"] == 2
+    assert done.finished_at is not None
+    assert done.progress == done.total
     assert import_run(job_id=job.pk) is None  # a finished job is ignored
     assert Item.objects.filter(project=project).count() == 2
 
@@ -137,7 +150,8 @@ def test_import_run_with_missing_file_fails_cleanly(owner):
 
     Path(job.params["path"]).unlink()
     done = import_run(job_id=job.pk)
-    assert done.status == "failed" and done.error
+    assert done.status == "failed"
+    assert done.error
     assert Item.objects.count() == 0
 
 
@@ -183,7 +197,8 @@ def test_batches_count_duplicates_across_batches(owner, settings, progress_calls
     job = create_job(project, owner, "".join(json.dumps(r) + "\n" for r in rows).encode())
     done = import_run(job_id=job.pk)
     assert done.status == "succeeded", done.result
-    assert done.result["created"] == 3 and done.result["duplicates"] == 4
+    assert done.result["created"] == 3
+    assert done.result["duplicates"] == 4
     assert Item.objects.count() == 3
 
 

@@ -32,16 +32,20 @@ def test_lease_bookkeeping_on_the_item_row():
     got = item_next_for_annotator(project=project, user=a)
     assert got.item.pk == item.pk
     item.refresh_from_db()
-    assert item.lease_count == 1 and item.lease_expires_at == got.expires_at
+    assert item.lease_count == 1
+    assert item.lease_expires_at == got.expires_at
     item_next_for_annotator(project=project, user=b)
     item.refresh_from_db()
     assert item.lease_count == 2
     annotation_submit(item_id=item.pk, project=project, user=a, value={"label": "sports"})
     item.refresh_from_db()
-    assert item.lease_count == 1 and item.annotation_count == 1 and item.status == "in_progress"
+    assert item.lease_count == 1
+    assert item.annotation_count == 1
+    assert item.status == "in_progress"
     item_skip(item_id=item.pk, user=b)
     item.refresh_from_db()
-    assert item.lease_count == 0 and item.lease_expires_at is None
+    assert item.lease_count == 0
+    assert item.lease_expires_at is None
     assert Assignment.objects.count() == 0
 
 
@@ -63,7 +67,8 @@ def test_submit_beyond_k_is_refused_even_without_leases():
     with pytest.raises(Conflict):
         annotation_submit(item_id=item.pk, project=project, user=c, value={"label": "sports"})
     item.refresh_from_db()
-    assert item.annotation_count == 2 and item.status == "approved"
+    assert item.annotation_count == 2
+    assert item.status == "approved"
 
 
 def test_update_re_decides_consensus():
@@ -98,13 +103,14 @@ def test_idempotent_submit_returns_first():
     [a] = users(project, 1)
     first = annotation_submit(item_id=item.pk, project=project, user=a, value={"label": "tech"}, idempotency_key="k")
     again = annotation_submit(item_id=item.pk, project=project, user=a, value={"label": "tech"}, idempotency_key="k")
-    assert first.created and not again.created
+    assert first.created
+    assert not again.created
     assert again.annotation.pk == first.annotation.pk
 
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_next_never_shares_a_slot():
-    """Many experts asking at once (real transactions, one connection each): every slot goes to one expert."""
+    """Many experts asking at once (real transactions, one connection each): a slot goes to one expert only."""
     import threading
 
     from django.db import connection
@@ -120,7 +126,7 @@ def test_concurrent_next_never_shares_a_slot():
             barrier.wait(timeout=10)
             got = item_next_for_annotator(project=project, user=user)
             results[user.pk] = got.item.pk if got else None
-        except Exception as exc:  # noqa: BLE001 - reported below
+        except Exception as exc:
             errors.append(exc)
         finally:
             connection.close()
@@ -132,8 +138,50 @@ def test_concurrent_next_never_shares_a_slot():
         t.join(timeout=30)
     assert not errors, errors
     served = [v for v in results.values() if v is not None]
+    assert all(served.count(i.pk) <= 2 for i in all_items), results
+    # whoever was turned away while others held row locks gets a free slot when asking again
+    for user in experts:
+        if results[user.pk] is None:
+            got = item_next_for_annotator(project=project, user=user)
+            results[user.pk] = got.item.pk if got else None
+    served = [v for v in results.values() if v is not None]
     assert len(served) == 10, results  # 5 items x k=2 slots, 14 experts
     assert all(served.count(i.pk) == 2 for i in all_items), results
     assert Assignment.objects.count() == 10
     for item in Item.objects.filter(project=project):
         assert item.lease_count == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_next_is_not_empty_while_a_free_slot_is_only_briefly_locked():
+    """204 means "nothing left for you". An item with a free slot whose row another expert's
+    transaction holds for a moment is not "nothing left": next must not answer None for it."""
+    import threading
+
+    from django.db import connection, transaction
+
+    project = make_project(annotations_per_item=2)
+    [item] = items(project, 1)
+    [expert] = users(project, 1)
+    locked, release = threading.Event(), threading.Event()
+
+    def holder():
+        try:
+            with transaction.atomic():
+                Item.objects.select_for_update().get(pk=item.pk)
+                locked.set()
+                release.wait(5)
+        finally:
+            connection.close()
+
+    t = threading.Thread(target=holder)
+    t.start()
+    assert locked.wait(5)
+    threading.Timer(0.3, release.set).start()
+    try:
+        got = item_next_for_annotator(project=project, user=expert)
+    finally:
+        release.set()
+        t.join(10)
+    assert got is not None
+    assert got.item.pk == item.pk

@@ -54,7 +54,9 @@ def test_bad_label_lists(raw):
 
 
 def test_classification_value():
-    assert value_validate(task_type="classification", label_names=["a", "b"], value={"label": "b"}, text="t") == {"label": "b"}
+    assert value_validate(task_type="classification", label_names=["a", "b"], value={"label": "b"}, text="t") == {
+        "label": "b"
+    }
     with pytest.raises(InvalidInput) as exc:
         value_validate(task_type="classification", label_names=["a", "b"], value={"label": "c"}, text="t")
     assert fields_of(exc) == ["value.label"]
@@ -76,7 +78,12 @@ def test_spans_value_sorted_and_checked_against_text():
     )
     assert out == {"spans": [{"start": 0, "end": 3, "label": "PER"}, {"start": 7, "end": 12, "label": "LOC"}]}
     with pytest.raises(InvalidInput) as exc:
-        value_validate(task_type="spans", label_names=["PER"], value={"spans": [{"start": 0, "end": 13, "label": "PER"}]}, text=text)
+        value_validate(
+            task_type="spans",
+            label_names=["PER"],
+            value={"spans": [{"start": 0, "end": 13, "label": "PER"}]},
+            text=text,
+        )
     assert fields_of(exc) == ["value.spans[0].end"]
 
 
@@ -92,7 +99,14 @@ def test_overlapping_spans_with_different_labels_allowed():
     assert len(value_validate(task_type="spans", label_names=["X", "Y"], value=value, text="ab")["spans"]) == 2
 
 
-@pytest.mark.parametrize("start,end", [(True, 1), (0, False), (0.0, 1), (0, 1.0), (None, 1), (-1, 1), (1, 1), (2, 1)])
+@pytest.mark.parametrize(
+    ("start", "end"), [(True, 1), (0, False), (0.0, 1), (0, 1.0), (None, 1), (-1, 1), (1, 1), (2, 1)]
+)
 def test_span_offsets_must_be_proper_ints(start, end):
     with pytest.raises(InvalidInput):
-        value_validate(task_type="spans", label_names=["X"], value={"spans": [{"start": start, "end": end, "label": "X"}]}, text="abc")
+        value_validate(
+            task_type="spans",
+            label_names=["X"],
+            value={"spans": [{"start": start, "end": end, "label": "X"}]},
+            text="abc",
+        )
