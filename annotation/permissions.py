@@ -9,6 +9,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from annotation.exceptions import Forbidden, NotFound
 from annotation.models import Membership, Project
 from annotation.models.project import Role
+from annotation.sql import columns, fast_path, fetchone, load
 
 # Capabilities -> roles that have them. Staff users have every capability in every project.
 ANNOTATE = frozenset(Role.values)
@@ -36,6 +37,18 @@ def require_capability(role: str | None, capability: Iterable[str], *, what: str
 
 def project_for_user(*, user: User, project_id: int, capability: Iterable[str] = VIEW) -> Project:
     """The project if the user may act on it with `capability`; 404 for non-members, 403 for a weaker role."""
+    if fast_path():
+        row = fetchone(
+            f"SELECT {columns(Project, 'p')}, m.role FROM annotation_project p "  # noqa: S608 - column names only
+            "LEFT JOIN annotation_membership m ON m.project_id = p.id AND m.user_id = %s WHERE p.id = %s",
+            [user.pk, project_id],
+        )
+        role = None if row is None else ("staff" if getattr(user, "is_staff", False) else row[-1])
+        require_capability(role, capability)
+        assert row is not None
+        project = load(Project, row[:-1])
+        project.user_role = role  # type: ignore[attr-defined]
+        return project
     if getattr(user, "is_staff", False):
         project = Project.objects.filter(pk=project_id).first()
         if project is None:

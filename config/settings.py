@@ -136,7 +136,7 @@ LOGGING = {
 # --- REST framework -----------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "annotation.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -193,7 +193,7 @@ TANDEM_IMPORT_DIR = Path(env.str("TANDEM_IMPORT_DIR", default=str(VAR_DIR / "imp
 TANDEM_IMPORT_MAX_BYTES = env.int("TANDEM_IMPORT_MAX_BYTES", default=1024 * 1024 * 1024)
 TANDEM_IMPORT_MAX_ROWS = env.int("TANDEM_IMPORT_MAX_ROWS", default=2_000_000)
 TANDEM_IMPORT_MAX_ERRORS = env.int("TANDEM_IMPORT_MAX_ERRORS", default=100)
-TANDEM_IMPORT_BATCH_SIZE = env.int("TANDEM_IMPORT_BATCH_SIZE", default=2000)
+TANDEM_IMPORT_BATCH_SIZE = env.int("TANDEM_IMPORT_BATCH_SIZE", default=5000)
 TANDEM_MAX_TEXT_CHARS = env.int("TANDEM_MAX_TEXT_CHARS", default=100_000)
 TANDEM_MAX_FIELD_CHARS = env.int("TANDEM_MAX_FIELD_CHARS", default=10_000)
 TANDEM_ASSIGNMENT_TTL_SECONDS = env.int("TANDEM_ASSIGNMENT_TTL_SECONDS", default=30 * 60)

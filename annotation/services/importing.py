@@ -14,6 +14,8 @@ import csv
 import hashlib
 import json
 import logging
+import queue
+import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -393,7 +395,7 @@ def rows_parse(f: BinaryIO, fmt: str, limits: Limits) -> Iterator[tuple[int, Any
 # ------------------------------------------------------------------ worker side: insert
 
 
-def _insert_batch(project_id: int, batch: dict[str, str], now) -> int:
+def _insert_batch(cursor, project_id: int, batch: dict[str, str], now) -> int:
     """INSERT ... ON CONFLICT DO NOTHING RETURNING; the number of new rows."""
     table = Item._meta.db_table
     placeholder = "(%s, %s, %s, 'open', 0, %s, 0, 0, %s)"
@@ -406,9 +408,57 @@ def _insert_batch(project_id: int, batch: dict[str, str], now) -> int:
         f"annotation_count, lease_count, created_at) VALUES {values} "
         "ON CONFLICT (project_id, external_id) DO NOTHING RETURNING id"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return len(cursor.fetchall())
+    cursor.execute(sql, params)
+    return len(cursor.fetchall())
+
+
+class _BatchWriter:
+    """Inserts batches of rows into the current transaction.
+
+    On PostgreSQL a second thread sends them over the same connection (so inside the same
+    transaction) while this thread parses the next batch: psycopg2 releases the GIL while the
+    server works, so parsing and inserting overlap. Always close() before the transaction ends.
+    """
+
+    def __init__(self, project_id: int, now) -> None:
+        self.project_id, self.now = project_id, now
+        self.created = self.sent = 0
+        self.error: BaseException | None = None
+        self.threaded = connection.vendor == "postgresql"
+        if self.threaded:
+            connection.ensure_connection()
+            self.raw = connection.connection
+            self.queue: queue.Queue[dict[str, str] | None] = queue.Queue(maxsize=2)
+            self.thread = threading.Thread(target=self._run, name="import-writer", daemon=True)
+            self.thread.start()
+
+    def put(self, batch: dict[str, str]) -> None:
+        self.sent += len(batch)
+        if not self.threaded:
+            with connection.cursor() as cursor:
+                self.created += _insert_batch(cursor, self.project_id, batch, self.now)
+            return
+        if self.error is not None:
+            raise self.error
+        self.queue.put(batch)
+
+    def _run(self) -> None:
+        while (batch := self.queue.get()) is not None:
+            if self.error is not None:
+                continue
+            try:
+                with self.raw.cursor() as cursor:
+                    self.created += _insert_batch(cursor, self.project_id, batch, self.now)
+            except BaseException as exc:  # handed to the parsing thread by put() / close()
+                self.error = exc
+
+    def close(self) -> None:
+        """Wait for every batch; re-raise the first insert error."""
+        if self.threaded and self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 class _Rollback(Exception):
@@ -471,6 +521,7 @@ def _import(job: Job) -> Job:
     try:
         with transaction.atomic(), open(path, "rb") as f:
             batch: dict[str, str] = {}
+            writer = _BatchWriter(job.project_id, now)
             stream = rows_parse(f, params["format"], limits)
             try:
                 for line, row, problem in stream:
@@ -494,17 +545,17 @@ def _import(job: Job) -> Job:
                         continue
                     batch[ext] = json.dumps(data, ensure_ascii=False)
                     if len(batch) >= batch_size:
-                        new = _insert_batch(job.project_id, batch, now)
-                        created += new
-                        duplicates += len(batch) - new
+                        writer.put(batch)
                         batch = {}
                         _progress(job.pk, f.tell())
+                if batch and not (error_count and not skip_bad):
+                    writer.put(batch)
             except FatalImportError as exc:
                 fatal = exc
-            if batch and not fatal and not (error_count and not skip_bad):
-                new = _insert_batch(job.project_id, batch, now)
-                created += new
-                duplicates += len(batch) - new
+            finally:
+                writer.close()
+            created = writer.created
+            duplicates += writer.sent - writer.created
             if fatal is not None or (error_count and not skip_bad) or (rows == 0):
                 raise _Rollback
     except _Rollback:

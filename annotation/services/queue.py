@@ -15,6 +15,7 @@ from annotation.models import Annotation, Assignment, Item, Project, Skip
 from annotation.models.item import QUEUE_STATUSES
 from annotation.models.project import Sampling
 from annotation.services.leases import leases_add, leases_drop_expired, leases_drop_user, leases_save
+from annotation.sql import columns, fast_path, fetchone, load
 
 
 @dataclass
@@ -53,13 +54,7 @@ def _candidates(*, project: Project, user, now: datetime) -> QuerySet[Item]:
 
 
 def _pick(*, project: Project, user, now: datetime) -> Item | None:
-    item = _pick_from(_candidates(project=project, user=user, now=now), project)
-    if item is None and connection.vendor == "postgresql":
-        # Every free candidate may be locked for a moment by someone else's next/submit: rather than
-        # answer "nothing left", wait for those locks once (FOR UPDATE re-checks the row afterwards).
-        waiting = _candidates(project=project, user=user, now=now).select_for_update(of=("self",))
-        item = _pick_from(waiting, project)
-    return item
+    return _pick_from(_candidates(project=project, user=user, now=now), project)
 
 
 def _pick_from(candidates: QuerySet[Item], project: Project) -> Item | None:
@@ -85,15 +80,115 @@ def _release_stale(*, user, stale: list[Assignment]) -> None:
             leases_save(item)
 
 
-@transaction.atomic
+_PG_PICK_AND_LEASE = """
+WITH pick AS (
+    SELECT i.id FROM annotation_item i
+    WHERE i.project_id = %(project)s AND i.status IN ('open', 'in_progress')
+      AND (i.annotation_count + i.lease_count < %(k)s OR i.lease_expires_at <= %(now)s)
+      AND NOT EXISTS (SELECT 1 FROM annotation_annotation a
+                      WHERE a.item_id = i.id AND a.annotator_id = %(user)s OFFSET 0)
+      AND NOT EXISTS (SELECT 1 FROM annotation_skip s WHERE s.item_id = i.id AND s.user_id = %(user)s OFFSET 0)
+      {where}
+    ORDER BY {order}
+    LIMIT 1
+    FOR UPDATE OF i {wait}
+),
+reclaimed AS (
+    DELETE FROM annotation_assignment a USING pick
+    WHERE a.item_id = pick.id AND a.expires_at <= %(now)s AND a.user_id <> %(user)s
+    RETURNING 1
+),
+lease AS (
+    INSERT INTO annotation_assignment (item_id, user_id, project_id, created_at, expires_at)
+    SELECT pick.id, %(user)s, %(project)s, %(now)s, %(expires)s FROM pick
+    ON CONFLICT (item_id, user_id) DO UPDATE SET created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
+    RETURNING (xmax = 0) AS inserted
+)
+UPDATE annotation_item i SET
+    -- arithmetic on the row's newest version (the UPDATE re-reads a row changed since our snapshot);
+    -- a COUNT(*) over annotation_assignment would see the snapshot and miss a lease committed meanwhile
+    lease_count = i.lease_count - (SELECT count(*) FROM reclaimed) + (SELECT count(*) FROM lease WHERE inserted),
+    lease_expires_at = CASE
+        WHEN i.lease_expires_at > %(now)s THEN LEAST(i.lease_expires_at, %(expires)s::timestamptz)
+        -- some lease expired and was reclaimed: the earliest of the rest (a lease missing from our
+        -- snapshot only makes this later than the truth, which never frees a slot too early)
+        ELSE LEAST(%(expires)s::timestamptz,
+                   (SELECT min(a.expires_at) FROM annotation_assignment a
+                    WHERE a.item_id = i.id AND a.expires_at > %(now)s AND a.user_id <> %(user)s))
+    END
+FROM pick WHERE i.id = pick.id
+RETURNING {columns}
+"""
+
+_PG_MY_LEASE = """
+SELECT {columns}, a.expires_at FROM annotation_assignment a JOIN annotation_item i ON i.id = a.item_id
+WHERE a.user_id = %s AND a.project_id = %s AND a.expires_at > %s ORDER BY a.created_at LIMIT 1
+"""
+
+
+def _pg_pick_and_lease(*, project: Project, user, now: datetime, expires_at: datetime, wait: bool) -> Item | None:
+    """One statement (so one implicit transaction): lock the best candidate, reclaim its expired
+    leases, upsert this user's lease, and set the item's lease columns from the leases that remain."""
+    params = {
+        "project": project.pk,
+        "k": project.annotations_per_item,
+        "user": user.pk,
+        "now": now,
+        "expires": expires_at,
+    }
+    attempts: list[tuple[str, str]]
+    if project.sampling == Sampling.RANDOM:
+        bounds = fetchone(
+            "SELECT min(id), max(id) FROM annotation_item WHERE project_id = %s AND status IN ('open', 'in_progress')",
+            [project.pk],
+        )
+        if not bounds or bounds[0] is None:
+            return None
+        params["start"] = random.randint(bounds[0], bounds[1])  # noqa: S311 - sampling, not security
+        attempts = [("AND i.id >= %(start)s", "i.id"), ("", "i.id")]
+    elif project.sampling == Sampling.SEQUENTIAL:
+        attempts = [("", "i.id")]
+    else:
+        attempts = [("", "i.priority DESC, i.id")]
+    for where, order in attempts:
+        sql = _PG_PICK_AND_LEASE.format(
+            where=where, order=order, wait="" if wait else "SKIP LOCKED", columns=columns(Item, "i")
+        )
+        row = fetchone(sql, params)
+        if row is not None:
+            return load(Item, row)
+    return None
+
+
+def _pg_next(*, project: Project, user) -> NextItem | None:
+    now = timezone.now()
+    row = fetchone(_PG_MY_LEASE.format(columns=columns(Item, "i")), [user.pk, project.pk, now])
+    if row is not None:
+        return NextItem(item=load(Item, row[:-1]), expires_at=row[-1])
+    expires_at = now + timedelta(seconds=settings.TANDEM_ASSIGNMENT_TTL_SECONDS)
+    item = _pg_pick_and_lease(project=project, user=user, now=now, expires_at=expires_at, wait=False)
+    if item is None:
+        # Every free candidate may be locked for a moment by someone else's next/submit: rather than
+        # answer "nothing left", wait for those locks once (FOR UPDATE re-checks the row afterwards).
+        item = _pg_pick_and_lease(project=project, user=user, now=now, expires_at=expires_at, wait=True)
+    return None if item is None else NextItem(item=item, expires_at=expires_at)
+
+
 def item_next_for_annotator(*, project: Project, user) -> NextItem | None:
     """The item this user should label next, leased to them for the assignment TTL; None when nothing is left.
 
-    One short transaction. A live lease returns the same item. Otherwise the highest-priority
-    candidate is locked with SELECT ... FOR UPDATE SKIP LOCKED (on SQLite the IMMEDIATE
-    transaction serializes writers instead), its expired leases are reclaimed, and a new
-    Assignment is written together with the item's lease columns.
+    A live lease returns the same item. Otherwise the best candidate is locked with
+    SELECT ... FOR UPDATE SKIP LOCKED, its expired leases are reclaimed, and the user's
+    Assignment is written together with the item's lease columns. On PostgreSQL that is one
+    statement; on SQLite one IMMEDIATE transaction (which serializes writers) of ORM queries.
     """
+    if fast_path():
+        return _pg_next(project=project, user=user)
+    return _orm_next(project=project, user=user)
+
+
+@transaction.atomic
+def _orm_next(*, project: Project, user) -> NextItem | None:
     now = timezone.now()
     mine = list(Assignment.objects.filter(user_id=user.pk, project_id=project.pk))
     live = [a for a in mine if a.expires_at > now]

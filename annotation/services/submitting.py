@@ -17,6 +17,7 @@ from annotation.models import Annotation, FinalLabel, Item, Project, Skip
 from annotation.models.item import QUEUE_STATUSES, FinalLabelSource, ItemStatus
 from annotation.models.project import ReviewPolicy
 from annotation.services.leases import leases_drop_expired, leases_drop_user, leases_save
+from annotation.sql import fast_path, fetchone
 
 
 @dataclass
@@ -36,45 +37,189 @@ def _lock_item(item_id: int) -> Item:
     return item
 
 
-def item_decide(*, item: Item, project: Project, values: list[Any] | None = None) -> str:
-    """Decide an item that has k annotations: majority consensus -> FinalLabel, or review.
-
-    Precondition: the item row is locked (SELECT ... FOR UPDATE) by the caller's transaction.
-    Returns the item's new status; also sets it on `item` and saves it.
-    """
-    if values is None:
-        values = list(Annotation.objects.filter(item_id=item.pk).values_list("value", flat=True))
-    counts = Counter(_canonical(v) for v in values)
-    ranked = counts.most_common()
+def consensus(*, values: list[Any], project: Project) -> tuple[str, Any | None]:
+    """(new status, final value or None) for an item with k annotations: the majority value is
+    approved as its FinalLabel unless there is a tie or the review policy sends it to review."""
+    ranked = Counter(_canonical(v) for v in values).most_common()
     top, top_n = ranked[0]
     tie = len(ranked) > 1 and ranked[1][1] == top_n
-    unanimous = len(ranked) == 1
     policy = project.review_policy
     if tie or policy == ReviewPolicy.ALL:
         to_review = True
     elif policy == ReviewPolicy.DISAGREEMENTS:
-        to_review = not unanimous
+        to_review = len(ranked) > 1
     elif policy == ReviewPolicy.SAMPLE:
         to_review = random.random() < project.review_sample_rate  # noqa: S311 - sampling, not security
     else:
         to_review = False
+    return (ItemStatus.IN_REVIEW, None) if to_review else (ItemStatus.APPROVED, json.loads(top))
 
-    if to_review:
+
+def item_decide(*, item: Item, project: Project, values: list[Any] | None = None) -> str:
+    """Decide an item that has k annotations (see consensus()) and save the outcome.
+
+    Precondition: the item row is locked (SELECT ... FOR UPDATE) by the caller's transaction.
+    Returns the item's new status; also sets it on `item`.
+    """
+    if values is None:
+        values = list(Annotation.objects.filter(item_id=item.pk).values_list("value", flat=True))
+    item.status, final = consensus(values=values, project=project)
+    if final is None:
         FinalLabel.objects.filter(item_id=item.pk, source=FinalLabelSource.CONSENSUS).delete()
-        item.status = ItemStatus.IN_REVIEW
     else:
         FinalLabel.objects.bulk_create(
-            [FinalLabel(item_id=item.pk, value=json.loads(top), source=FinalLabelSource.CONSENSUS)],
+            [FinalLabel(item_id=item.pk, value=final, source=FinalLabelSource.CONSENSUS)],
             update_conflicts=True,
             unique_fields=["item"],
             update_fields=["value", "source", "updated_at"],
         )
-        item.status = ItemStatus.APPROVED
     Item.objects.filter(pk=item.pk).update(status=item.status)
     return item.status
 
 
-@transaction.atomic
+_PG_LOCK = """
+SELECT i.status, i.annotation_count, i.lease_count,
+       (SELECT count(*) FROM annotation_annotation a
+         WHERE a.annotator_id = %(user)s AND (a.item_id = i.id OR a.idempotency_key = %(key)s))
+FROM annotation_item i WHERE i.id = %(item)s FOR UPDATE
+"""
+
+# One statement: consume the user's lease (or, without one, take a free slot), reclaim expired
+# leases, insert the annotation, update the item and its final label. _PG_LOCK holds the item's
+# row lock, so this statement's snapshot sees every lease and annotation committed before it.
+_PG_WRITE = """
+WITH mine AS (
+    DELETE FROM annotation_assignment WHERE item_id = %(item)s AND user_id = %(user)s RETURNING 1
+),
+expired AS (
+    DELETE FROM annotation_assignment
+    WHERE item_id = %(item)s AND user_id <> %(user)s AND expires_at <= %(now)s RETURNING 1
+),
+ins AS (
+    INSERT INTO annotation_annotation (item_id, annotator_id, value, lead_time_ms, accepted_suggestion,
+                                       idempotency_key, history, created_at, updated_at)
+    SELECT %(item)s, %(user)s, %(value)s::jsonb, %(lead_time_ms)s, %(accepted)s, %(key)s, '[]'::jsonb, %(now)s, %(now)s
+    WHERE (SELECT count(*) FROM mine) > 0
+       OR %(annotations)s + %(leases)s - (SELECT count(*) FROM expired) < %(k)s
+    RETURNING id, created_at, updated_at
+),
+item AS (
+    UPDATE annotation_item SET
+        annotation_count = annotation_count + 1,
+        status = %(status)s,
+        lease_count = lease_count - (SELECT count(*) FROM mine) - (SELECT count(*) FROM expired),
+        lease_expires_at = (SELECT min(a.expires_at) FROM annotation_assignment a
+                            WHERE a.item_id = %(item)s AND a.user_id <> %(user)s AND a.expires_at > %(now)s)
+    WHERE id = %(item)s AND EXISTS (SELECT 1 FROM ins)
+),
+final AS (
+    INSERT INTO annotation_finallabel (item_id, value, source, created_at, updated_at)
+    SELECT %(item)s, %(final)s::jsonb, 'consensus', %(now)s, %(now)s
+    WHERE %(final)s::jsonb IS NOT NULL AND EXISTS (SELECT 1 FROM ins)
+    ON CONFLICT (item_id) DO UPDATE SET value = EXCLUDED.value, source = EXCLUDED.source,
+                                        updated_at = EXCLUDED.updated_at
+),
+unfinal AS (
+    DELETE FROM annotation_finallabel WHERE item_id = %(item)s AND source = 'consensus'
+      AND %(status)s = 'in_review' AND EXISTS (SELECT 1 FROM ins)
+)
+SELECT id, created_at, updated_at FROM ins
+"""
+
+
+class _Raced(Exception):
+    """A unique constraint caught a concurrent duplicate: answer from what the database now holds."""
+
+
+def _repeat_or_conflict(*, item_id: int, user, idempotency_key: str | None) -> SubmitResult:
+    """A repeat of an earlier submit (same Idempotency-Key, same item) returns it; anything else is 409."""
+    mine = Q(item_id=item_id) | Q(idempotency_key=idempotency_key) if idempotency_key else Q(item_id=item_id)
+    existing = list(Annotation.objects.filter(mine, annotator=user)[:2])
+    repeat = next((a for a in existing if idempotency_key and a.idempotency_key == idempotency_key), None)
+    if repeat is not None:
+        if repeat.item_id != item_id:
+            raise Conflict(
+                "This Idempotency-Key was already used for another item.",
+                [{"field": "Idempotency-Key", "message": f"Used for item {repeat.item_id}."}],
+            )
+        return SubmitResult(repeat, created=False)
+    if existing:
+        raise Conflict(
+            "You have already annotated this item; edit your annotation instead.",
+            [{"field": "item", "message": f"PATCH /api/annotations/{existing[0].pk}"}],
+        )
+    raise Conflict("A concurrent request changed this item; try again.")
+
+
+def _pg_submit(
+    *,
+    item_id: int,
+    project: Project,
+    user,
+    value: dict[str, Any],
+    lead_time_ms: int | None,
+    accepted_suggestion: bool | None,
+    idempotency_key: str | None,
+) -> SubmitResult:
+    now = timezone.now()
+    k = project.annotations_per_item
+    with transaction.atomic():
+        row = fetchone(_PG_LOCK, {"user": user.pk, "key": idempotency_key, "item": item_id})
+        if row is None:
+            raise NotFound("No such item.")
+        status, annotations, leases, prior = row
+        if prior:
+            return _repeat_or_conflict(item_id=item_id, user=user, idempotency_key=idempotency_key)
+        if status not in QUEUE_STATUSES:
+            raise Conflict(
+                "Every slot of this item is taken: it already has its annotations.",
+                [{"field": "item", "message": f"{annotations} of {k} annotations."}],
+            )
+        new_status, final = ItemStatus.IN_PROGRESS, None
+        if annotations + 1 >= k:
+            values = [value]
+            if k > 1:
+                values += list(Annotation.objects.filter(item_id=item_id).values_list("value", flat=True))
+            new_status, final = consensus(values=values, project=project)
+        params = {
+            "item": item_id,
+            "user": user.pk,
+            "now": now,
+            "value": json.dumps(value),
+            "lead_time_ms": lead_time_ms,
+            "accepted": accepted_suggestion,
+            "key": idempotency_key,
+            "annotations": annotations,
+            "leases": leases,
+            "k": k,
+            "status": new_status,
+            "final": None if final is None else json.dumps(final),
+        }
+        try:
+            written = fetchone(_PG_WRITE, params)
+        except IntegrityError as exc:  # leaving the atomic block with an exception rolls it back
+            raise _Raced from exc
+        if written is None:
+            raise Conflict(
+                "Every slot of this item is taken (your assignment expired and others took it).",
+                [{"field": "item", "message": f"{annotations} of {k} annotations, {leases} in progress."}],
+            )
+    ann_id, created_at, updated_at = written
+    annotation = Annotation(
+        id=ann_id,
+        item_id=item_id,
+        annotator=user,
+        value=value,
+        lead_time_ms=lead_time_ms,
+        accepted_suggestion=accepted_suggestion,
+        idempotency_key=idempotency_key,
+        history=[],
+        created_at=created_at,
+        updated_at=updated_at,
+    )
+    return SubmitResult(annotation, created=True)
+
+
 def annotation_submit(
     *,
     item_id: int,
@@ -90,7 +235,36 @@ def annotation_submit(
     Locks the item row. Idempotent by `idempotency_key`: a repeat returns the first annotation
     with created=False. The user's live or stale lease on the item is consumed; without one the
     annotation is accepted only while a slot is free (annotations + live leases < k), else 409.
+    On PostgreSQL this is two statements (lock, then one write); elsewhere ORM queries.
     """
+    kwargs = {
+        "item_id": item_id,
+        "project": project,
+        "user": user,
+        "value": value,
+        "lead_time_ms": lead_time_ms,
+        "accepted_suggestion": accepted_suggestion,
+        "idempotency_key": idempotency_key,
+    }
+    if fast_path():
+        try:
+            return _pg_submit(**kwargs)
+        except _Raced:
+            return _repeat_or_conflict(item_id=item_id, user=user, idempotency_key=idempotency_key)
+    return _orm_submit(**kwargs)
+
+
+@transaction.atomic
+def _orm_submit(
+    *,
+    item_id: int,
+    project: Project,
+    user,
+    value: dict[str, Any],
+    lead_time_ms: int | None = None,
+    accepted_suggestion: bool | None = None,
+    idempotency_key: str | None = None,
+) -> SubmitResult:
     now = timezone.now()
     item = _lock_item(item_id)
     mine = Q(item_id=item.pk) | Q(idempotency_key=idempotency_key) if idempotency_key else Q(item_id=item.pk)
