@@ -75,6 +75,21 @@ def test_quickstart_runs_web_worker_and_beat(tmp_path):
         assert job["status"] == "succeeded", job
         assert job["result"]["created"] == 3
 
+        # label everything on the embedded database (the ORM code path SQLite uses)
+        labeled = set()
+        for _ in range(5):
+            status, item = http("GET", f"{base}/api/projects/{project['id']}/next", token=token)
+            if status == 204:
+                break
+            assert status == 200, item
+            status, ann = http("POST", f"{base}/api/items/{item['id']}/annotations", {"value": {"label": "a"}},
+                               token=token)
+            assert status == 201, ann
+            labeled.add(item["external_id"])
+        assert labeled == {"s0", "s1", "s2"}
+        status, rows = http("GET", f"{base}/api/projects/{project['id']}/items/?status=approved", token=token)
+        assert rows["count"] == 3
+
         running = "\n".join(command_lines(descendants(proc.pid)))
         for process in ("celery -A config worker", "celery -A config beat", "gunicorn config.wsgi"):
             assert process in running, running
