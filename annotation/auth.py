@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from rest_framework import authentication, exceptions
 
-from annotation.sql import columns, fast_path, fetchone, load
+from annotation.sql import columns, fast_path, fetchone_prepared, load
 
 
 class TokenAuthentication(authentication.TokenAuthentication):
@@ -15,10 +15,11 @@ class TokenAuthentication(authentication.TokenAuthentication):
         if not fast_path():
             return super().authenticate_credentials(key)
         User = get_user_model()
-        row = fetchone(
+        row = fetchone_prepared(
+            "tandem_auth",
             f"SELECT {columns(User, 'u')} FROM authtoken_token t "  # noqa: S608 - column names only
-            f'JOIN {User._meta.db_table} u ON u."{User._meta.pk.column}" = t.user_id WHERE t.key = %s',
-            [key],
+            f'JOIN {User._meta.db_table} u ON u."{User._meta.pk.column}" = t.user_id WHERE t.key = %(key)s::varchar',
+            {"key": key},
         )
         if row is None:
             raise exceptions.AuthenticationFailed("Invalid token.")

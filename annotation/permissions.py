@@ -9,7 +9,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from annotation.exceptions import Forbidden, NotFound
 from annotation.models import Membership, Project
 from annotation.models.project import Role
-from annotation.sql import columns, fast_path, fetchone, load
+from annotation.sql import columns, fast_path, fetchone_prepared, load
 
 # Capabilities -> roles that have them. Staff users have every capability in every project.
 ANNOTATE = frozenset(Role.values)
@@ -38,10 +38,12 @@ def require_capability(role: str | None, capability: Iterable[str], *, what: str
 def project_for_user(*, user: User, project_id: int, capability: Iterable[str] = VIEW) -> Project:
     """The project if the user may act on it with `capability`; 404 for non-members, 403 for a weaker role."""
     if fast_path():
-        row = fetchone(
+        row = fetchone_prepared(
+            "tandem_project_for_user",
             f"SELECT {columns(Project, 'p')}, m.role FROM annotation_project p "  # noqa: S608 - column names only
-            "LEFT JOIN annotation_membership m ON m.project_id = p.id AND m.user_id = %s WHERE p.id = %s",
-            [user.pk, project_id],
+            "LEFT JOIN annotation_membership m ON m.project_id = p.id AND m.user_id = %(user)s::integer "
+            "WHERE p.id = %(project)s::bigint",
+            {"user": user.pk, "project": project_id},
         )
         role = None if row is None else ("staff" if getattr(user, "is_staff", False) else row[-1])
         require_capability(role, capability)

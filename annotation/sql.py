@@ -9,10 +9,12 @@ ORM code paths: it serializes writers anyway and is not where throughput matters
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from functools import cache
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection
 from django.db import models as dj
 
@@ -53,4 +55,45 @@ def load(model: type[M], values: Sequence[Any]) -> M:
 def fetchone(sql: str, params: Sequence[Any] | dict[str, Any]) -> tuple | None:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
+_NAMED = re.compile(r"%\((\w+)\)s")
+
+
+@cache
+def _prepared_text(sql: str) -> tuple[str, tuple[str, ...]]:
+    """The statement with %(name)s turned into $1, $2 ... and the parameter names in that order."""
+    order: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) not in order:
+            order.append(match.group(1))
+        return f"${order.index(match.group(1)) + 1}"
+
+    return _NAMED.sub(number, sql), tuple(order)
+
+
+def fetchone_prepared(name: str, sql: str, params: dict[str, Any]) -> tuple | None:
+    """fetchone() through a server-side prepared statement, prepared once per connection.
+
+    Planning the queue's statement costs the server more than running it (about 1.5 ms against
+    0.2 ms), so the hot statements are PREPAREd and then only EXECUTEd. Every parameter in `sql`
+    carries an explicit cast, since PREPARE infers parameter types from context alone. Set
+    TANDEM_PG_PREPARE=0 behind a pooler that does not keep sessions (PgBouncer in transaction mode).
+    """
+    if not settings.TANDEM_PG_PREPARE:
+        return fetchone(sql, params)
+    text, order = _prepared_text(sql)
+    connection.ensure_connection()
+    raw = connection.connection
+    state = getattr(connection, "_tandem_prepared", None)
+    if state is None or state[0] is not raw:  # a new connection has no prepared statements yet
+        state = (raw, set())
+        connection._tandem_prepared = state  # type: ignore[attr-defined]
+    with connection.cursor() as cursor:
+        if name not in state[1]:
+            cursor.execute(f"PREPARE {name} AS {text}")
+            state[1].add(name)
+        cursor.execute(f"EXECUTE {name}({', '.join(['%s'] * len(order))})", [params[k] for k in order])
         return cursor.fetchone()

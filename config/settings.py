@@ -196,6 +196,8 @@ TANDEM_IMPORT_MAX_ERRORS = env.int("TANDEM_IMPORT_MAX_ERRORS", default=100)
 TANDEM_IMPORT_BATCH_SIZE = env.int("TANDEM_IMPORT_BATCH_SIZE", default=5000)
 TANDEM_MAX_TEXT_CHARS = env.int("TANDEM_MAX_TEXT_CHARS", default=100_000)
 TANDEM_MAX_FIELD_CHARS = env.int("TANDEM_MAX_FIELD_CHARS", default=10_000)
+# Server-side prepared statements for the hot queries (off behind a transaction-mode pooler)
+TANDEM_PG_PREPARE = env.bool("TANDEM_PG_PREPARE", default=True)
 TANDEM_ASSIGNMENT_TTL_SECONDS = env.int("TANDEM_ASSIGNMENT_TTL_SECONDS", default=30 * 60)
 
 # Uploads larger than this are streamed to a temporary file, never held in memory.

@@ -11,7 +11,7 @@ from annotation.exceptions import NotFound
 from annotation.models import Annotation, Item, Job, Membership, Project
 from annotation.models.item import QUEUE_STATUSES
 from annotation.permissions import require_capability
-from annotation.sql import columns, fast_path, fetchone, load, width
+from annotation.sql import columns, fast_path, fetchone_prepared, load, width
 
 
 def project_list_for_user(*, user) -> QuerySet[Project]:
@@ -27,11 +27,13 @@ def project_list_for_user(*, user) -> QuerySet[Project]:
 def item_for_user(*, user, item_id: int, capability) -> Item:
     """The item with its project, if the user's role in that project has `capability` (404 / 403 else). One query."""
     if fast_path():
-        row = fetchone(
+        row = fetchone_prepared(
+            "tandem_item_for_user",
             f"SELECT {columns(Item, 'i')}, {columns(Project, 'p')}, m.role FROM annotation_item i "  # noqa: S608
             "JOIN annotation_project p ON p.id = i.project_id "
-            "LEFT JOIN annotation_membership m ON m.project_id = p.id AND m.user_id = %s WHERE i.id = %s",
-            [user.pk, item_id],
+            "LEFT JOIN annotation_membership m ON m.project_id = p.id AND m.user_id = %(user)s::integer "
+            "WHERE i.id = %(item)s::bigint",
+            {"user": user.pk, "item": item_id},
         )
         role = None if row is None else ("staff" if user.is_staff else row[-1])
         require_capability(role, capability, what="item")

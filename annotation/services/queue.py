@@ -15,7 +15,7 @@ from annotation.models import Annotation, Assignment, Item, Project, Skip
 from annotation.models.item import QUEUE_STATUSES
 from annotation.models.project import Sampling
 from annotation.services.leases import leases_add, leases_drop_expired, leases_drop_user, leases_save
-from annotation.sql import columns, fast_path, fetchone, load
+from annotation.sql import columns, fast_path, fetchone, fetchone_prepared, load
 
 
 @dataclass
@@ -83,11 +83,12 @@ def _release_stale(*, user, stale: list[Assignment]) -> None:
 _PG_PICK_AND_LEASE = """
 WITH pick AS (
     SELECT i.id FROM annotation_item i
-    WHERE i.project_id = %(project)s AND i.status IN ('open', 'in_progress')
-      AND (i.annotation_count + i.lease_count < %(k)s OR i.lease_expires_at <= %(now)s)
+    WHERE i.project_id = %(project)s::bigint AND i.status IN ('open', 'in_progress')
+      AND (i.annotation_count + i.lease_count < %(k)s::integer OR i.lease_expires_at <= %(now)s::timestamptz)
       AND NOT EXISTS (SELECT 1 FROM annotation_annotation a
-                      WHERE a.item_id = i.id AND a.annotator_id = %(user)s OFFSET 0)
-      AND NOT EXISTS (SELECT 1 FROM annotation_skip s WHERE s.item_id = i.id AND s.user_id = %(user)s OFFSET 0)
+                      WHERE a.item_id = i.id AND a.annotator_id = %(user)s::integer OFFSET 0)
+      AND NOT EXISTS (SELECT 1 FROM annotation_skip s
+                      WHERE s.item_id = i.id AND s.user_id = %(user)s::integer OFFSET 0)
       {where}
     ORDER BY {order}
     LIMIT 1
@@ -95,12 +96,12 @@ WITH pick AS (
 ),
 reclaimed AS (
     DELETE FROM annotation_assignment a USING pick
-    WHERE a.item_id = pick.id AND a.expires_at <= %(now)s AND a.user_id <> %(user)s
+    WHERE a.item_id = pick.id AND a.expires_at <= %(now)s::timestamptz AND a.user_id <> %(user)s::integer
     RETURNING 1
 ),
 lease AS (
     INSERT INTO annotation_assignment (item_id, user_id, project_id, created_at, expires_at)
-    SELECT pick.id, %(user)s, %(project)s, %(now)s, %(expires)s FROM pick
+    SELECT pick.id, %(user)s::integer, %(project)s::bigint, %(now)s::timestamptz, %(expires)s::timestamptz FROM pick
     ON CONFLICT (item_id, user_id) DO UPDATE SET created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
     RETURNING (xmax = 0) AS inserted
 )
@@ -109,12 +110,12 @@ UPDATE annotation_item i SET
     -- a COUNT(*) over annotation_assignment would see the snapshot and miss a lease committed meanwhile
     lease_count = i.lease_count - (SELECT count(*) FROM reclaimed) + (SELECT count(*) FROM lease WHERE inserted),
     lease_expires_at = CASE
-        WHEN i.lease_expires_at > %(now)s THEN LEAST(i.lease_expires_at, %(expires)s::timestamptz)
+        WHEN i.lease_expires_at > %(now)s::timestamptz THEN LEAST(i.lease_expires_at, %(expires)s::timestamptz)
         -- some lease expired and was reclaimed: the earliest of the rest (a lease missing from our
         -- snapshot only makes this later than the truth, which never frees a slot too early)
         ELSE LEAST(%(expires)s::timestamptz,
                    (SELECT min(a.expires_at) FROM annotation_assignment a
-                    WHERE a.item_id = i.id AND a.expires_at > %(now)s AND a.user_id <> %(user)s))
+                    WHERE a.item_id = i.id AND a.expires_at > %(now)s::timestamptz AND a.user_id <> %(user)s::integer))
     END
 FROM pick WHERE i.id = pick.id
 RETURNING {columns}
@@ -122,8 +123,16 @@ RETURNING {columns}
 
 _PG_MY_LEASE = """
 SELECT {columns}, a.expires_at FROM annotation_assignment a JOIN annotation_item i ON i.id = a.item_id
-WHERE a.user_id = %s AND a.project_id = %s AND a.expires_at > %s ORDER BY a.created_at LIMIT 1
+WHERE a.user_id = %(user)s::integer AND a.project_id = %(project)s::bigint AND a.expires_at > %(now)s::timestamptz
+ORDER BY a.created_at LIMIT 1
 """
+
+# sampling -> [(name, extra WHERE, ORDER BY)], tried in turn
+_PG_ORDERS = {
+    Sampling.RANDOM: [("rand_from", "AND i.id >= %(start)s::bigint", "i.id"), ("rand", "", "i.id")],
+    Sampling.SEQUENTIAL: [("seq", "", "i.id")],
+    Sampling.UNCERTAINTY: [("prio", "", "i.priority DESC, i.id")],
+}
 
 
 def _pg_pick_and_lease(*, project: Project, user, now: datetime, expires_at: datetime, wait: bool) -> Item | None:
@@ -136,7 +145,6 @@ def _pg_pick_and_lease(*, project: Project, user, now: datetime, expires_at: dat
         "now": now,
         "expires": expires_at,
     }
-    attempts: list[tuple[str, str]]
     if project.sampling == Sampling.RANDOM:
         bounds = fetchone(
             "SELECT min(id), max(id) FROM annotation_item WHERE project_id = %s AND status IN ('open', 'in_progress')",
@@ -145,16 +153,11 @@ def _pg_pick_and_lease(*, project: Project, user, now: datetime, expires_at: dat
         if not bounds or bounds[0] is None:
             return None
         params["start"] = random.randint(bounds[0], bounds[1])  # noqa: S311 - sampling, not security
-        attempts = [("AND i.id >= %(start)s", "i.id"), ("", "i.id")]
-    elif project.sampling == Sampling.SEQUENTIAL:
-        attempts = [("", "i.id")]
-    else:
-        attempts = [("", "i.priority DESC, i.id")]
-    for where, order in attempts:
+    for name, where, order in _PG_ORDERS[Sampling(project.sampling)]:
         sql = _PG_PICK_AND_LEASE.format(
             where=where, order=order, wait="" if wait else "SKIP LOCKED", columns=columns(Item, "i")
         )
-        row = fetchone(sql, params)
+        row = fetchone_prepared(f"tandem_pick_{name}_{'wait' if wait else 'skip'}", sql, params)
         if row is not None:
             return load(Item, row)
     return None
@@ -162,7 +165,11 @@ def _pg_pick_and_lease(*, project: Project, user, now: datetime, expires_at: dat
 
 def _pg_next(*, project: Project, user) -> NextItem | None:
     now = timezone.now()
-    row = fetchone(_PG_MY_LEASE.format(columns=columns(Item, "i")), [user.pk, project.pk, now])
+    row = fetchone_prepared(
+        "tandem_my_lease",
+        _PG_MY_LEASE.format(columns=columns(Item, "i")),
+        {"user": user.pk, "project": project.pk, "now": now},
+    )
     if row is not None:
         return NextItem(item=load(Item, row[:-1]), expires_at=row[-1])
     expires_at = now + timedelta(seconds=settings.TANDEM_ASSIGNMENT_TTL_SECONDS)

@@ -17,7 +17,7 @@ from annotation.models import Annotation, FinalLabel, Item, Project, Skip
 from annotation.models.item import QUEUE_STATUSES, FinalLabelSource, ItemStatus
 from annotation.models.project import ReviewPolicy
 from annotation.services.leases import leases_drop_expired, leases_drop_user, leases_save
-from annotation.sql import fast_path, fetchone
+from annotation.sql import fast_path, fetchone_prepared
 
 
 @dataclass
@@ -80,8 +80,8 @@ def item_decide(*, item: Item, project: Project, values: list[Any] | None = None
 _PG_LOCK = """
 SELECT i.status, i.annotation_count, i.lease_count,
        (SELECT count(*) FROM annotation_annotation a
-         WHERE a.annotator_id = %(user)s AND (a.item_id = i.id OR a.idempotency_key = %(key)s))
-FROM annotation_item i WHERE i.id = %(item)s FOR UPDATE
+         WHERE a.annotator_id = %(user)s::integer AND (a.item_id = i.id OR a.idempotency_key = %(key)s::varchar))
+FROM annotation_item i WHERE i.id = %(item)s::bigint FOR UPDATE
 """
 
 # One statement: consume the user's lease (or, without one, take a free slot), reclaim expired
@@ -89,39 +89,42 @@ FROM annotation_item i WHERE i.id = %(item)s FOR UPDATE
 # row lock, so this statement's snapshot sees every lease and annotation committed before it.
 _PG_WRITE = """
 WITH mine AS (
-    DELETE FROM annotation_assignment WHERE item_id = %(item)s AND user_id = %(user)s RETURNING 1
+    DELETE FROM annotation_assignment WHERE item_id = %(item)s::bigint AND user_id = %(user)s::integer RETURNING 1
 ),
 expired AS (
     DELETE FROM annotation_assignment
-    WHERE item_id = %(item)s AND user_id <> %(user)s AND expires_at <= %(now)s RETURNING 1
+    WHERE item_id = %(item)s::bigint AND user_id <> %(user)s::integer AND expires_at <= %(now)s::timestamptz
+    RETURNING 1
 ),
 ins AS (
     INSERT INTO annotation_annotation (item_id, annotator_id, value, lead_time_ms, accepted_suggestion,
                                        idempotency_key, history, created_at, updated_at)
-    SELECT %(item)s, %(user)s, %(value)s::jsonb, %(lead_time_ms)s, %(accepted)s, %(key)s, '[]'::jsonb, %(now)s, %(now)s
+    SELECT %(item)s::bigint, %(user)s::integer, %(value)s::jsonb, %(lead_time_ms)s::integer,
+           %(accepted)s::boolean, %(key)s::varchar, '[]'::jsonb, %(now)s::timestamptz, %(now)s::timestamptz
     WHERE (SELECT count(*) FROM mine) > 0
-       OR %(annotations)s + %(leases)s - (SELECT count(*) FROM expired) < %(k)s
+       OR %(annotations)s::integer + %(leases)s::integer - (SELECT count(*) FROM expired) < %(k)s::integer
     RETURNING id, created_at, updated_at
 ),
 item AS (
     UPDATE annotation_item SET
         annotation_count = annotation_count + 1,
-        status = %(status)s,
+        status = %(status)s::varchar,
         lease_count = lease_count - (SELECT count(*) FROM mine) - (SELECT count(*) FROM expired),
         lease_expires_at = (SELECT min(a.expires_at) FROM annotation_assignment a
-                            WHERE a.item_id = %(item)s AND a.user_id <> %(user)s AND a.expires_at > %(now)s)
-    WHERE id = %(item)s AND EXISTS (SELECT 1 FROM ins)
+                            WHERE a.item_id = %(item)s::bigint AND a.user_id <> %(user)s::integer
+                              AND a.expires_at > %(now)s::timestamptz)
+    WHERE id = %(item)s::bigint AND EXISTS (SELECT 1 FROM ins)
 ),
 final AS (
     INSERT INTO annotation_finallabel (item_id, value, source, created_at, updated_at)
-    SELECT %(item)s, %(final)s::jsonb, 'consensus', %(now)s, %(now)s
+    SELECT %(item)s::bigint, %(final)s::jsonb, 'consensus', %(now)s::timestamptz, %(now)s::timestamptz
     WHERE %(final)s::jsonb IS NOT NULL AND EXISTS (SELECT 1 FROM ins)
     ON CONFLICT (item_id) DO UPDATE SET value = EXCLUDED.value, source = EXCLUDED.source,
                                         updated_at = EXCLUDED.updated_at
 ),
 unfinal AS (
-    DELETE FROM annotation_finallabel WHERE item_id = %(item)s AND source = 'consensus'
-      AND %(status)s = 'in_review' AND EXISTS (SELECT 1 FROM ins)
+    DELETE FROM annotation_finallabel WHERE item_id = %(item)s::bigint AND source = 'consensus'
+      AND %(status)s::varchar = 'in_review' AND EXISTS (SELECT 1 FROM ins)
 )
 SELECT id, created_at, updated_at FROM ins
 """
@@ -164,7 +167,9 @@ def _pg_submit(
     now = timezone.now()
     k = project.annotations_per_item
     with transaction.atomic():
-        row = fetchone(_PG_LOCK, {"user": user.pk, "key": idempotency_key, "item": item_id})
+        row = fetchone_prepared(
+            "tandem_submit_lock", _PG_LOCK, {"user": user.pk, "key": idempotency_key, "item": item_id}
+        )
         if row is None:
             raise NotFound("No such item.")
         status, annotations, leases, prior = row
@@ -196,7 +201,7 @@ def _pg_submit(
             "final": None if final is None else json.dumps(final),
         }
         try:
-            written = fetchone(_PG_WRITE, params)
+            written = fetchone_prepared("tandem_submit_write", _PG_WRITE, params)
         except IntegrityError as exc:  # leaving the atomic block with an exception rolls it back
             raise _Raced from exc
         if written is None:
