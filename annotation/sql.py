@@ -74,16 +74,20 @@ def _prepared_text(sql: str) -> tuple[str, tuple[str, ...]]:
     return _NAMED.sub(number, sql), tuple(order)
 
 
-def fetchone_prepared(name: str, sql: str, params: dict[str, Any]) -> tuple | None:
+def fetchone_prepared(name: str, sql: str, params: dict[str, Any], *, prefix: str = "") -> tuple | None:
     """fetchone() through a server-side prepared statement, prepared once per connection.
 
     Planning the queue's statement costs the server more than running it (about 1.5 ms against
     0.2 ms), so the hot statements are PREPAREd and then only EXECUTEd. Every parameter in `sql`
     carries an explicit cast, since PREPARE infers parameter types from context alone. Set
     TANDEM_PG_PREPARE=0 behind a pooler that does not keep sessions (PgBouncer in transaction mode).
+    `prefix` is sent in the same round trip, e.g. "SET LOCAL ...;" (several statements sent at once
+    run as one transaction).
     """
     if not settings.TANDEM_PG_PREPARE:
-        return fetchone(sql, params)
+        with connection.cursor() as cursor:
+            cursor.execute(prefix + sql, params)
+            return cursor.fetchone()
     text, order = _prepared_text(sql)
     connection.ensure_connection()
     raw = connection.connection
@@ -95,5 +99,5 @@ def fetchone_prepared(name: str, sql: str, params: dict[str, Any]) -> tuple | No
         if name not in state[1]:
             cursor.execute(f"PREPARE {name} AS {text}")
             state[1].add(name)
-        cursor.execute(f"EXECUTE {name}({', '.join(['%s'] * len(order))})", [params[k] for k in order])
+        cursor.execute(f"{prefix}EXECUTE {name}({', '.join(['%s'] * len(order))})", [params[k] for k in order])
         return cursor.fetchone()

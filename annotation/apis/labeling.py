@@ -26,7 +26,7 @@ from annotation.models.item import ItemStatus
 from annotation.permissions import ANNOTATE, REVIEW, VIEW, project_for_user
 from annotation.selectors.items import item_filter_annotator, item_filter_label, item_for_user, item_list
 from annotation.services.queue import item_next_for_annotator
-from annotation.services.submitting import annotation_submit, annotation_update, item_skip
+from annotation.services.submitting import annotation_submit_checked, annotation_update, item_skip
 from annotation.services.values import value_validate
 
 MAX_KEY = 200
@@ -118,20 +118,14 @@ class ItemAnnotationsApi(APIView):
         responses={201: AnnotationOutput, 200: AnnotationOutput},
     )
     def post(self, request: Request, pk: int) -> Response:
-        item = item_for_user(user=request.user, item_id=pk, capability=ANNOTATE)
         key = _idempotency_key(request)
         data = AnnotationInput(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        project = item.project
-        value = value_validate(
-            task_type=project.task_type, label_names=project.label_names, value=v["value"], text=item.text
-        )
-        result = annotation_submit(
-            item_id=item.pk,
-            project=project,
+        result = annotation_submit_checked(
+            item_id=int(pk),
             user=request.user,
-            value=value,
+            value=v["value"],
             lead_time_ms=v.get("lead_time_ms"),
             accepted_suggestion=v.get("accepted_suggestion"),
             idempotency_key=key,

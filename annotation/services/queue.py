@@ -80,10 +80,16 @@ def _release_stale(*, user, stale: list[Assignment]) -> None:
             leases_save(item)
 
 
-_PG_PICK_AND_LEASE = """
-WITH pick AS (
+_PG_NEXT = """
+WITH mine AS (
+    SELECT a.item_id, a.expires_at FROM annotation_assignment a
+    WHERE a.user_id = %(user)s::integer AND a.project_id = %(project)s::bigint AND a.expires_at > %(now)s::timestamptz
+    ORDER BY a.created_at LIMIT 1
+),
+pick AS (
     SELECT i.id FROM annotation_item i
-    WHERE i.project_id = %(project)s::bigint AND i.status IN ('open', 'in_progress')
+    WHERE NOT EXISTS (SELECT 1 FROM mine)
+      AND i.project_id = %(project)s::bigint AND i.status IN ('open', 'in_progress')
       AND (i.annotation_count + i.lease_count < %(k)s::integer OR i.lease_expires_at <= %(now)s::timestamptz)
       AND NOT EXISTS (SELECT 1 FROM annotation_annotation a
                       WHERE a.item_id = i.id AND a.annotator_id = %(user)s::integer OFFSET 0)
@@ -104,7 +110,8 @@ lease AS (
     SELECT pick.id, %(user)s::integer, %(project)s::bigint, %(now)s::timestamptz, %(expires)s::timestamptz FROM pick
     ON CONFLICT (item_id, user_id) DO UPDATE SET created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
     RETURNING (xmax = 0) AS inserted
-)
+),
+taken AS (
 UPDATE annotation_item i SET
     -- arithmetic on the row's newest version (the UPDATE re-reads a row changed since our snapshot);
     -- a COUNT(*) over annotation_assignment would see the snapshot and miss a lease committed meanwhile
@@ -118,13 +125,11 @@ UPDATE annotation_item i SET
                     WHERE a.item_id = i.id AND a.expires_at > %(now)s::timestamptz AND a.user_id <> %(user)s::integer))
     END
 FROM pick WHERE i.id = pick.id
-RETURNING {columns}
-"""
-
-_PG_MY_LEASE = """
-SELECT {columns}, a.expires_at FROM annotation_assignment a JOIN annotation_item i ON i.id = a.item_id
-WHERE a.user_id = %(user)s::integer AND a.project_id = %(project)s::bigint AND a.expires_at > %(now)s::timestamptz
-ORDER BY a.created_at LIMIT 1
+RETURNING {columns}, %(expires)s::timestamptz
+)
+SELECT {columns}, mine.expires_at FROM mine JOIN annotation_item i ON i.id = mine.item_id
+UNION ALL
+SELECT * FROM taken
 """
 
 # sampling -> [(name, extra WHERE, ORDER BY)], tried in turn
@@ -135,9 +140,9 @@ _PG_ORDERS = {
 }
 
 
-def _pg_pick_and_lease(*, project: Project, user, now: datetime, expires_at: datetime, wait: bool) -> Item | None:
-    """One statement (so one implicit transaction): lock the best candidate, reclaim its expired
-    leases, upsert this user's lease, and set the item's lease columns from the leases that remain."""
+def _pg_next_statement(*, project: Project, user, now: datetime, expires_at: datetime, wait: bool) -> NextItem | None:
+    """One statement (so one implicit transaction): the user's live lease if any; else lock the best
+    candidate, reclaim its expired leases, upsert this user's lease and set the item's lease columns."""
     params = {
         "project": project.pk,
         "k": project.annotations_per_item,
@@ -150,35 +155,31 @@ def _pg_pick_and_lease(*, project: Project, user, now: datetime, expires_at: dat
             "SELECT min(id), max(id) FROM annotation_item WHERE project_id = %s AND status IN ('open', 'in_progress')",
             [project.pk],
         )
-        if not bounds or bounds[0] is None:
-            return None
-        params["start"] = random.randint(bounds[0], bounds[1])  # noqa: S311 - sampling, not security
+        params["start"] = random.randint(bounds[0], bounds[1]) if bounds and bounds[0] is not None else 0  # noqa: S311
     for name, where, order in _PG_ORDERS[Sampling(project.sampling)]:
-        sql = _PG_PICK_AND_LEASE.format(
-            where=where, order=order, wait="" if wait else "SKIP LOCKED", columns=columns(Item, "i")
+        sql = _PG_NEXT.format(where=where, order=order, wait="" if wait else "SKIP LOCKED", columns=columns(Item, "i"))
+        # A lease is cheap to lose: if the database crashes before it is on disk, the item is simply
+        # served again. So this commit does not wait for the WAL flush (annotations still do).
+        row = fetchone_prepared(
+            f"tandem_next_{name}_{'wait' if wait else 'skip'}",
+            sql,
+            params,
+            prefix="SET LOCAL synchronous_commit = off; ",
         )
-        row = fetchone_prepared(f"tandem_pick_{name}_{'wait' if wait else 'skip'}", sql, params)
         if row is not None:
-            return load(Item, row)
+            return NextItem(item=load(Item, row[:-1]), expires_at=row[-1])
     return None
 
 
 def _pg_next(*, project: Project, user) -> NextItem | None:
     now = timezone.now()
-    row = fetchone_prepared(
-        "tandem_my_lease",
-        _PG_MY_LEASE.format(columns=columns(Item, "i")),
-        {"user": user.pk, "project": project.pk, "now": now},
-    )
-    if row is not None:
-        return NextItem(item=load(Item, row[:-1]), expires_at=row[-1])
     expires_at = now + timedelta(seconds=settings.TANDEM_ASSIGNMENT_TTL_SECONDS)
-    item = _pg_pick_and_lease(project=project, user=user, now=now, expires_at=expires_at, wait=False)
-    if item is None:
+    found = _pg_next_statement(project=project, user=user, now=now, expires_at=expires_at, wait=False)
+    if found is None:
         # Every free candidate may be locked for a moment by someone else's next/submit: rather than
         # answer "nothing left", wait for those locks once (FOR UPDATE re-checks the row afterwards).
-        item = _pg_pick_and_lease(project=project, user=user, now=now, expires_at=expires_at, wait=True)
-    return None if item is None else NextItem(item=item, expires_at=expires_at)
+        found = _pg_next_statement(project=project, user=user, now=now, expires_at=expires_at, wait=True)
+    return found
 
 
 def item_next_for_annotator(*, project: Project, user) -> NextItem | None:

@@ -16,8 +16,10 @@ from annotation.exceptions import Conflict, NotFound
 from annotation.models import Annotation, FinalLabel, Item, Project, Skip
 from annotation.models.item import QUEUE_STATUSES, FinalLabelSource, ItemStatus
 from annotation.models.project import ReviewPolicy
+from annotation.permissions import ANNOTATE, require_capability
 from annotation.services.leases import leases_drop_expired, leases_drop_user, leases_save
-from annotation.sql import fast_path, fetchone_prepared
+from annotation.services.values import value_validate
+from annotation.sql import columns, fast_path, fetchone_prepared, load
 
 
 @dataclass
@@ -82,6 +84,18 @@ SELECT i.status, i.annotation_count, i.lease_count,
        (SELECT count(*) FROM annotation_annotation a
          WHERE a.annotator_id = %(user)s::integer AND (a.item_id = i.id OR a.idempotency_key = %(key)s::varchar))
 FROM annotation_item i WHERE i.id = %(item)s::bigint FOR UPDATE
+"""
+
+# The same lock, also reading the item's project and the user's role in it, for the API: access
+# check, value validation and write then all happen under the lock, in one transaction.
+_PG_LOCK_CHECKED = """
+SELECT i.status, i.annotation_count, i.lease_count,
+       (SELECT count(*) FROM annotation_annotation a
+         WHERE a.annotator_id = %(user)s::integer AND (a.item_id = i.id OR a.idempotency_key = %(key)s::varchar)),
+       i.data ->> 'text', m.role, {project}
+FROM annotation_item i JOIN annotation_project p ON p.id = i.project_id
+LEFT JOIN annotation_membership m ON m.project_id = p.id AND m.user_id = %(user)s::integer
+WHERE i.id = %(item)s::bigint FOR UPDATE OF i
 """
 
 # One statement: consume the user's lease (or, without one, take a free slot), reclaim expired
@@ -157,22 +171,34 @@ def _repeat_or_conflict(*, item_id: int, user, idempotency_key: str | None) -> S
 def _pg_submit(
     *,
     item_id: int,
-    project: Project,
+    project: Project | None,
     user,
-    value: dict[str, Any],
+    value: Any,
     lead_time_ms: int | None,
     accepted_suggestion: bool | None,
     idempotency_key: str | None,
 ) -> SubmitResult:
+    """Submit under the item's row lock. Without `project`, also check access and validate `value`."""
     now = timezone.now()
-    k = project.annotations_per_item
+    params = {"user": user.pk, "key": idempotency_key, "item": item_id}
     with transaction.atomic():
-        row = fetchone_prepared(
-            "tandem_submit_lock", _PG_LOCK, {"user": user.pk, "key": idempotency_key, "item": item_id}
-        )
-        if row is None:
-            raise NotFound("No such item.")
-        status, annotations, leases, prior = row
+        if project is not None:
+            row = fetchone_prepared("tandem_submit_lock", _PG_LOCK, params)
+            if row is None:
+                raise NotFound("No such item.")
+        else:
+            row = fetchone_prepared(
+                "tandem_submit_lock_checked", _PG_LOCK_CHECKED.format(project=columns(Project, "p")), params
+            )
+            role = None if row is None else ("staff" if user.is_staff else row[5])
+            require_capability(role, ANNOTATE, what="item")
+            assert row is not None
+            project = load(Project, row[6:])
+            value = value_validate(
+                task_type=project.task_type, label_names=project.label_names, value=value, text=row[4] or ""
+            )
+        status, annotations, leases, prior = row[:4]
+        k = project.annotations_per_item
         if prior:
             return _repeat_or_conflict(item_id=item_id, user=user, idempotency_key=idempotency_key)
         if status not in QUEUE_STATUSES:
@@ -257,6 +283,35 @@ def annotation_submit(
         except _Raced:
             return _repeat_or_conflict(item_id=item_id, user=user, idempotency_key=idempotency_key)
     return _orm_submit(**kwargs)
+
+
+def annotation_submit_checked(
+    *,
+    item_id: int,
+    user,
+    value: Any,
+    lead_time_ms: int | None = None,
+    accepted_suggestion: bool | None = None,
+    idempotency_key: str | None = None,
+) -> SubmitResult:
+    """The API's submit: access check (404 / 403), value validation (400), then annotation_submit.
+    On PostgreSQL all three happen in one transaction under the item's row lock (two statements)."""
+    extra = {
+        "lead_time_ms": lead_time_ms,
+        "accepted_suggestion": accepted_suggestion,
+        "idempotency_key": idempotency_key,
+    }
+    if fast_path():
+        try:
+            return _pg_submit(item_id=item_id, project=None, user=user, value=value, **extra)
+        except _Raced:
+            return _repeat_or_conflict(item_id=item_id, user=user, idempotency_key=idempotency_key)
+    from annotation.selectors.items import item_for_user
+
+    item = item_for_user(user=user, item_id=item_id, capability=ANNOTATE)
+    project = item.project
+    value = value_validate(task_type=project.task_type, label_names=project.label_names, value=value, text=item.text)
+    return _orm_submit(item_id=item.pk, project=project, user=user, value=value, **extra)
 
 
 @transaction.atomic
