@@ -14,6 +14,7 @@ import atexit
 import contextlib
 import http.client
 import json
+import math
 import os
 import secrets
 import shutil
@@ -95,7 +96,7 @@ def _stat(pid: int) -> list[str] | None:
         return None
     # comm may contain spaces/parens: split after the last ')'
     head, _, rest = raw.rpartition(")")
-    return [head.split("(", 1)[0].strip(), head.split("(", 1)[1]] + rest.split()
+    return [head.split("(", 1)[0].strip(), head.split("(", 1)[1], *rest.split()]
 
 
 def proc_cpu(pid: int, children: bool = True) -> float:
@@ -164,7 +165,7 @@ def reset_hwm(pid: int) -> bool:
 class CpuMeter:
     """CPU seconds of the server (gunicorn group), the worker (celery group), the database and us."""
 
-    def __init__(self, app: "App"):
+    def __init__(self, app: App):
         self.app = app
 
     def sample(self, settle: float = 0.0) -> dict:
@@ -262,8 +263,9 @@ class Http:
             raise RuntimeError(f"{method} {path} -> {status}: {payload[:300]!r}")
         return json.loads(payload) if payload else None
 
-    def upload_file(self, path: str, file: Path, content_type: str = "application/x-ndjson",
-                    chunk: int = 1 << 20) -> tuple[int, bytes]:
+    def upload_file(
+        self, path: str, file: Path, content_type: str = "application/x-ndjson", chunk: int = 1 << 20
+    ) -> tuple[int, bytes]:
         """POST a file as the raw request body, streamed from disk (never whole in memory)."""
         self.close()
         conn = self._connect()
@@ -286,7 +288,7 @@ class Http:
 
 # ------------------------------------------------------------------ the app
 
-_LIVE: list["App"] = []
+_LIVE: list[App] = []
 
 
 def _on_signal(signum, frame):
@@ -323,8 +325,14 @@ os.unlink(state)
 class App:
     """Fresh database + gunicorn + one Celery worker. Use as a context manager."""
 
-    def __init__(self, workers: int = 2, threads: int = 8, worker: bool = True, env: dict | None = None,
-                 gunicorn_args: list[str] | None = None):
+    def __init__(
+        self,
+        workers: int = 2,
+        threads: int = 8,
+        worker: bool = True,
+        env: dict | None = None,
+        gunicorn_args: list[str] | None = None,
+    ):
         self.web_workers, self.web_threads, self.want_worker = workers, threads, worker
         self.extra_env = env or {}
         self.gunicorn_args = gunicorn_args or []
@@ -343,28 +351,37 @@ class App:
     # -- environment
     def env(self) -> dict:
         e = dict(os.environ)
-        e.update({
-            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{self.db}",
-            "CELERY_BROKER_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
-            "DJANGO_SECRET_KEY": self.secret,
-            "DJANGO_DEBUG": "0",
-            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "TANDEM_VAR_DIR": str(self.tmp / "var"),
-            "TANDEM_IMPORT_MAX_ROWS": "5000000",
-            "TANDEM_MODEL_BACKEND": "fake",
-            "MODEL_DIR": str(self.tmp / "models"),
-            "DJANGO_SUPERUSER_USERNAME": ADMIN_USER,
-            "DJANGO_SUPERUSER_PASSWORD": ADMIN_PASS,
-            "DJANGO_SUPERUSER_EMAIL": "bench@example.org",
-            "DJANGO_LOG_LEVEL": "WARNING",
-            "PYTHONUNBUFFERED": "1",
-        })
+        e.update(
+            {
+                "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{self.db}",
+                "CELERY_BROKER_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
+                "DJANGO_SECRET_KEY": self.secret,
+                "DJANGO_DEBUG": "0",
+                "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+                "TANDEM_VAR_DIR": str(self.tmp / "var"),
+                "TANDEM_IMPORT_MAX_ROWS": "5000000",
+                "TANDEM_MODEL_BACKEND": "fake",
+                "MODEL_DIR": str(self.tmp / "models"),
+                "DJANGO_SUPERUSER_USERNAME": ADMIN_USER,
+                "DJANGO_SUPERUSER_PASSWORD": ADMIN_PASS,
+                "DJANGO_SUPERUSER_EMAIL": "bench@example.org",
+                "DJANGO_LOG_LEVEL": "WARNING",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         e.update(self.extra_env)
         return e
 
     def manage(self, *args: str) -> None:
-        res = subprocess.run([str(PY), "manage.py", *args], cwd=ROOT, env=self.env(), capture_output=True,
-                             text=True, stdin=subprocess.DEVNULL, timeout=600)
+        res = subprocess.run(
+            [str(PY), "manage.py", *args],
+            cwd=ROOT,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=600,
+        )
         if res.returncode != 0:
             raise RuntimeError(f"manage.py {' '.join(args)} failed: {(res.stderr or res.stdout)[-800:]}")
 
@@ -373,8 +390,15 @@ class App:
 
     def spawn(self, name: str, cmd: list[str]) -> subprocess.Popen:
         logf = open(self.tmp / f"{name}.log", "w")
-        p = subprocess.Popen(cmd, cwd=ROOT, env=self.env(), stdout=logf, stderr=subprocess.STDOUT,
-                             stdin=subprocess.DEVNULL, start_new_session=True)
+        p = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=self.env(),
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         logf.close()
         p.log_path = self.tmp / f"{name}.log"  # type: ignore[attr-defined]
         self.procs.append(p)
@@ -392,16 +416,21 @@ class App:
                 raise RuntimeError(f"{p.args[0]} exited with {p.returncode}:\n{self.log_tail(p)}")
 
     # -- lifecycle
-    def __enter__(self) -> "App":
+    def __enter__(self) -> App:
         _LIVE.append(self)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             with contextlib.suppress(ValueError):
                 self._old_handlers[sig] = signal.signal(sig, _on_signal)
         try:
             self._save_state()
-            self.reaper = subprocess.Popen([sys.executable, "-c", REAPER, str(os.getpid()), str(self.state)],
-                                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                           stderr=subprocess.DEVNULL, start_new_session=True, cwd="/")
+            self.reaper = subprocess.Popen(
+                [sys.executable, "-c", REAPER, str(os.getpid()), str(self.state)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd="/",
+            )
             psql(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)')
             psql(f'CREATE DATABASE "{self.db}"')
             redis_flush()
@@ -409,15 +438,46 @@ class App:
             self.manage("migrate", "--noinput")
             self.manage("createsuperuser", "--noinput")
             log(f"database {self.db} migrated in {time.time() - t0:.1f} s")
-            self.web = self.spawn("web", [
-                str(VENV_BIN / "gunicorn"), "config.wsgi", "-b", f"127.0.0.1:{self.port}",
-                "-k", "gthread", "-w", str(self.web_workers), "--threads", str(self.web_threads),
-                "--timeout", "300", "--keep-alive", "75", "--backlog", "512", *self.gunicorn_args,
-            ])
+            self.web = self.spawn(
+                "web",
+                [
+                    str(VENV_BIN / "gunicorn"),
+                    "config.wsgi",
+                    "-b",
+                    f"127.0.0.1:{self.port}",
+                    "-k",
+                    "gthread",
+                    "-w",
+                    str(self.web_workers),
+                    "--threads",
+                    str(self.web_threads),
+                    "--timeout",
+                    "300",
+                    "--keep-alive",
+                    "75",
+                    "--backlog",
+                    "512",
+                    *self.gunicorn_args,
+                ],
+            )
             if self.want_worker:
-                self.worker = self.spawn("worker", [str(VENV_BIN / "celery"), "-A", "config", "worker",
-                                                    "-Q", "default,model", "-c", "1", "-l", "WARNING",
-                                                    "--without-gossip", "--without-mingle"])
+                self.worker = self.spawn(
+                    "worker",
+                    [
+                        str(VENV_BIN / "celery"),
+                        "-A",
+                        "config",
+                        "worker",
+                        "-Q",
+                        "default,model",
+                        "-c",
+                        "1",
+                        "-l",
+                        "WARNING",
+                        "--without-gossip",
+                        "--without-mingle",
+                    ],
+                )
             self._wait_web()
             log(f"gunicorn -w {self.web_workers} --threads {self.web_threads} on :{self.port}")
         except BaseException:
@@ -486,8 +546,10 @@ class App:
 
     def db_pids(self) -> list[int]:
         """Backends of our database plus PostgreSQL's own background processes."""
-        out = psql(f"SELECT pid FROM pg_stat_activity WHERE datname = '{self.db}' "
-                   f"OR backend_type <> 'client backend'", check=False)
+        out = psql(
+            f"SELECT pid FROM pg_stat_activity WHERE datname = '{self.db}' OR backend_type <> 'client backend'",
+            check=False,
+        )
         pids = [int(x) for x in out.split() if x.strip().isdigit()]
         # the postmaster: its cutime/cstime hold the CPU of backends that exited (a closed connection)
         for pid in postgres_pids():
@@ -522,11 +584,12 @@ class App:
             admin = Http(self.port, api.token)  # one connection per thread
             try:
                 name = f"{prefix}{i:03d}"
-                admin.json("POST", "/api/users/", {"username": name, "password": USER_PASS,
-                                                   "email": f"{name}@example.org"})
+                admin.json(
+                    "POST", "/api/users/", {"username": name, "password": USER_PASS, "email": f"{name}@example.org"}
+                )
                 admin.json("POST", f"/api/projects/{project_id}/members/", {"username": name, "role": "annotator"})
                 tokens[i] = self.token(name, USER_PASS)
-            except BaseException as e:  # noqa: BLE001
+            except BaseException as e:
                 errors.append(e)
             finally:
                 admin.close()
@@ -594,8 +657,9 @@ def write_jsonl(path: Path, rows: int, prefix: str = "r") -> int:
     with open(path, "w", encoding="utf-8", buffering=1 << 20) as f:
         buf = []
         for i in range(rows):
-            buf.append(enc.encode({"external_id": f"{prefix}{i}", "text": texts[i % n_texts],
-                                   "source": "bench", "n": i}))
+            buf.append(
+                enc.encode({"external_id": f"{prefix}{i}", "text": texts[i % n_texts], "source": "bench", "n": i})
+            )
             if len(buf) >= 10000:
                 f.write("\n".join(buf) + "\n")
                 buf = []
@@ -611,7 +675,7 @@ def percentiles(values: list[float], ps=(50, 95, 99)) -> dict:
     s = sorted(values)
     out = {}
     for p in ps:
-        k = max(0, min(len(s) - 1, int(round(p / 100 * len(s) + 0.5)) - 1))
+        k = max(0, min(len(s) - 1, math.ceil(p / 100 * len(s)) - 1))
         out[f"p{p}"] = round(s[k] * 1000, 2)
     out["n"] = len(s)
     return out
@@ -637,10 +701,30 @@ def parse_sizes(text: str) -> list[int]:
 def machine() -> dict:
     model, mem = "", 0
     with contextlib.suppress(OSError, StopIteration):
-        model = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     with contextlib.suppress(OSError, StopIteration):
-        mem = int(next(l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal"))) // 1024 // 1024
-    return {"cpus": os.cpu_count(), "cpu": model, "mem_gb": mem, "date": time.strftime("%Y-%m-%d")}
+        with open("/proc/meminfo") as f:
+            mem = int(next(line.split()[1] for line in f if line.startswith("MemTotal"))) // 1024 // 1024
+    return {"cpus": os.cpu_count(), "cpu": model, "mem_gb": mem, "date": time.strftime("%Y-%m-%d"), "git": git_state()}
+
+
+def git_state() -> str:
+    """The commit measured, with "+dirty" when app files (outside bench/) differ from it."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--", ".", ":(exclude)bench"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return head + ("+dirty" if status else "")
 
 
 def url(path: str, **params) -> str:

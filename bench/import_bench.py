@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import App, CpuMeter, emit, log, machine, parse_sizes, write_jsonl  # noqa: E402
+from _harness import App, CpuMeter, emit, log, machine, parse_sizes, write_jsonl
 
 
 def one_import(app: App, api, project_id: int, file: Path, rows: int, meter: CpuMeter) -> dict:
@@ -50,8 +49,9 @@ def main() -> None:
     args = ap.parse_args()
     sizes = parse_sizes(args.rows)
     out: dict = {"bench": "import", "machine": machine(), "runs": []}
-    with tempfile.TemporaryDirectory(prefix="tandem-import-") as tmp, \
-            App(workers=args.web_workers, threads=args.web_threads) as app:
+    # data files live in the App's temp dir: removed with it, even by the reaper after a SIGKILL
+    with App(workers=args.web_workers, threads=args.web_threads) as app:
+        tmp = app.tmp
         api = app.admin()
         meter = CpuMeter(app)
         for n in sizes:
@@ -70,8 +70,9 @@ def main() -> None:
                 log(f"re-import of {n}: {again['duplicates']} duplicates in {again['seconds']} s")
                 if again["created"] != 0 or again["duplicates"] != n:
                     raise SystemExit(f"re-import: expected 0 created / {n} duplicates, got {again}")
-                run["reimport"] = {k: again[k] for k in ("created", "duplicates", "seconds", "rows_per_s",
-                                                         "worker_cpu_s", "db_cpu_s")}
+                run["reimport"] = {
+                    k: again[k] for k in ("created", "duplicates", "seconds", "rows_per_s", "worker_cpu_s", "db_cpu_s")
+                }
             out["runs"].append(run)
             file.unlink()
     big = [r for r in out["runs"] if r["rows"] >= 1_000_000]

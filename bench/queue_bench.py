@@ -29,14 +29,13 @@ import os
 import random
 import signal
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _harness  # noqa: E402
-from _harness import LABELS, App, CpuMeter, Http, emit, log, machine, new_key, parse_sizes, percentiles, write_jsonl  # noqa: E402
+import _harness
+from _harness import LABELS, App, CpuMeter, Http, emit, log, machine, new_key, parse_sizes, percentiles, write_jsonl
 
 # ------------------------------------------------------------------ client side (child processes)
 
@@ -73,9 +72,12 @@ def _annotator(port: int, project_id: int, token: str, t_start: float, t_end: fl
             served.append(item_id)
             w1, p1 = time.time(), time.perf_counter()
             try:
-                st, body = http.request("POST", f"/api/items/{item_id}/annotations",
-                                        {"value": {"label": rng.choice(LABELS)}, "lead_time_ms": 1000},
-                                        headers={"Idempotency-Key": new_key()})
+                st, body = http.request(
+                    "POST",
+                    f"/api/items/{item_id}/annotations",
+                    {"value": {"label": rng.choice(LABELS)}, "lead_time_ms": 1000},
+                    headers={"Idempotency-Key": new_key()},
+                )
             except OSError as e:
                 statuses[f"submit:{type(e).__name__}"] += 1
                 http.close()
@@ -90,8 +92,15 @@ def _annotator(port: int, project_id: int, token: str, t_start: float, t_end: fl
                 in_window += inside
     finally:
         http.close()
-    out.update(next=next_lat, submit=submit_lat, served=served, labeled=labeled, statuses=statuses,
-               in_window=in_window, exhausted=exhausted)
+    out.update(
+        next=next_lat,
+        submit=submit_lat,
+        served=served,
+        labeled=labeled,
+        statuses=statuses,
+        in_window=in_window,
+        exhausted=exhausted,
+    )
 
 
 def _client_process(port: int, project_id: int, tokens: list[str], t_start: float, t_end: float, q) -> None:
@@ -99,8 +108,10 @@ def _client_process(port: int, project_id: int, tokens: list[str], t_start: floa
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C and stops us
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     results = [dict(user=i) for i in range(len(tokens))]
-    threads = [threading.Thread(target=_annotator, args=(port, project_id, tok, t_start, t_end, results[i]),
-                                daemon=True) for i, tok in enumerate(tokens)]
+    threads = [
+        threading.Thread(target=_annotator, args=(port, project_id, tok, t_start, t_end, results[i]), daemon=True)
+        for i, tok in enumerate(tokens)
+    ]
     for t in threads:
         t.start()
     time.sleep(max(0.0, t_start - time.time()))
@@ -123,21 +134,26 @@ def run_load(app: App, project_id: int, tokens: list[str], duration: float, warm
     ctx = mp.get_context("fork")
     q = ctx.Queue()
     groups = [tokens[i::procs] for i in range(procs)]
-    children = [ctx.Process(target=_client_process, args=(app.port, project_id, g, t_start, t_end, q), daemon=True)
-                for g in groups]
+    children = [
+        ctx.Process(target=_client_process, args=(app.port, project_id, g, t_start, t_end, q), daemon=True)
+        for g in groups
+    ]
     meter = CpuMeter(app)
     for c in children:
         c.start()
+    done = False
     try:
         time.sleep(max(0.0, t_start - time.time()))
         before = meter.sample()
         time.sleep(max(0.0, t_end - time.time()))
         after = meter.sample()
         parts = [q.get(timeout=120) for _ in children]
+        done = True
     finally:
         for c in children:
-            c.join(timeout=10)
-            if c.is_alive():
+            if done:
+                c.join(timeout=10)
+            if c.is_alive():  # interrupted (^C, SIGTERM, an error): stop the load at once
                 c.terminate()
                 c.join(5)
     app.check_alive()
@@ -157,11 +173,17 @@ def run_load(app: App, project_id: int, tokens: list[str], duration: float, warm
             served_by[item].add(i)
         labeled_by.update(a.get("labeled", []))
     client_cpu = sum(p["cpu_s"] for p in parts)
-    per_item = (lambda s: round(1000 * s / labeled_window, 3) if labeled_window else None)
+
+    def per_item(seconds: float) -> float | None:
+        return round(1000 * seconds / labeled_window, 3) if labeled_window else None
+
     errors_5xx = sum(v for k, v in statuses.items() if k.split(":")[1].startswith("5"))
     conflicts = sum(v for k, v in statuses.items() if k.endswith(":409"))
-    other = sum(v for k, v in statuses.items() if k.split(":")[1] not in ("200", "201", "204", "409")
-                and not k.split(":")[1].startswith("5"))
+    other = sum(
+        v
+        for k, v in statuses.items()
+        if k.split(":")[1] not in ("200", "201", "204", "409") and not k.split(":")[1].startswith("5")
+    )
     return {
         "annotators": n,
         "client_procs": procs,
@@ -180,8 +202,13 @@ def run_load(app: App, project_id: int, tokens: list[str], duration: float, warm
         "db_cpu_ms_per_item": per_item(cpu["db_cpu_s"]),
         "server_db_cpu_ms_per_item": per_item(cpu["server_cpu_s"] + cpu["db_cpu_s"]),
         "client_cpu_ms_per_item": per_item(client_cpu),
-        "cpu_s": {"server": cpu["server_cpu_s"], "db": cpu["db_cpu_s"], "db_all": cpu["db_all_cpu_s"],
-                  "client": round(client_cpu, 2), "worker": cpu["worker_cpu_s"]},
+        "cpu_s": {
+            "server": cpu["server_cpu_s"],
+            "db": cpu["db_cpu_s"],
+            "db_all": cpu["db_all_cpu_s"],
+            "client": round(client_cpu, 2),
+            "worker": cpu["worker_cpu_s"],
+        },
         "statuses": dict(sorted(statuses.items())),
     }
 
@@ -194,8 +221,12 @@ def db_duplicates(app: App, project_id: int) -> dict:
         f" WHERE i.project_id = {int(project_id)} GROUP BY a.item_id) t"
     )
     dup, anns, items = (int(x) for x in row.split("|"))
-    finals = int(app.sql(f"SELECT count(*) FROM annotation_finallabel f JOIN annotation_item i ON i.id = f.item_id "
-                         f"WHERE i.project_id = {int(project_id)}"))
+    finals = int(
+        app.sql(
+            f"SELECT count(*) FROM annotation_finallabel f JOIN annotation_item i ON i.id = f.item_id "
+            f"WHERE i.project_id = {int(project_id)}"
+        )
+    )
     return {"items_with_2plus_annotations": dup, "annotations": anns, "annotated_items": items, "final_labels": finals}
 
 
@@ -217,10 +248,15 @@ def main() -> None:
     levels = [int(x) for x in args.annotators.split(",")]
     if args.duration > 600 or args.warmup > 60:
         raise SystemExit("--duration is at most 600 s and --warmup at most 60 s")
-    out: dict = {"bench": "queue", "machine": machine(),
-                 "web": {"workers": args.web_workers, "threads": args.web_threads}, "runs": []}
-    with tempfile.TemporaryDirectory(prefix="tandem-queue-") as tmp, \
-            App(workers=args.web_workers, threads=args.web_threads) as app:
+    out: dict = {
+        "bench": "queue",
+        "machine": machine(),
+        "web": {"workers": args.web_workers, "threads": args.web_threads},
+        "runs": [],
+    }
+    # data files live in the App's temp dir: removed with it, even by the reaper after a SIGKILL
+    with App(workers=args.web_workers, threads=args.web_threads) as app:
+        tmp = app.tmp
         admin = app.admin()
         for size in sizes:
             project_id = app.create_project(admin, f"queue-bench-{size}")
@@ -238,9 +274,11 @@ def main() -> None:
                 log(f"{size} items, {n} annotator(s): {args.warmup:.0f} s warm-up + {args.duration:.0f} s")
                 r = run_load(app, project_id, tokens[:n], args.duration, args.warmup, args.client_procs)
                 r["items"] = size
-                log(f"  {r['annotations_per_s']}/s, next {r['next_ms']}, submit {r['submit_ms']}, "
+                log(
+                    f"  {r['annotations_per_s']}/s, next {r['next_ms']}, submit {r['submit_ms']}, "
                     f"server+db {r['server_db_cpu_ms_per_item']} ms/item, 409 {r['conflicts_409']}, "
-                    f"5xx {r['errors_5xx']}, dup {r['labeled_2plus']}/{r['served_to_2plus']}")
+                    f"5xx {r['errors_5xx']}, dup {r['labeled_2plus']}/{r['served_to_2plus']}"
+                )
                 out["runs"].append(r)
             out.setdefault("db_check", {})[str(size)] = db_duplicates(app, project_id)
     runs = out["runs"]
@@ -250,7 +288,8 @@ def main() -> None:
         "next_p99_le_10ms_1_annotator": all((r["next_ms"]["p99"] or 1e9) <= 10 for r in one) if one else None,
         "32_ge_300_per_s": all(r["annotations_per_s"] >= 300 for r in many) if many else None,
         "32_p99_le_100ms": all(max(r["next_ms"]["p99"] or 1e9, r["submit_ms"]["p99"] or 1e9) <= 100 for r in many)
-        if many else None,
+        if many
+        else None,
         "no_duplicates": all(r["labeled_2plus"] == 0 and r["served_to_2plus"] == 0 for r in runs)
         and all(v["items_with_2plus_annotations"] == 0 for v in out.get("db_check", {}).values()),
         "le_5ms_cpu_per_item": all((r["server_db_cpu_ms_per_item"] or 1e9) <= 5 for r in runs),

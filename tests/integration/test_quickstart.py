@@ -82,8 +82,9 @@ def test_quickstart_runs_web_worker_and_beat(tmp_path):
             if status == 204:
                 break
             assert status == 200, item
-            status, ann = http("POST", f"{base}/api/items/{item['id']}/annotations", {"value": {"label": "a"}},
-                               token=token)
+            status, ann = http(
+                "POST", f"{base}/api/items/{item['id']}/annotations", {"value": {"label": "a"}}, token=token
+            )
             assert status == 201, ann
             labeled.add(item["external_id"])
         assert labeled == {"s0", "s1", "s2"}
