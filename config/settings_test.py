@@ -11,3 +11,4 @@ os.environ.setdefault("TANDEM_VAR_DIR", os.path.join(tempfile.gettempdir(), "tan
 from config.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only
+os.makedirs(STATIC_ROOT, exist_ok=True)  # noqa: F405 - whitenoise warns about a missing directory

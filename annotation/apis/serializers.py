@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from annotation.models import Annotation, Item, Job, Membership, Project
 from annotation.models.project import ReviewPolicy, Role, Sampling, TaskType
+from annotation.services.projects import PROJECT_FIELDS
 
 
 def iso(dt) -> str | None:
@@ -80,18 +81,7 @@ class ProjectOutput(serializers.ModelSerializer):
         model = Project
         fields = [
             "id",
-            "name",
-            "description",
-            "task_type",
-            "labels",
-            "guidelines",
-            "annotations_per_item",
-            "review_policy",
-            "review_sample_rate",
-            "gold_rate",
-            "sampling",
-            "exploration_rate",
-            "min_new_labels",
+            *PROJECT_FIELDS,
             "item_count",
             "done_count",
             "role",

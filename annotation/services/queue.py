@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import F, Max, Min, Q, QuerySet
+from django.db import transaction
+from django.db.models import Exists, F, Max, Min, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from annotation.models import Annotation, Assignment, Item, Project, Skip
@@ -25,31 +25,15 @@ class NextItem:
 
 
 def _candidates(*, project: Project, user, now: datetime) -> QuerySet[Item]:
-    """Items with a free slot that this user has neither annotated nor skipped.
-
-    A slot is free while annotations + leases < k, or when a lease has expired (lease_expires_at
-    is the earliest expiry of the item's leases). These are columns of the
-    item row itself, so PostgreSQL re-checks them on the locked row version (EvalPlanQual) when
-    a concurrent transaction has just changed the row: two experts never share a slot.
-    """
+    """Items with a free slot that this user has neither annotated nor skipped (the ORM path, for SQLite;
+    _PG_NEXT is the same query for PostgreSQL). A slot is free while annotations + leases < k, or when
+    a lease has expired (lease_expires_at is the earliest expiry of the item's leases)."""
     k = project.annotations_per_item
-    # OFFSET 0 keeps each NOT EXISTS a per-row probe of the (item, user) unique index on PostgreSQL;
-    # pulled up into an anti join, the planner may read all of the user's annotations instead.
-    fence = " OFFSET 0" if connection.vendor == "postgresql" else ""
-    table = Item._meta.db_table
     return (
         Item.objects.filter(project_id=project.pk, status__in=QUEUE_STATUSES)
         .filter(Q(annotation_count__lt=k - F("lease_count")) | Q(lease_expires_at__lte=now))
-        .extra(  # noqa: S610 - constant SQL, the user id is a parameter
-            where=[
-                f"NOT EXISTS (SELECT 1 FROM {Annotation._meta.db_table} a "  # noqa: S608 - table names only
-                f"WHERE a.item_id = {table}.id AND a.annotator_id = %s{fence})",
-                f"NOT EXISTS (SELECT 1 FROM {Skip._meta.db_table} s "  # noqa: S608 - table names only
-                f"WHERE s.item_id = {table}.id AND s.user_id = %s{fence})",
-            ],
-            params=[user.pk, user.pk],
-        )
-        .select_for_update(skip_locked=True, of=("self",))
+        .filter(~Exists(Annotation.objects.filter(item_id=OuterRef("pk"), annotator_id=user.pk)))
+        .filter(~Exists(Skip.objects.filter(item_id=OuterRef("pk"), user_id=user.pk)))
     )
 
 

@@ -328,20 +328,8 @@ def _orm_submit(
     now = timezone.now()
     item = _lock_item(item_id)
     mine = Q(item_id=item.pk) | Q(idempotency_key=idempotency_key) if idempotency_key else Q(item_id=item.pk)
-    existing = list(Annotation.objects.filter(mine, annotator=user)[:2])
-    repeat = next((a for a in existing if idempotency_key and a.idempotency_key == idempotency_key), None)
-    if repeat is not None:
-        if repeat.item_id != item.pk:
-            raise Conflict(
-                "This Idempotency-Key was already used for another item.",
-                [{"field": "Idempotency-Key", "message": f"Used for item {repeat.item_id}."}],
-            )
-        return SubmitResult(repeat, created=False)
-    if existing:
-        raise Conflict(
-            "You have already annotated this item; edit your annotation instead.",
-            [{"field": "item", "message": f"PATCH /api/annotations/{existing[0].pk}"}],
-        )
+    if Annotation.objects.filter(mine, annotator=user).exists():
+        return _repeat_or_conflict(item_id=item.pk, user=user, idempotency_key=idempotency_key)
 
     k = project.annotations_per_item
     if not leases_drop_user(item=item, user_id=user.pk):
