@@ -335,7 +335,7 @@ class App:
     ):
         self.web_workers, self.web_threads, self.want_worker = workers, threads, worker
         self.extra_env = env or {}
-        self.gunicorn_args = gunicorn_args or []
+        self.gunicorn_args = gunicorn_args or os.environ.get("BENCH_GUNICORN_ARGS", "").split()
         self.db = f"tandem_bench_{os.getpid()}"
         self.port = free_port()
         self.tmp = Path(tempfile.mkdtemp(prefix="tandem-bench-"))
@@ -457,6 +457,9 @@ class App:
                     "75",
                     "--backlog",
                     "512",
+                    # the per-request heartbeat touches a file: keep it in memory (as in docker-compose.yml)
+                    "--worker-tmp-dir",
+                    "/dev/shm",
                     *self.gunicorn_args,
                 ],
             )
