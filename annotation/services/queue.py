@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, F, Max, Min, OuterRef, Q, QuerySet
 from django.utils import timezone
 
@@ -148,7 +148,9 @@ def _pg_next_statement(*, project: Project, user, now: datetime, expires_at: dat
             f"tandem_next_{name}_{'wait' if wait else 'skip'}",
             sql,
             params,
-            prefix="SET LOCAL synchronous_commit = off; ",
+            # only when the statement is its own transaction: inside a caller's transaction SET LOCAL
+            # would also relax the commit of everything else that transaction writes
+            prefix="" if connection.in_atomic_block else "SET LOCAL synchronous_commit = off; ",
         )
         if row is not None:
             return NextItem(item=load(Item, row[:-1]), expires_at=row[-1])

@@ -1,0 +1,38 @@
+"""The hand-written PostgreSQL hot paths work with and without server-side prepared statements."""
+
+import uuid
+
+import pytest
+from django.db import connection
+
+from annotation.models import Annotation, Assignment, FinalLabel, Item
+from tests.conftest import add_member, client_for, make_project, make_user
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("prepare", [True, False])
+def test_next_and_submit_with_and_without_prepared_statements(settings, prepare):
+    assert connection.vendor == "postgresql"
+    settings.TANDEM_PG_PREPARE = prepare
+    project = make_project(labels=("a", "b"))
+    Item.objects.bulk_create([Item(project=project, external_id=f"e{i}", data={"text": f"t{i}"}) for i in range(3)])
+    user = make_user()
+    add_member(project, user)
+    client = client_for(user)
+    for _ in range(3):
+        r = client.get(f"/api/projects/{project.pk}/next")
+        assert r.status_code == 200, r.content
+        item_id = r.json()["id"]
+        assert Assignment.objects.filter(item_id=item_id, user=user).exists()
+        r = client.post(
+            f"/api/items/{item_id}/annotations",
+            {"value": {"label": "b"}},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()),
+        )
+        assert r.status_code == 201, r.content
+    assert client.get(f"/api/projects/{project.pk}/next").status_code == 204
+    assert Annotation.objects.filter(annotator=user).count() == 3
+    assert FinalLabel.objects.filter(item__project=project, value={"label": "b"}).count() == 3
+    assert not Assignment.objects.exists()
+    assert set(Item.objects.values_list("status", "annotation_count", "lease_count")) == {("approved", 1, 0)}
