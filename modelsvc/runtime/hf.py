@@ -11,8 +11,10 @@ This module imports no Django, so bench/prelabel.py can run it on a machine that
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,25 +78,49 @@ class Encoder:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
+    def _tokenize(self, texts: list[str], pad_to: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids and attention mask for one batch, with the Rust tokenizer directly (it releases
+        the GIL and runs in parallel); padded to `pad_to` or to the batch's longest text."""
+        backend = copy.copy(self.tokenizer.backend_tokenizer)
+        backend.enable_truncation(max_length=pad_to or self.config.max_length)
+        backend.enable_padding(
+            pad_id=self.tokenizer.pad_token_id or 0, pad_token=self.tokenizer.pad_token or "[PAD]", length=pad_to
+        )
+        encodings = backend.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        return ids, mask
+
     @torch.inference_mode()
     def embed(self, texts: Sequence[str], *, batch_size: int = 32, pad_to: int | None = None) -> np.ndarray:
         """L2-normalised mean-pooled embeddings, float32, in the order of `texts`.
 
-        `pad_to` pads every batch to that many tokens (benchmarks); by default each batch is padded
-        to its own longest text.
+        Texts are sorted by length and batched, each batch padded to its own longest text (or to
+        `pad_to` tokens, for benchmarks). The next batches are tokenised in a background thread while
+        the model runs on this one; results stay on the device until the end (one copy back).
         """
-        out = np.zeros((len(texts), self.hidden_size), dtype=np.float32)
-        for idx in self._batches(texts, batch_size):
-            enc = self.tokenizer(
-                [texts[i] for i in idx],
-                padding="max_length" if pad_to else True,
-                truncation=True,
-                max_length=pad_to or self.config.max_length,
-                return_tensors="pt",
-            ).to(self.device)
-            hidden = self.model(**enc).last_hidden_state
-            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-            pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
-            out[idx] = pooled.cpu().numpy()
+        batches = self._batches(texts, batch_size)
+        if not batches:
+            return np.zeros((0, self.hidden_size), dtype=np.float32)
+        cuda = self.device.type == "cuda"
+        pooled_parts = []
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            pending = [pool.submit(self._tokenize, [texts[i] for i in b], pad_to) for b in batches[:2]]
+            for n in range(len(batches)):
+                ids_np, mask_np = pending[n].result()
+                if n + 2 < len(batches):
+                    pending.append(pool.submit(self._tokenize, [texts[i] for i in batches[n + 2]], pad_to))
+                ids, mask = torch.from_numpy(ids_np), torch.from_numpy(mask_np)
+                if cuda:
+                    ids, mask = (
+                        ids.pin_memory().to(self.device, non_blocking=True),
+                        mask.pin_memory().to(self.device, non_blocking=True),
+                    )
+                hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+                weights = mask.unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+                pooled_parts.append(torch.nn.functional.normalize(pooled.float(), dim=-1))
+        order = np.fromiter((i for b in batches for i in b), dtype=np.int64, count=len(texts))
+        out = np.empty((len(texts), self.hidden_size), dtype=np.float32)
+        out[order] = torch.cat(pooled_parts).cpu().numpy()
         return out
