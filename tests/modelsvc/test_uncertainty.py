@@ -1,0 +1,65 @@
+"""Uncertainty scores against values computed by hand."""
+
+import math
+
+import numpy as np
+import pytest
+
+from modelsvc.uncertainty import (
+    binary_entropy,
+    classification_scores,
+    entropy,
+    least_confidence,
+    margin,
+    multilabel_scores,
+    span_scores,
+)
+
+P = np.array([[0.7, 0.2, 0.1], [0.4, 0.4, 0.2], [1.0, 0.0, 0.0], [1 / 3, 1 / 3, 1 / 3]])
+
+
+def test_least_confidence_by_hand():
+    np.testing.assert_allclose(least_confidence(P), [0.3, 0.6, 0.0, 2 / 3])
+
+
+def test_margin_by_hand():
+    # 1 - (best - second best): 1 - 0.5, a tie, certain, a three-way tie
+    np.testing.assert_allclose(margin(P), [0.5, 1.0, 0.0, 1.0])
+
+
+def test_entropy_by_hand():
+    h0 = -(0.7 * math.log(0.7) + 0.2 * math.log(0.2) + 0.1 * math.log(0.1)) / math.log(3)
+    h1 = -(2 * 0.4 * math.log(0.4) + 0.2 * math.log(0.2)) / math.log(3)
+    np.testing.assert_allclose(entropy(P), [h0, h1, 0.0, 1.0], atol=1e-9)
+
+
+def test_scores_rank_the_uncertain_item_first():
+    scores = classification_scores(P)
+    for values in scores.values():
+        assert np.argmax(values) in (1, 3)  # the tie or the uniform row
+        assert np.argmin(values) == 2  # the certain row
+
+
+def test_rejects_rows_that_are_not_distributions():
+    with pytest.raises(ValueError, match="probability distribution"):
+        margin(np.array([[0.5, 0.6]]))
+    with pytest.raises(ValueError, match="shape"):
+        entropy(np.array([0.5, 0.5]))
+
+
+def test_binary_entropy_by_hand():
+    np.testing.assert_allclose(binary_entropy(np.array([0.5, 0.0, 1.0, 0.25])), [1.0, 0.0, 0.0, 0.8112781244591328])
+
+
+def test_multilabel_mean_and_max():
+    s = multilabel_scores(np.array([[0.5, 0.0, 1.0], [0.25, 0.25, 0.25]]))
+    np.testing.assert_allclose(s["mean_entropy"], [1 / 3, 0.8112781244591328])
+    np.testing.assert_allclose(s["max_entropy"], [1.0, 0.8112781244591328])
+
+
+def test_span_token_marginals_mean_and_max():
+    sure = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # two tokens, tags O/B/I
+    torn = np.array([[1.0, 0.0, 0.0], [1 / 3, 1 / 3, 1 / 3]])
+    s = span_scores([sure, torn, np.zeros((0, 3))])
+    np.testing.assert_allclose(s["mean_entropy"], [0.0, 0.5, 0.0], atol=1e-9)
+    np.testing.assert_allclose(s["max_entropy"], [0.0, 1.0, 0.0], atol=1e-9)
