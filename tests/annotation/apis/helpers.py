@@ -145,3 +145,12 @@ def jsonl(*rows: Any) -> bytes:
     import json
 
     return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
+def member(project, name=None, role="annotator"):
+    """A new user with `role` in the project, and an API client logged in as them."""
+    from tests.conftest import add_member, client_for, make_user
+
+    user = make_user(name)
+    add_member(project, user, role)
+    return user, client_for(user)

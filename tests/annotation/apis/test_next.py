@@ -10,19 +10,14 @@ from tests.annotation.apis.helpers import (
     assert_error,
     expire_leases,
     make_items,
+    member,
     next_item,
     run_import,
     submit,
 )
-from tests.conftest import add_member, client_for, make_project, make_user
+from tests.conftest import client_for, make_project, make_user
 
 pytestmark = pytest.mark.django_db
-
-
-def member(project, name=None, role="annotator"):
-    user = make_user(name)
-    add_member(project, user, role)
-    return user, client_for(user)
 
 
 def got_id(response):
