@@ -174,6 +174,23 @@ def import_create(**kwargs: Any) -> Job:
     return job
 
 
+def import_file(*, project: Project, user, path: Path, on_error: str | None = None) -> Job:
+    """Import a local file right here, without the worker (CLI, demo data, tests): an import Job,
+    created and run to its end. The file itself is left in place (the Job works on a stored copy)."""
+    job = import_job_create(
+        project=project,
+        user=user,
+        chunks=file_chunks(path),
+        declared_size=path.stat().st_size,
+        filename=path.name,
+        requested_format=None,
+        on_error=on_error,
+    )
+    finished = import_run(job_id=job.pk)
+    assert finished is not None  # a Job just created is queued, so import_run claims it
+    return finished
+
+
 def file_chunks(path: Path) -> Iterator[bytes]:
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):

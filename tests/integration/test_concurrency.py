@@ -13,23 +13,14 @@ from django.db.models import Count
 from rest_framework.test import APIClient
 
 from annotation.models import Annotation, Assignment, Item
-from annotation.services.importing import file_chunks, import_job_create, import_run
+from annotation.services.importing import import_file
 from tests.conftest import add_member, make_project, make_user
 
 
 def _seed(project, n: int, tmp_path) -> None:
     path = tmp_path / "rows.jsonl"
     path.write_text("".join(json.dumps({"external_id": f"x{i}", "text": f"item number {i}"}) + "\n" for i in range(n)))
-    job = import_job_create(
-        project=project,
-        user=None,
-        chunks=file_chunks(path),
-        declared_size=None,
-        filename=path.name,
-        requested_format=None,
-        on_error=None,
-    )
-    assert import_run(job_id=job.pk).status == "succeeded"
+    assert import_file(project=project, user=None, path=path).status == "succeeded"
 
 
 @pytest.mark.django_db(transaction=True)

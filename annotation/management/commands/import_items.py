@@ -6,7 +6,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.models import Project
-from annotation.services.importing import file_chunks, import_job_create, import_run
+from annotation.services.importing import import_file
 
 
 class Command(BaseCommand):
@@ -23,16 +23,7 @@ class Command(BaseCommand):
             raise CommandError(f"No project {project_id}.")
         if not path.is_file():
             raise CommandError(f"No file at {path}.")
-        job = import_job_create(
-            project=project,
-            user=None,
-            chunks=file_chunks(path),
-            declared_size=path.stat().st_size,
-            filename=path.name,
-            requested_format=None,
-            on_error=on_error,
-        )
-        job = import_run(job_id=job.pk)
+        job = import_file(project=project, user=None, path=path, on_error=on_error)
         self.stdout.write(json.dumps({"job": job.pk, "status": job.status, "error": job.error, "result": job.result}))
         if job.status != "succeeded":
             raise CommandError(job.error)

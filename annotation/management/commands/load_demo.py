@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.models import Project
-from annotation.services.importing import file_chunks, import_job_create, import_run
+from annotation.services.importing import import_file
 from annotation.services.projects import project_create
 
 DEMO_FILE = Path(__file__).resolve().parents[2] / "demo" / "sms_spam_demo.jsonl"
@@ -49,16 +49,7 @@ class Command(BaseCommand):
                 ],
                 guidelines=GUIDELINES,
             )
-        job = import_job_create(
-            project=project,
-            user=user,
-            chunks=file_chunks(DEMO_FILE),
-            declared_size=None,
-            filename=DEMO_FILE.name,
-            requested_format=None,
-            on_error="reject",
-        )
-        job = import_run(job_id=job.pk)
+        job = import_file(project=project, user=user, path=DEMO_FILE)
         if job.status != "succeeded":
             raise CommandError(f"demo import failed: {job.error}")
         self.stdout.write(
