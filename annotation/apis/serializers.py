@@ -9,7 +9,7 @@ from django.contrib.auth.password_validation import validate_password
 from rest_framework import serializers
 
 from annotation.models import Annotation, Item, Job, Membership, Project
-from annotation.models.project import ReviewPolicy, Role, Sampling, TaskType
+from annotation.models.project import ReviewPolicy, Role, Sampling, TaskType, UncertaintyMeasure
 from annotation.services.projects import PROJECT_FIELDS
 
 
@@ -59,6 +59,7 @@ class ProjectInput(serializers.Serializer):
     review_sample_rate = serializers.FloatField(min_value=0, max_value=1, required=False)
     gold_rate = serializers.FloatField(min_value=0, max_value=1, required=False)
     sampling = serializers.ChoiceField(choices=Sampling.choices, required=False)
+    uncertainty_measure = serializers.ChoiceField(choices=UncertaintyMeasure.choices, required=False)
     exploration_rate = serializers.FloatField(min_value=0, max_value=1, required=False)
     min_new_labels = serializers.IntegerField(min_value=1, required=False)
 
@@ -172,7 +173,7 @@ class ItemOutput(serializers.ModelSerializer):
         return final.value if final is not None else None
 
     def get_prediction(self, obj: Item) -> dict[str, Any] | None:
-        return None  # filled in by the model service (predictions per model version)
+        return obj.prediction
 
 
 def next_out(item: Item, expires_at) -> dict[str, Any]:
@@ -181,7 +182,7 @@ def next_out(item: Item, expires_at) -> dict[str, Any]:
         "external_id": item.external_id,
         "data": item.data,
         "status": item.status,
-        "prediction": None,
+        "prediction": item.prediction,
         "assignment": {"expires_at": iso(expires_at)},
     }
 

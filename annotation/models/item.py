@@ -32,6 +32,9 @@ class Item(models.Model):
     status = models.CharField(max_length=20, choices=ItemStatus.choices, default=ItemStatus.OPEN)
     priority = models.FloatField(default=0.0)
     uncertainty = models.FloatField(null=True, blank=True)
+    # the current model suggestion in the REST shape (modelsvc writes it with each pre-label, for the
+    # project's active model version), on the row so that `next` and item lists read it for free
+    prediction = models.JSONField(null=True, blank=True)
     is_gold = models.BooleanField(default=False)
     gold_value = models.JSONField(null=True, blank=True)
     annotation_count = models.PositiveSmallIntegerField(default=0)

@@ -25,6 +25,12 @@ class Sampling(models.TextChoices):
     SEQUENTIAL = "sequential"
 
 
+class UncertaintyMeasure(models.TextChoices):
+    LEAST_CONFIDENCE = "least_confidence"
+    MARGIN = "margin"  # "breaking ties": ranked best by Schröder et al. 2022
+    ENTROPY = "entropy"
+
+
 class Role(models.TextChoices):
     ANNOTATOR = "annotator"
     REVIEWER = "reviewer"
@@ -46,6 +52,9 @@ class Project(models.Model):
     review_sample_rate = models.FloatField(default=0.0, validators=[MinValueValidator(0), MaxValueValidator(1)])
     gold_rate = models.FloatField(default=0.0, validators=[MinValueValidator(0), MaxValueValidator(1)])
     sampling = models.CharField(max_length=20, choices=Sampling.choices, default=Sampling.UNCERTAINTY)
+    uncertainty_measure = models.CharField(
+        max_length=20, choices=UncertaintyMeasure.choices, default=UncertaintyMeasure.MARGIN
+    )
     exploration_rate = models.FloatField(default=0.1, validators=[MinValueValidator(0), MaxValueValidator(1)])
     min_new_labels = models.PositiveIntegerField(default=100)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")

@@ -32,6 +32,7 @@ PROJECT_FIELDS = (
     "review_sample_rate",
     "gold_rate",
     "sampling",
+    "uncertainty_measure",
     "exploration_rate",
     "min_new_labels",
 )
