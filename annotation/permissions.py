@@ -17,6 +17,7 @@ VIEW = frozenset(Role.values)
 REVIEW = frozenset({Role.REVIEWER, Role.MANAGER})
 MANAGE = frozenset({Role.MANAGER})
 EXPORT = frozenset({Role.MANAGER, Role.ENGINEER})
+MODEL = frozenset({Role.MANAGER, Role.ENGINEER})  # pre-label, train, activate model versions
 
 User = AbstractBaseUser | AnonymousUser
 

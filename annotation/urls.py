@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from annotation.apis import accounts, data, labeling, projects
+from annotation.apis import accounts, data, labeling, modeling, projects
 
 
 def route(pattern: str, view, name: str):
@@ -26,4 +26,6 @@ urlpatterns = [
     route(r"items/(?P<pk>\d+)/skip", labeling.ItemSkipApi, "item-skip"),
     route(r"annotations/(?P<pk>\d+)", labeling.AnnotationDetailApi, "annotation-detail"),
     route(r"jobs/(?P<pk>\d+)", data.JobDetailApi, "job-detail"),
+    route(r"projects/(?P<pk>\d+)/prelabel", modeling.ProjectPrelabelApi, "project-prelabel"),
+    route(r"items/(?P<pk>\d+)/explanation", modeling.ItemExplanationApi, "item-explanation"),
 ]

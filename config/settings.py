@@ -199,6 +199,16 @@ TANDEM_MAX_FIELD_CHARS = env.int("TANDEM_MAX_FIELD_CHARS", default=10_000)
 # Server-side prepared statements for the hot queries (off behind a transaction-mode pooler)
 TANDEM_PG_PREPARE = env.bool("TANDEM_PG_PREPARE", default=True)
 TANDEM_ASSIGNMENT_TTL_SECONDS = env.int("TANDEM_ASSIGNMENT_TTL_SECONDS", default=30 * 60)
+# The model loop (modelsvc): pre-label after each successful import; chunk and batch sizes; CPU runtime
+TANDEM_PRELABEL_ON_IMPORT = env.bool("TANDEM_PRELABEL_ON_IMPORT", default=True)
+TANDEM_PRELABEL_CHUNK_SIZE = env.int("TANDEM_PRELABEL_CHUNK_SIZE", default=256)
+TANDEM_PRELABEL_BATCH_SIZE = env.int("TANDEM_PRELABEL_BATCH_SIZE", default=32)
+TANDEM_CPU_THREADS = env.int("TANDEM_CPU_THREADS", default=0)  # 0: torch's default (all cores)
+TANDEM_CPU_RUNTIME = env.str("TANDEM_CPU_RUNTIME", default="torch")  # torch | torch-int8 | onnx-int8
+TANDEM_COLD_START_PICKS = env.int("TANDEM_COLD_START_PICKS", default=10)  # diverse items served first
+TANDEM_COLD_START_SAMPLE = env.int("TANDEM_COLD_START_SAMPLE", default=500)  # embedded for that pick
+TANDEM_EXPLAIN_HEAD = env.int("TANDEM_EXPLAIN_HEAD", default=20)  # explained after each pre-label
+TANDEM_EXPLAIN_MAX_VARIANTS = env.int("TANDEM_EXPLAIN_MAX_VARIANTS", default=64)
 
 # Uploads larger than this are streamed to a temporary file, never held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

@@ -1,4 +1,4 @@
-"""Torch-free contracts between the web side and the model runtime (the model loop is its own issue).
+"""Torch-free contracts between the Django side (modelsvc.services) and the model runtimes.
 
 Web code may import this module; only ``modelsvc/runtime/hf.py`` (and training) import torch.
 """
@@ -6,21 +6,60 @@ Web code may import this module; only ``modelsvc/runtime/hf.py`` (and training) 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
 
 
 @dataclass(frozen=True)
-class Prediction:
-    """Class probabilities for one text, in label order."""
+class PredictorSpec:
+    """What to load: hashable, so a worker process keeps one loaded predictor per spec."""
 
-    probabilities: tuple[float, ...]
-    model_version: str
+    backend: str  # "hf" | "fake"
+    task_type: str  # "classification" | "multilabel" | "spans"
+    labels: tuple[tuple[str, str], ...]  # (name, description) in label order
+    kind: str = "zero_shot"  # "zero_shot" | "fine_tuned"
+    model_path: str = ""  # a local Hugging Face model directory; "" = the packaged MiniLM
+    artifact_path: str = ""  # a fine-tuned version's directory (training issue)
+
+    @property
+    def label_names(self) -> list[str]:
+        return [name for name, _ in self.labels]
+
+
+@dataclass
+class RawPrediction:
+    """One text's model output, before it is turned into the REST shape (modelsvc.scoring).
+
+    classification: `probabilities` over labels, summing to 1.
+    multilabel: `probabilities` independent per label, each in [0, 1].
+    spans: `tags` ("O", "B-<label>", "I-<label>", ...), `marginals` (tokens, tags) summing to 1 per
+    token, and `offsets` (tokens, 2): each token's [start, end) in characters of the text.
+    """
+
+    probabilities: np.ndarray
+    tags: Sequence[str] = ()
+    marginals: np.ndarray | None = None
+    offsets: np.ndarray | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Predictor(Protocol):
-    """Anything that turns texts into class probabilities over a fixed label list."""
+    """A loaded model: texts in, raw predictions out; `score` is what explanations occlude."""
 
-    labels: Sequence[str]
+    spec: PredictorSpec
 
-    def predict(self, texts: Sequence[str]) -> list[Prediction]: ...
+    def predict(self, texts: Sequence[str]) -> list[RawPrediction]: ...
+
+    def score(self, texts: Sequence[str], target: str) -> np.ndarray:
+        """How strongly the model suggests label `target` for each text (a probability in [0, 1])."""
+        ...
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised text embeddings (n, d), for the cold-start diversity pick."""
+        ...
+
+
+class ModelUnavailable(RuntimeError):
+    """The model could not be loaded (missing, incomplete, not safetensors): the Job fails with this message."""

@@ -601,7 +601,12 @@ def _import(job: Job) -> Job:
         "error_count": error_count,
         "rows": rows,
     }
-    return _finish(job, ok=True, error="", result=result, path=path)
+    job = _finish(job, ok=True, error="", result=result, path=path)
+    if created and settings.TANDEM_PRELABEL_ON_IMPORT:
+        from modelsvc.services import prelabel_start
+
+        prelabel_start(project=job.project, user=job.created_by)
+    return job
 
 
 def _finish(job: Job, *, ok: bool, error: str, result: dict | None, path: Path | None = None) -> Job:

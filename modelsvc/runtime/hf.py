@@ -25,8 +25,10 @@ import numpy as np
 import torch
 from transformers import AutoModel, AutoTokenizer
 
+from modelsvc.contracts import ModelUnavailable
 
-class ModelLoadError(RuntimeError):
+
+class ModelLoadError(ModelUnavailable):
     """The model directory is missing, incomplete, or not loadable from safetensors."""
 
 
@@ -124,3 +126,134 @@ class Encoder:
         out = np.empty((len(texts), self.hidden_size), dtype=np.float32)
         out[order] = torch.cat(pooled_parts).cpu().numpy()
         return out
+
+
+# --- predictors -------------------------------------------------------------------------------
+
+_ENCODERS: dict[tuple, Encoder] = {}
+MULTILABEL_THRESHOLD = 0.35  # cold start: cosine above which a label is suggested (MiniLM's band)
+SPAN_THRESHOLD = 0.40  # cold start: a token's cosine to a label above which it is tagged
+
+
+def shared_encoder(config: EncoderConfig) -> Encoder:
+    """One loaded encoder per worker process and configuration."""
+    key = (config.model_path, config.device, config.max_length, config.cpu_threads, config.quantize_int8)
+    if key not in _ENCODERS:
+        _ENCODERS.clear()  # one model in memory at a time
+        _ENCODERS[key] = Encoder(config)
+    return _ENCODERS[key]
+
+
+@torch.inference_mode()
+def token_embeddings(
+    encoder: Encoder, texts: Sequence[str], *, batch_size: int = 32
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per text: (offsets (t, 2) in characters, L2-normalised token states (t, d)), special tokens dropped."""
+    out: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros((0, 2), dtype=np.int64), np.zeros((0, 0)))] * len(texts)
+    for batch in encoder._batches(texts, batch_size):
+        enc = encoder.tokenizer(
+            [texts[i] for i in batch],
+            padding=True,
+            truncation=True,
+            max_length=encoder.config.max_length,
+            return_offsets_mapping=True,
+            return_special_tokens_mask=True,
+            return_tensors="pt",
+        )
+        hidden = encoder.model(
+            input_ids=enc["input_ids"].to(encoder.device), attention_mask=enc["attention_mask"].to(encoder.device)
+        ).last_hidden_state
+        states = torch.nn.functional.normalize(hidden.float(), dim=-1).cpu().numpy()
+        for row, i in enumerate(batch):
+            keep = (enc["attention_mask"][row] == 1) & (enc["special_tokens_mask"][row] == 0)
+            keep_np = keep.numpy().astype(bool)
+            out[i] = (enc["offset_mapping"][row].numpy()[keep_np], states[row][keep_np])
+    return out
+
+
+class ZeroShotPredictor:
+    """Cold start: label-name (and description) similarity over the base encoder, no training.
+
+    classification: softmax over labels of cosine / temperature (modelsvc.zeroshot);
+    multilabel: per label sigmoid((cosine - MULTILABEL_THRESHOLD) / temperature);
+    spans: per token, "O" against each label's cosine to the token's state, as BIO marginals.
+    """
+
+    def __init__(self, spec, encoder: Encoder, *, batch_size: int = 32, temperature: float | None = None) -> None:
+        from modelsvc.zeroshot import DEFAULT_TEMPERATURE, label_prompts
+
+        self.spec = spec
+        self.encoder = encoder
+        self.batch_size = batch_size
+        self.temperature = temperature or DEFAULT_TEMPERATURE
+        prompts = label_prompts([{"name": n, "description": d} for n, d in spec.labels])
+        self.label_embeddings = encoder.embed(prompts, batch_size=batch_size)
+        self.names = spec.label_names
+        self.tags = ["O"] + [f"{p}-{n}" for n in self.names for p in ("B", "I")]
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encoder.embed(texts, batch_size=self.batch_size)
+
+    def _probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        from modelsvc.zeroshot import zero_shot_probabilities
+
+        emb = self.encoder.embed(texts, batch_size=self.batch_size)
+        if self.spec.task_type == "multilabel":
+            sims = emb.astype(np.float64) @ self.label_embeddings.astype(np.float64).T
+            return 1.0 / (1.0 + np.exp(-(sims - MULTILABEL_THRESHOLD) / self.temperature))
+        return zero_shot_probabilities(emb, self.label_embeddings, temperature=self.temperature)
+
+    def _span_marginals(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        out = []
+        k = len(self.names)
+        for offsets, states in token_embeddings(self.encoder, texts, batch_size=self.batch_size):
+            t = len(offsets)
+            marginals = np.zeros((t, 1 + 2 * k))
+            if t:
+                sims = states.astype(np.float64) @ self.label_embeddings.astype(np.float64).T  # (t, k)
+                logits = np.concatenate([np.full((t, 1), SPAN_THRESHOLD), sims], axis=1) / self.temperature
+                logits -= logits.max(axis=1, keepdims=True)
+                p = np.exp(logits)
+                p /= p.sum(axis=1, keepdims=True)  # (t, 1 + k): O, then each label
+                best = p.argmax(axis=1)
+                marginals[:, 0] = p[:, 0]
+                for j in range(k):
+                    # a token continues a span when the previous token's best label is the same one
+                    cont = np.zeros(t, dtype=bool)
+                    cont[1:] = best[:-1] == j + 1
+                    marginals[:, 1 + 2 * j] = np.where(cont, 0.0, p[:, j + 1])
+                    marginals[:, 2 + 2 * j] = np.where(cont, p[:, j + 1], 0.0)
+            out.append((offsets, marginals))
+        return out
+
+    def predict(self, texts: Sequence[str]):
+        from modelsvc.contracts import RawPrediction
+
+        if self.spec.task_type == "spans":
+            results = []
+            for offsets, m in self._span_marginals(texts):
+                per_label = np.array(
+                    [m[:, 1 + 2 * j : 3 + 2 * j].sum(axis=1).max() if len(m) else 0.0 for j in range(len(self.names))]
+                )
+                results.append(RawPrediction(probabilities=per_label, tags=self.tags, marginals=m, offsets=offsets))
+            return results
+        return [RawPrediction(probabilities=row) for row in self._probabilities(texts)]
+
+    def score(self, texts: Sequence[str], target: str) -> np.ndarray:
+        j = self.names.index(target)
+        if self.spec.task_type == "spans":
+            return np.array(
+                [
+                    m[:, 1 + 2 * j : 3 + 2 * j].sum(axis=1).max() if len(m) else 0.0
+                    for _, m in self._span_marginals(texts)
+                ]
+            )
+        return self._probabilities(texts)[:, j]
+
+
+def load_predictor(spec, *, cpu_threads: int | None, batch_size: int, quantize_int8: bool = False):
+    """The predictor for a ModelVersion spec (zero-shot now; fine-tuned versions come with training)."""
+    if spec.kind != "zero_shot":
+        raise ModelLoadError(f"model kind {spec.kind!r} is not supported by this worker yet")
+    config = EncoderConfig(model_path=spec.model_path or None, cpu_threads=cpu_threads, quantize_int8=quantize_int8)
+    return ZeroShotPredictor(spec, shared_encoder(config), batch_size=batch_size)

@@ -1,0 +1,91 @@
+"""The model registry and the predictions it makes.
+
+ModelVersion: one per model a project has used, numbered per project. A zero-shot version (cold
+start: label-name similarity over the base encoder, no artifact) is created when a project is first
+pre-labeled; trained versions (the training issue) add artifacts and metrics. At most one is active
+per project (a partial unique index).
+
+Prediction: one per (item, model version), upserted, so a redelivered pre-label chunk writes nothing
+twice. The item row carries the active version's prediction in the REST shape (Item.prediction).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from annotation.models import Item, Job, Project
+
+
+class VersionKind(models.TextChoices):
+    ZERO_SHOT = "zero_shot"
+    FINE_TUNED = "fine_tuned"
+
+
+class VersionStatus(models.TextChoices):
+    CANDIDATE = "candidate"
+    ACTIVE = "active"
+    RETIRED = "retired"
+
+
+class ModelVersion(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_versions")
+    version = models.PositiveIntegerField()
+    kind = models.CharField(max_length=20, choices=VersionKind.choices)
+    base_model = models.CharField(max_length=500)  # model directory or "all-MiniLM-L6-v2 (packaged)"
+    labels = models.JSONField(default=list)  # label names, in order, the version predicts
+    task_type = models.CharField(max_length=20)
+    artifact_path = models.CharField(max_length=1000, blank=True, default="")
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    metrics = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=20, choices=VersionStatus.choices, default=VersionStatus.CANDIDATE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["project", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "version"], name="modelversion_unique_number"),
+            models.UniqueConstraint(
+                fields=["project"], condition=models.Q(status="active"), name="modelversion_one_active"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project_id} v{self.version} ({self.kind}, {self.status})"
+
+
+class Prediction(models.Model):
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="predictions")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="predictions")
+    value = models.JSONField()  # the suggested annotation value
+    probabilities = models.JSONField()  # {label: p}
+    least_confidence = models.FloatField()
+    margin = models.FloatField()
+    entropy = models.FloatField()
+    uncertainty = models.FloatField()  # the score the project's sampling uses
+    # token attributions for the suggestion: {"label", "tokens": [{"text", "start", "end", "weight"}]}
+    explanation = models.JSONField(null=True, blank=True)
+    explanation_requested_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["item", "model_version"], name="prediction_unique")]
+
+    def __str__(self) -> str:
+        return f"item {self.item_id} by v{self.model_version_id}"
+
+
+class PrelabelChunk(models.Model):
+    """A pre-label chunk that has been written: inserting it in the chunk's transaction makes a
+    redelivered chunk a no-op, so Job progress counts each item once."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="+")
+    index = models.PositiveIntegerField()
+    size = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "index"], name="prelabelchunk_unique")]
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} chunk {self.index} ({self.size} items)"
