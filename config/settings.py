@@ -203,6 +203,7 @@ TANDEM_ASSIGNMENT_TTL_SECONDS = env.int("TANDEM_ASSIGNMENT_TTL_SECONDS", default
 TANDEM_PRELABEL_ON_IMPORT = env.bool("TANDEM_PRELABEL_ON_IMPORT", default=True)
 TANDEM_PRELABEL_CHUNK_SIZE = env.int("TANDEM_PRELABEL_CHUNK_SIZE", default=256)
 TANDEM_PRELABEL_BATCH_SIZE = env.int("TANDEM_PRELABEL_BATCH_SIZE", default=32)
+TANDEM_GPU_BATCH_SIZE = env.int("TANDEM_GPU_BATCH_SIZE", default=1024)  # bf16 on CUDA
 TANDEM_CPU_THREADS = env.int("TANDEM_CPU_THREADS", default=0)  # 0: torch's default (all cores)
 TANDEM_CPU_RUNTIME = env.str("TANDEM_CPU_RUNTIME", default="torch")  # torch | torch-int8 | onnx-int8
 TANDEM_COLD_START_PICKS = env.int("TANDEM_COLD_START_PICKS", default=10)  # diverse items served first

@@ -90,6 +90,20 @@ def version_ensure_active(project: Project) -> ModelVersion:
     )
 
 
+@transaction.atomic
+def version_activate(*, version: ModelVersion, user=None) -> Job:
+    """Make `version` the project's active one (the previous active is retired) and re-score the open
+    items with it: returns the pre-label Job that does so."""
+    Project.objects.select_for_update().filter(pk=version.project_id).first()
+    ModelVersion.objects.filter(project_id=version.project_id, status=VersionStatus.ACTIVE).exclude(
+        pk=version.pk
+    ).update(status=VersionStatus.RETIRED)
+    version.status = VersionStatus.ACTIVE
+    version.activated_at = timezone.now()
+    version.save(update_fields=["status", "activated_at"])
+    return prelabel_start(project=version.project, user=user)
+
+
 # --- pre-label -----------------------------------------------------------------------------------
 
 

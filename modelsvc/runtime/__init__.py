@@ -32,7 +32,8 @@ def get_predictor(spec: PredictorSpec) -> Predictor:
             spec,
             cpu_threads=settings.TANDEM_CPU_THREADS or None,
             batch_size=settings.TANDEM_PRELABEL_BATCH_SIZE,
-            quantize_int8=settings.TANDEM_CPU_RUNTIME == "torch-int8",
+            gpu_batch_size=settings.TANDEM_GPU_BATCH_SIZE,
+            runtime=settings.TANDEM_CPU_RUNTIME,
         )
     else:
         raise ValueError(f"unknown TANDEM_MODEL_BACKEND {spec.backend!r} (hf or fake)")

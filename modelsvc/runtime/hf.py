@@ -251,9 +251,33 @@ class ZeroShotPredictor:
         return self._probabilities(texts)[:, j]
 
 
-def load_predictor(spec, *, cpu_threads: int | None, batch_size: int, quantize_int8: bool = False):
-    """The predictor for a ModelVersion spec (zero-shot now; fine-tuned versions come with training)."""
+def load_predictor(
+    spec, *, cpu_threads: int | None, batch_size: int, gpu_batch_size: int = 1024, runtime: str = "torch"
+):
+    """The predictor for a ModelVersion spec (zero-shot now; fine-tuned versions come with training).
+
+    On CUDA the encoder runs in bf16 with `gpu_batch_size`; on CPU `runtime` picks torch fp32,
+    torch-int8 or onnx-int8 (modelsvc.runtime.encoders) with `cpu_threads` threads. Span projects
+    need token states, which only the torch encoder gives.
+    """
     if spec.kind != "zero_shot":
         raise ModelLoadError(f"model kind {spec.kind!r} is not supported by this worker yet")
-    config = EncoderConfig(model_path=spec.model_path or None, cpu_threads=cpu_threads, quantize_int8=quantize_int8)
-    return ZeroShotPredictor(spec, shared_encoder(config), batch_size=batch_size)
+    cuda = torch.cuda.is_available()
+    if cuda or spec.task_type == "spans":
+        runtime = "torch"
+    config = EncoderConfig(
+        model_path=spec.model_path or None, cpu_threads=cpu_threads, quantize_int8=runtime == "torch-int8"
+    )
+    encoder = shared_encoder(config) if runtime in ("torch", "torch-int8") else shared_runtime_encoder(config, runtime)
+    return ZeroShotPredictor(spec, encoder, batch_size=gpu_batch_size if cuda else batch_size)
+
+
+def shared_runtime_encoder(config: EncoderConfig, runtime: str):
+    """A non-torch CPU runtime (ONNX Runtime), one per worker process."""
+    from modelsvc.runtime.encoders import make_encoder
+
+    key = ("runtime", runtime, config.model_path, config.cpu_threads)
+    if key not in _ENCODERS:
+        _ENCODERS.clear()
+        _ENCODERS[key] = make_encoder(config, runtime)
+    return _ENCODERS[key]

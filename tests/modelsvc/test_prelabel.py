@@ -263,3 +263,28 @@ def test_head_of_queue_is_explained_after_prelabel(setup, settings, django_captu
     explained = Prediction.objects.filter(item__in=head, explanation__isnull=False).count()
     assert explained == 3
     assert Prediction.objects.filter(explanation__isnull=False).count() == 3
+
+
+def test_activating_a_version_rescores_the_open_items(setup, django_capture_on_commit_callbacks):
+    from modelsvc.services import version_activate
+
+    project, manager = setup
+    run_prelabel(project, manager, django_capture_on_commit_callbacks)
+    v1 = ModelVersion.objects.get(project=project)
+    v2 = ModelVersion.objects.create(
+        project=project,
+        version=2,
+        kind="zero_shot",
+        base_model=v1.base_model,
+        labels=v1.labels,
+        task_type="classification",
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        job = version_activate(version=v2, user=manager)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED
+    assert dict(ModelVersion.objects.filter(project=project).values_list("version", "status")) == {
+        1: "retired",
+        2: "active",
+    }
+    assert set(Item.objects.filter(project=project).values_list("prediction__model_version", flat=True)) == {2}
