@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from annotation.apis import accounts, data, labeling, modeling, projects
+from annotation.apis import accounts, data, labeling, modeling, projects, reviewing
 
 
 def route(pattern: str, view, name: str):
@@ -28,4 +28,14 @@ urlpatterns = [
     route(r"jobs/(?P<pk>\d+)", data.JobDetailApi, "job-detail"),
     route(r"projects/(?P<pk>\d+)/prelabel", modeling.ProjectPrelabelApi, "project-prelabel"),
     route(r"items/(?P<pk>\d+)/explanation", modeling.ItemExplanationApi, "item-explanation"),
+    route(r"projects/(?P<pk>\d+)/train", modeling.ProjectTrainApi, "project-train"),
+    route(r"projects/(?P<pk>\d+)/model-versions", modeling.ProjectModelVersionsApi, "project-model-versions"),
+    route(
+        r"projects/(?P<pk>\d+)/model-versions/(?P<version>\d+)/activate",
+        modeling.ModelVersionActivateApi,
+        "model-version-activate",
+    ),
+    route(r"projects/(?P<pk>\d+)/training-schedule", modeling.ProjectTrainingScheduleApi, "project-training-schedule"),
+    route(r"projects/(?P<pk>\d+)/review/next", reviewing.ProjectReviewNextApi, "project-review-next"),
+    route(r"annotations/(?P<pk>\d+)/review", reviewing.AnnotationReviewApi, "annotation-review"),
 ]

@@ -177,8 +177,13 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redis redelivers a task unacked for longer than this: keep it above the longest job.
+# Unacknowledged tasks of a lost worker are swept back every interval x throttle seconds (kombu: 10 x 10).
 CELERY_BROKER_TRANSPORT_OPTIONS = (
-    {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=6 * 3600)}
+    {
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=6 * 3600),
+        "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
+        "unacked_restore_throttle": env.int("CELERY_UNACKED_RESTORE_THROTTLE", default=10),
+    }
     if CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
     else {}
 )
@@ -210,6 +215,23 @@ TANDEM_COLD_START_PICKS = env.int("TANDEM_COLD_START_PICKS", default=10)  # dive
 TANDEM_COLD_START_SAMPLE = env.int("TANDEM_COLD_START_SAMPLE", default=500)  # embedded for that pick
 TANDEM_EXPLAIN_HEAD = env.int("TANDEM_EXPLAIN_HEAD", default=20)  # explained after each pre-label
 TANDEM_EXPLAIN_MAX_VARIANTS = env.int("TANDEM_EXPLAIN_MAX_VARIANTS", default=64)
+# Training (modelsvc.registry / modelsvc.training)
+TANDEM_VALIDATION_FRACTION = env.float("TANDEM_VALIDATION_FRACTION", default=0.2)  # reserved, never trained on
+TANDEM_TRAIN_MIN_LABELS = env.int("TANDEM_TRAIN_MIN_LABELS", default=10)  # fewer: the run is skipped
+TANDEM_TRAIN_MAX_EPOCHS = env.int("TANDEM_TRAIN_MAX_EPOCHS", default=4)
+TANDEM_TRAIN_BATCH_SIZE = env.int("TANDEM_TRAIN_BATCH_SIZE", default=16)
+TANDEM_TRAIN_LEARNING_RATE = env.float("TANDEM_TRAIN_LEARNING_RATE", default=5e-5)
+TANDEM_TRAIN_SEED = env.int("TANDEM_TRAIN_SEED", default=0)
+TANDEM_TRAIN_TIME_LIMIT = env.int("TANDEM_TRAIN_TIME_LIMIT", default=1800)  # s of training; then stop early
+TANDEM_TRAIN_TASK_TIME_LIMIT = env.int("TANDEM_TRAIN_TASK_TIME_LIMIT", default=3600)  # s; past it the run fails
+TANDEM_TRAIN_STALE_SECONDS = env.int("TANDEM_TRAIN_STALE_SECONDS", default=600)  # no heartbeat: worker lost
+TANDEM_PROMOTION_METRIC = env.str("TANDEM_PROMOTION_METRIC", default="accuracy")  # or macro_f1
+TANDEM_PROMOTION_MARGIN = env.float("TANDEM_PROMOTION_MARGIN", default=0.0)  # must beat active by more
+TANDEM_MODEL_RETENTION = env.int("TANDEM_MODEL_RETENTION", default=3)  # artifacts kept besides the active
+CELERY_BEAT_SCHEDULE = {
+    # stale training runs are failed; projects with min_new_labels new approved labels start a run
+    "tandem-training-check": {"task": "modelsvc.tasks.training_check_task", "schedule": 60.0},
+}
 
 # Uploads larger than this are streamed to a temporary file, never held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

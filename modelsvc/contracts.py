@@ -21,7 +21,8 @@ class PredictorSpec:
     labels: tuple[tuple[str, str], ...]  # (name, description) in label order
     kind: str = "zero_shot"  # "zero_shot" | "fine_tuned"
     model_path: str = ""  # a local Hugging Face model directory; "" = the packaged MiniLM
-    artifact_path: str = ""  # a fine-tuned version's directory (training issue)
+    artifact_path: str = ""  # a fine-tuned version's directory
+    sha256: str = ""  # of the artifact's model.safetensors, checked on load
 
     @property
     def label_names(self) -> list[str]:

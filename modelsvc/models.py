@@ -89,3 +89,39 @@ class PrelabelChunk(models.Model):
 
     def __str__(self) -> str:
         return f"job {self.job_id} chunk {self.index} ({self.size} items)"
+
+
+class TrainingState(models.Model):
+    """Per project: the training run holding the single-flight lock (set by a conditional UPDATE, so a
+    second trigger while one runs does nothing), its heartbeat, and what the last run saw."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="training_state")
+    running_job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    labels_at_last_run = models.PositiveIntegerField(default=0)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"training of project {self.project_id}: {'running' if self.running_job_id else 'idle'}"
+
+
+class ValidationItem(models.Model):
+    """The fixed validation set: approved items reserved (seeded, stratified by label) the first time
+    training sees them, never trained on afterwards. Gold items are always validation."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    item = models.OneToOneField(Item, on_delete=models.CASCADE, related_name="validation")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"validation item {self.item_id}"
+
+
+class TrainedItem(models.Model):
+    """An approved item that training has assigned to the training side (so the split stays fixed)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    item = models.OneToOneField(Item, on_delete=models.CASCADE, related_name="training_split")
+
+    def __str__(self) -> str:
+        return f"training item {self.item_id}"

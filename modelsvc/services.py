@@ -53,6 +53,7 @@ def version_spec(version: ModelVersion) -> PredictorSpec:
         kind=version.kind,
         model_path=settings.TANDEM_MODEL,
         artifact_path=version.artifact_path,
+        sha256=version.sha256,
     )
 
 

@@ -7,6 +7,7 @@ idempotent (see modelsvc.services).
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 _RETRY = {
@@ -45,3 +46,33 @@ def explain_head_task(project_id: int) -> None:
     from modelsvc.services import explain_head
 
     explain_head(project_id=project_id)
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,  # redelivered after a crash: train_run then fails the run (never half-registers)
+    ignore_result=True,
+    soft_time_limit=settings.TANDEM_TRAIN_TASK_TIME_LIMIT,
+    time_limit=settings.TANDEM_TRAIN_TASK_TIME_LIMIT + 60,
+)
+def train_task(job_id: int) -> None:
+    from modelsvc.registry import train_run
+
+    train_run(job_id=job_id)
+
+
+@shared_task(ignore_result=True)
+def train_scheduled_task(project_id: int) -> None:
+    from annotation.models import Project
+    from modelsvc.registry import train_start
+
+    project = Project.objects.filter(pk=project_id).first()
+    if project is not None:
+        train_start(project=project, reason="schedule")
+
+
+@shared_task(ignore_result=True)
+def training_check_task() -> None:
+    from modelsvc.registry import training_check
+
+    training_check()

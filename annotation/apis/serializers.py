@@ -209,3 +209,49 @@ class JobOutput(serializers.ModelSerializer):
 
 class JobCreated(serializers.Serializer):
     job = serializers.IntegerField()
+
+
+# ---------------------------------------------------------------- review (annotation/apis/reviewing.py)
+
+
+class ReviewInput(serializers.Serializer):
+    verdict = serializers.ChoiceField(choices=["approve", "reject", "correct"])
+    value = serializers.JSONField(required=False, allow_null=True)
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=5000, trim_whitespace=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(self.initial_data) - set(self.fields) if isinstance(self.initial_data, dict) else set()
+        if unknown:
+            raise serializers.ValidationError({k: "Unknown field." for k in sorted(unknown)})
+        return attrs
+
+
+class ReviewOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    annotation = serializers.IntegerField()
+    item = serializers.IntegerField()
+    reviewer = serializers.CharField()
+    verdict = serializers.CharField()
+    corrected_value = serializers.JSONField(allow_null=True)
+    comment = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    item_status = serializers.CharField()
+    final = serializers.JSONField(allow_null=True)
+
+
+class ReviewAnnotationOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    annotator = serializers.CharField()
+    value = serializers.JSONField()
+    lead_time_ms = serializers.IntegerField(allow_null=True)
+    accepted_suggestion = serializers.BooleanField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    agreeing = serializers.IntegerField(help_text="Annotations of the item holding this value, this one included.")
+
+
+class ReviewNextOutput(serializers.Serializer):
+    item = ItemOutput()
+    annotations = ReviewAnnotationOutput(many=True)
+    disagreement = serializers.BooleanField()
+    waiting = serializers.IntegerField(help_text="Items of the project awaiting review, this one included.")

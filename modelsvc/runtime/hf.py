@@ -48,6 +48,7 @@ class EncoderConfig:
     max_length: int = 256
     cpu_threads: int | None = None
     quantize_int8: bool = False  # CPU only: dynamic int8 quantization of the Linear layers
+    cache_dir: str | None = None  # ONNX runtimes: exports cached in <cache_dir>/<model sha>/; None: MODEL_DIR/onnx
 
 
 class Encoder:
@@ -260,9 +261,11 @@ def load_predictor(
     torch-int8 or onnx-int8 (modelsvc.runtime.encoders) with `cpu_threads` threads. Span projects
     need token states, which only the torch encoder gives.
     """
-    if spec.kind != "zero_shot":
-        raise ModelLoadError(f"model kind {spec.kind!r} is not supported by this worker yet")
     cuda = torch.cuda.is_available()
+    if spec.kind == "fine_tuned":
+        return FineTunedPredictor(spec, batch_size=gpu_batch_size if cuda else batch_size, cpu_threads=cpu_threads)
+    if spec.kind != "zero_shot":
+        raise ModelLoadError(f"model kind {spec.kind!r} is not supported by this worker")
     if cuda or spec.task_type == "spans":
         runtime = "torch"
     config = EncoderConfig(
@@ -281,3 +284,101 @@ def shared_runtime_encoder(config: EncoderConfig, runtime: str):
         _ENCODERS.clear()
         _ENCODERS[key] = make_encoder(config, runtime)
     return _ENCODERS[key]
+
+
+class FineTunedPredictor:
+    """A trained version: the artifact's head over its fine-tuned encoder, logits divided by the
+    temperature fitted on validation. The weights' sha256 is checked against the registry on load."""
+
+    def __init__(self, spec, *, batch_size: int = 32, cpu_threads: int | None = None) -> None:
+        import hashlib
+        import json
+
+        from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
+
+        self.spec = spec
+        self.batch_size = batch_size
+        path = Path(spec.artifact_path)
+        weights = path / "model.safetensors"
+        if not weights.is_file():
+            raise ModelLoadError(f"The model version's weights are missing: {weights}.")
+        digest = hashlib.sha256()
+        with open(weights, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        if spec.sha256 and digest.hexdigest() != spec.sha256:
+            raise ModelLoadError(f"{weights} does not match its registered sha256 (corrupt or replaced).")
+        if cpu_threads:
+            torch.set_num_threads(cpu_threads)
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        meta = json.loads((path / "tandem.json").read_text())
+        self.temperature = float(meta.get("temperature", 1.0))
+        self.names = spec.label_names
+        self.tags = ["O"] + [f"{p}-{n}" for n in self.names for p in ("B", "I")]
+        cls = AutoModelForTokenClassification if spec.task_type == "spans" else AutoModelForSequenceClassification
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            self.model = cls.from_pretrained(path, local_files_only=True, use_safetensors=True).to(self.device).eval()
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"Could not load the model version at {path}: {exc}") from exc
+
+    def _batches(self, texts: Sequence[str]) -> list[list[int]]:
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+    @torch.inference_mode()
+    def _run(self, texts: Sequence[str], *, hidden: bool = False):
+        spans = self.spec.task_type == "spans"
+        results: list = [None] * len(texts)
+        for batch in self._batches(texts):
+            enc = self.tokenizer(
+                [texts[i] for i in batch],
+                padding=True,
+                truncation=True,
+                max_length=256,
+                return_tensors="pt",
+                return_offsets_mapping=spans,
+                return_special_tokens_mask=spans,
+            )
+            offsets = enc.pop("offset_mapping", None)
+            special = enc.pop("special_tokens_mask", None)
+            out = self.model(**{k: v.to(self.device) for k, v in enc.items()}, output_hidden_states=hidden)
+            if hidden:
+                h = out.hidden_states[-1].float()
+                w = enc["attention_mask"].to(self.device).unsqueeze(-1).float()
+                pooled = torch.nn.functional.normalize((h * w).sum(1) / w.sum(1).clamp(min=1), dim=-1).cpu().numpy()
+                for row, i in enumerate(batch):
+                    results[i] = pooled[row]
+                continue
+            z = (out.logits.float() / self.temperature).cpu()
+            for row, i in enumerate(batch):
+                if spans:
+                    keep = ((enc["attention_mask"][row] == 1) & (special[row] == 0)).numpy().astype(bool)
+                    results[i] = (offsets[row].numpy()[keep], torch.softmax(z[row], -1).numpy()[keep])
+                elif self.spec.task_type == "multilabel":
+                    results[i] = torch.sigmoid(z[row]).numpy()
+                else:
+                    results[i] = torch.softmax(z[row], -1).numpy()
+        return results
+
+    def predict(self, texts: Sequence[str]):
+        from modelsvc.contracts import RawPrediction
+
+        out = []
+        for r in self._run(texts):
+            if self.spec.task_type == "spans":
+                offsets, m = r
+                per_label = np.array(
+                    [m[:, 1 + 2 * j : 3 + 2 * j].sum(axis=1).max() if len(m) else 0.0 for j in range(len(self.names))]
+                )
+                out.append(RawPrediction(probabilities=per_label, tags=self.tags, marginals=m, offsets=offsets))
+            else:
+                out.append(RawPrediction(probabilities=np.asarray(r, dtype=np.float64)))
+        return out
+
+    def score(self, texts: Sequence[str], target: str) -> np.ndarray:
+        j = self.names.index(target)
+        return np.array([float(raw.probabilities[j]) for raw in self.predict(texts)])
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return np.stack(self._run(texts, hidden=True)) if texts else np.zeros((0, 1), dtype=np.float32)

@@ -10,6 +10,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -103,3 +105,67 @@ def wait_job(base: str, token: str, job_id: int, timeout: float = 60) -> dict:
             return job
         time.sleep(0.2)
     raise AssertionError(f"job {job_id} did not finish in {timeout}s: {job}")
+
+
+@pytest.fixture
+def start_worker(tmp_path, settings):
+    """Start `celery worker -Q default,model` (real model, Redis, the test database); every worker started
+    is stopped at the end. Keyword arguments become environment variables of the worker."""
+    import sys
+
+    import redis
+    from django.db import connection
+
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    started: list[tuple[subprocess.Popen, object]] = []
+
+    def start(name: str, **extra: str) -> subprocess.Popen:
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings_test",
+            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "TANDEM_IMPORT_DIR": str(settings.TANDEM_IMPORT_DIR),
+            "MODEL_DIR": str(tmp_path / "models"),
+            "TANDEM_MODEL_BACKEND": "hf",
+            "TANDEM_PRELABEL_ON_IMPORT": "true",
+            "TANDEM_CPU_THREADS": "2",
+            "TANDEM_COLD_START_PICKS": "0",
+            "TANDEM_EXPLAIN_HEAD": "3",
+            # a killed worker's task comes back after 5 s, swept every second (defaults: 6 h, 100 s)
+            "CELERY_VISIBILITY_TIMEOUT": "5",
+            "CELERY_UNACKED_RESTORE_INTERVAL": "1",
+            "CELERY_UNACKED_RESTORE_THROTTLE": "1",
+            **extra,
+        }
+        log = open(tmp_path / f"{name}.log", "w")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default,model", "-c", "1", "-l", "INFO"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        started.append((proc, log))
+        return proc
+
+    yield start
+    for proc, log in started:
+        if proc.poll() is None:
+            stop_tree(proc, grace=15)
+        log.close()
+
+
+def wait_for(predicate, what: str, timeout: float, procs=()):
+    """Poll `predicate` until it returns something truthy; fail if a watched worker dies or time runs out."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        for proc in procs:
+            assert proc.poll() is None, f"the worker died while waiting for {what}"
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -7,21 +7,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable
 
 import pytest
-import redis
-from django.conf import settings
-from django.db import connection
 from django.db.models import Count
 
 from annotation.models import Item, Job
 from modelsvc.models import ModelVersion, Prediction, PrelabelChunk
 from tests.conftest import add_member, client_for, make_project, make_user
-from tests.integration.conftest import ROOT, stop_tree
+from tests.integration.conftest import ROOT, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.ml, pytest.mark.django_db(transaction=True)]
 
@@ -33,59 +26,6 @@ def demo_rows(n: int) -> list[dict]:
         return [
             {"external_id": f"sms{i}", "text": json.loads(line)["text"]} for i, line in zip(range(n), f, strict=False)
         ]
-
-
-@pytest.fixture
-def start_worker(tmp_path) -> Callable[..., subprocess.Popen]:
-    """Start `celery worker -Q default,model` with the real model; every worker is stopped at the end."""
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
-    started: list[tuple[subprocess.Popen, object]] = []
-
-    def start(name: str, **extra: str) -> subprocess.Popen:
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "config.settings_test",
-            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
-            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-            "TANDEM_IMPORT_DIR": str(settings.TANDEM_IMPORT_DIR),
-            "TANDEM_MODEL_BACKEND": "hf",
-            "TANDEM_PRELABEL_ON_IMPORT": "true",
-            "TANDEM_CPU_THREADS": "2",
-            "TANDEM_COLD_START_PICKS": "0",
-            "TANDEM_EXPLAIN_HEAD": "3",
-            "CELERY_VISIBILITY_TIMEOUT": "5",  # a killed worker's task comes back after 5 s
-            **extra,
-        }
-        log = open(tmp_path / f"{name}.log", "w")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default,model", "-c", "1", "-l", "INFO"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        started.append((proc, log))
-        return proc
-
-    yield start
-    for proc, log in started:
-        if proc.poll() is None:
-            stop_tree(proc, grace=15)
-        log.close()
-
-
-def wait_for(predicate: Callable[[], object], what: str, timeout: float, procs=()) -> object:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        for proc in procs:
-            assert proc.poll() is None, f"the worker died while waiting for {what}"
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def import_rows(project, manager, rows) -> None:

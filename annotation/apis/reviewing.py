@@ -1,0 +1,90 @@
+"""The reviewer's loop: the next item awaiting review, and a verdict on one of its annotations."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotation.apis.serializers import ItemOutput, ReviewInput, ReviewNextOutput, ReviewOutput, iso
+from annotation.permissions import REVIEW, project_for_user
+from annotation.selectors.reviewing import ReviewTask, annotation_for_reviewer, review_next_for_reviewer
+from annotation.services.reviewing import ReviewResult, review_submit
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def review_task_out(task: ReviewTask) -> dict[str, Any]:
+    counts = Counter(_canonical(a.value) for a in task.annotations)
+    return {
+        "item": ItemOutput(task.item).data,
+        "annotations": [
+            {
+                "id": a.pk,
+                "annotator": a.annotator.get_username(),
+                "value": a.value,
+                "lead_time_ms": a.lead_time_ms,
+                "accepted_suggestion": a.accepted_suggestion,
+                "created_at": iso(a.created_at),
+                "updated_at": iso(a.updated_at),
+                "agreeing": counts[_canonical(a.value)],
+            }
+            for a in task.annotations
+        ],
+        "disagreement": task.disagreement,
+        "waiting": task.waiting,
+    }
+
+
+def review_out(result: ReviewResult) -> dict[str, Any]:
+    review = result.review
+    return {
+        "id": review.pk,
+        "annotation": review.annotation_id,
+        "item": result.item.pk,
+        "reviewer": review.reviewer.get_username(),
+        "verdict": review.verdict,
+        "corrected_value": review.corrected_value,
+        "comment": review.comment,
+        "created_at": iso(review.created_at),
+        "item_status": result.item.status,
+        "final": result.final,
+    }
+
+
+class ProjectReviewNextApi(APIView):
+    @extend_schema(responses={200: ReviewNextOutput, 204: None})
+    def get(self, request: Request, pk: int) -> Response:
+        """The item awaiting review (disagreements first, then the oldest) with all its annotations; 204 when none."""
+        project = project_for_user(user=request.user, project_id=pk, capability=REVIEW)
+        task = review_next_for_reviewer(project=project)
+        if task is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(review_task_out(task))
+
+
+class AnnotationReviewApi(APIView):
+    @extend_schema(request=ReviewInput, responses={201: ReviewOutput, 200: ReviewOutput})
+    def post(self, request: Request, pk: int) -> Response:
+        """approve / reject / correct an annotation of an item in review; 201, or 200 for a repeat of the same verdict."""
+        annotation = annotation_for_reviewer(user=request.user, annotation_id=pk, capability=REVIEW)
+        data = ReviewInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        result = review_submit(
+            annotation=annotation,
+            project=annotation.item.project,
+            reviewer=request.user,
+            verdict=v["verdict"],
+            value=v.get("value"),
+            comment=v.get("comment", ""),
+        )
+        return Response(review_out(result), status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)

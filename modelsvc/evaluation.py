@@ -1,0 +1,98 @@
+"""Validation metrics of a model version (numpy + scikit-learn; no torch).
+
+Classification: accuracy, macro-F1, per-label F1, confusion matrix (rows gold, columns predicted, in
+label order) and expected calibration error (ECE: 10 equal-width bins of the top probability, the
+bin-size-weighted mean |accuracy - confidence|). Multilabel: subset accuracy, macro-F1 over labels,
+per-label F1 and 2x2 confusion matrices, ECE over every (item, label) probability. Spans: exact-match
+span precision/recall/F1 (micro as "accuracy"... see `span_metrics`), macro-F1 over labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, multilabel_confusion_matrix
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct = np.asarray(correct, dtype=np.float64)
+    if confidence.size == 0:
+        return 0.0
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        mask = index == b
+        if mask.any():
+            ece += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())
+    return float(ece)
+
+
+def _r(x: float) -> float:
+    return round(float(x), 6)
+
+
+def classification_metrics(probabilities: np.ndarray, gold: Sequence[int], labels: Sequence[str]) -> dict[str, Any]:
+    p = np.asarray(probabilities, dtype=np.float64)
+    y = np.asarray(gold, dtype=np.int64)
+    pred = p.argmax(axis=1)
+    k = len(labels)
+    per_label = f1_score(y, pred, labels=list(range(k)), average=None, zero_division=0)
+    return {
+        "accuracy": _r(accuracy_score(y, pred)),
+        "macro_f1": _r(f1_score(y, pred, labels=list(range(k)), average="macro", zero_division=0)),
+        "per_label_f1": {name: _r(f) for name, f in zip(labels, per_label, strict=True)},
+        "confusion_matrix": confusion_matrix(y, pred, labels=list(range(k))).tolist(),
+        "ece": _r(expected_calibration_error(p.max(axis=1), pred == y)),
+        "n": len(y),
+    }
+
+
+def multilabel_metrics(probabilities: np.ndarray, gold: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
+    q = np.asarray(probabilities, dtype=np.float64)
+    y = np.asarray(gold, dtype=np.int64)
+    pred = (q >= 0.5).astype(np.int64)
+    per_label = f1_score(y, pred, average=None, zero_division=0)
+    confidence = np.where(pred == 1, q, 1 - q)
+    return {
+        "accuracy": _r(accuracy_score(y, pred)),  # subset (exact-match) accuracy
+        "macro_f1": _r(f1_score(y, pred, average="macro", zero_division=0)),
+        "per_label_f1": {name: _r(f) for name, f in zip(labels, per_label, strict=True)},
+        "confusion_matrix": {
+            name: m.tolist() for name, m in zip(labels, multilabel_confusion_matrix(y, pred), strict=True)
+        },
+        "ece": _r(expected_calibration_error(confidence.ravel(), (pred == y).ravel())),
+        "n": len(y),
+    }
+
+
+def span_metrics(
+    predicted: Sequence[Sequence[tuple]], gold: Sequence[Sequence[tuple]], labels: Sequence[str]
+) -> dict[str, Any]:
+    """Exact-match spans (start, end, label): micro F1 is reported as `accuracy`, plus macro-F1 and per label."""
+    per: dict[str, list[int]] = {name: [0, 0, 0] for name in labels}  # tp, predicted, gold
+    for p_spans, g_spans in zip(predicted, gold, strict=True):
+        ps, gs = set(map(tuple, p_spans)), set(map(tuple, g_spans))
+        for s in ps:
+            per[s[2]][1] += 1
+        for s in gs:
+            per[s[2]][2] += 1
+        for s in ps & gs:
+            per[s[2]][0] += 1
+
+    def f1(tp: int, np_: int, ng: int) -> float:
+        return 0.0 if tp == 0 else 2 * tp / (np_ + ng)
+
+    totals = [sum(v[i] for v in per.values()) for i in range(3)]
+    per_label = {name: _r(f1(*v)) for name, v in per.items()}
+    return {
+        "accuracy": _r(f1(*totals)),
+        "macro_f1": _r(np.mean(list(per_label.values())) if per_label else 0.0),
+        "per_label_f1": per_label,
+        "confusion_matrix": None,
+        "ece": None,
+        "n": len(gold),
+    }
