@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.contrib.auth import get_user_model
 from rest_framework import authentication, exceptions
+from rest_framework.request import Request
 
-from annotation.sql import columns, fast_path, fetchone_prepared, load
+from annotation.models import Project
+from annotation.sql import columns, fast_path, fetchone_prepared, load, width
+
+_MAX_BIGINT = 2**63 - 1
 
 
 class TokenAuthentication(authentication.TokenAuthentication):
@@ -27,3 +33,61 @@ class TokenAuthentication(authentication.TokenAuthentication):
         if not user.is_active:
             raise exceptions.AuthenticationFailed("User inactive or deleted.")
         return (user, key)
+
+
+def token_key(request: Request) -> str | None:
+    """The key of a plain `Authorization: Token <key>` header (letters and digits, as DRF makes them), else None."""
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    keyword, _, key = header.partition(" ")
+    if keyword.lower() != TokenAuthentication.keyword.lower() or not key.isascii() or not key.isalnum():
+        return None
+    return key
+
+
+@dataclass
+class ProjectAccess:
+    """The requesting user's role in a project ("staff" for staff users; None: not a member, or no such
+    project) and the project (None when it does not exist)."""
+
+    role: str | None
+    project: Project | None
+
+
+def token_user_and_project(request: Request, project_id: int | str) -> ProjectAccess | None:
+    """Token authentication and the project access check in one query, for the labeling loop's `next`
+    (otherwise two round trips: DRF's token lookup, then project_for_user). On success request.user and
+    request.auth are set, so DRF's authentication does not query again.
+
+    None where it does not apply (SQLite, no plain token header, an unknown key, an inactive user): the
+    caller then lets DRF authenticate and calls project_for_user, which answer as always.
+    """
+    key = token_key(request)
+    if key is None or not fast_path():
+        return None
+    project_id = int(project_id)
+    if project_id > _MAX_BIGINT:  # no such project (ids are bigint); 0 matches none
+        project_id = 0
+    User = get_user_model()
+    row = fetchone_prepared(
+        "tandem_auth_project",
+        f"SELECT {columns(User, 'u')}, {columns(Project, 'p')}, m.role "  # noqa: S608 - column names only
+        f'FROM authtoken_token t JOIN {User._meta.db_table} u ON u."{User._meta.pk.column}" = t.user_id '
+        "LEFT JOIN annotation_project p ON p.id = %(project)s::bigint "
+        "LEFT JOIN annotation_membership m ON m.project_id = p.id AND m.user_id = t.user_id "
+        "WHERE t.key = %(key)s::varchar",
+        {"key": key, "project": project_id},
+    )
+    if row is None:
+        return None
+    n = width(User)
+    user = load(User, row[:n])
+    if not user.is_active:
+        return None
+    request.user, request.auth = user, key
+    project_row = row[n:-1]
+    if project_row[Project._meta.concrete_fields.index(Project._meta.pk)] is None:  # no such project
+        return ProjectAccess(role=None, project=None)
+    project = load(Project, project_row)
+    role = "staff" if user.is_staff else row[-1]
+    project.user_role = role  # type: ignore[attr-defined]
+    return ProjectAccess(role=role, project=project)

@@ -15,15 +15,24 @@ from functools import cache
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db import models as dj
 
 M = TypeVar("M", bound=dj.Model)
 
 
+_vendor: str | None = None
+
+
 def fast_path() -> bool:
-    """True where the hand-written PostgreSQL statements are used."""
-    return connection.vendor == "postgresql"
+    """True where the hand-written PostgreSQL statements are used.
+
+    The database backend never changes in a running process, so its vendor is read once: `connection.vendor`
+    goes through a thread-local proxy each time, and the hot paths ask several times per request."""
+    global _vendor
+    if _vendor is None:
+        _vendor = connection.vendor
+    return _vendor == "postgresql"
 
 
 @cache
@@ -84,18 +93,19 @@ def fetchone_prepared(name: str, sql: str, params: dict[str, Any], *, prefix: st
     `prefix` is sent in the same round trip, e.g. "SET LOCAL ...;" (several statements sent at once
     run as one transaction).
     """
+    db = connections[DEFAULT_DB_ALIAS]  # one thread-local lookup, not one per attribute via `connection`
     if not settings.TANDEM_PG_PREPARE:
-        with connection.cursor() as cursor:
+        with db.cursor() as cursor:
             cursor.execute(prefix + sql, params)
             return cursor.fetchone()
     text, order = _prepared_text(sql)
-    connection.ensure_connection()
-    raw = connection.connection
-    state = getattr(connection, "_tandem_prepared", None)
+    db.ensure_connection()
+    raw = db.connection
+    state = getattr(db, "_tandem_prepared", None)
     if state is None or state[0] is not raw:  # a new connection has no prepared statements yet
         state = (raw, set())
-        connection._tandem_prepared = state  # type: ignore[attr-defined]
-    with connection.cursor() as cursor:
+        db._tandem_prepared = state  # type: ignore[attr-defined]
+    with db.cursor() as cursor:
         if name not in state[1]:
             cursor.execute(f"PREPARE {name} AS {text}")
             state[1].add(name)

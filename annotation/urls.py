@@ -1,4 +1,5 @@
-"""REST paths (DESIGN.md): every path answers with and without its trailing slash."""
+"""REST paths (DESIGN.md): every path answers with and without its trailing slash. Ids have at most 18
+digits (below 2**63), so a longer one is a plain 404, never a database overflow."""
 
 from django.urls import re_path
 
@@ -13,29 +14,33 @@ urlpatterns = [
     route(r"auth/token", accounts.TokenObtainApi, "auth-token"),
     route(r"users", accounts.UserListCreateApi, "users"),
     route(r"projects", projects.ProjectListCreateApi, "projects"),
-    route(r"projects/(?P<pk>\d+)", projects.ProjectDetailApi, "project-detail"),
-    route(r"projects/(?P<pk>\d+)/members", projects.ProjectMembersApi, "project-members"),
-    route(r"projects/(?P<pk>\d+)/members/(?P<user_id>\d+)", projects.ProjectMemberDetailApi, "project-member"),
-    route(r"projects/(?P<pk>\d+)/import", data.ProjectImportApi, "project-import"),
-    route(r"projects/(?P<pk>\d+)/export", data.ProjectExportApi, "project-export"),
-    route(r"projects/(?P<pk>\d+)/jobs", data.ProjectJobsApi, "project-jobs"),
-    route(r"projects/(?P<pk>\d+)/items", labeling.ProjectItemsApi, "project-items"),
-    route(r"projects/(?P<pk>\d+)/next", labeling.ProjectNextApi, "project-next"),
-    route(r"items/(?P<pk>\d+)", labeling.ItemDetailApi, "item-detail"),
-    route(r"items/(?P<pk>\d+)/annotations", labeling.ItemAnnotationsApi, "item-annotations"),
-    route(r"items/(?P<pk>\d+)/skip", labeling.ItemSkipApi, "item-skip"),
-    route(r"annotations/(?P<pk>\d+)", labeling.AnnotationDetailApi, "annotation-detail"),
-    route(r"jobs/(?P<pk>\d+)", data.JobDetailApi, "job-detail"),
-    route(r"projects/(?P<pk>\d+)/prelabel", modeling.ProjectPrelabelApi, "project-prelabel"),
-    route(r"items/(?P<pk>\d+)/explanation", modeling.ItemExplanationApi, "item-explanation"),
-    route(r"projects/(?P<pk>\d+)/train", modeling.ProjectTrainApi, "project-train"),
-    route(r"projects/(?P<pk>\d+)/model-versions", modeling.ProjectModelVersionsApi, "project-model-versions"),
+    route(r"projects/(?P<pk>\d{1,18})", projects.ProjectDetailApi, "project-detail"),
+    route(r"projects/(?P<pk>\d{1,18})/members", projects.ProjectMembersApi, "project-members"),
     route(
-        r"projects/(?P<pk>\d+)/model-versions/(?P<version>\d+)/activate",
+        r"projects/(?P<pk>\d{1,18})/members/(?P<user_id>\d{1,18})", projects.ProjectMemberDetailApi, "project-member"
+    ),
+    route(r"projects/(?P<pk>\d{1,18})/import", data.ProjectImportApi, "project-import"),
+    route(r"projects/(?P<pk>\d{1,18})/export", data.ProjectExportApi, "project-export"),
+    route(r"projects/(?P<pk>\d{1,18})/jobs", data.ProjectJobsApi, "project-jobs"),
+    route(r"projects/(?P<pk>\d{1,18})/items", labeling.ProjectItemsApi, "project-items"),
+    route(r"projects/(?P<pk>\d{1,18})/next", labeling.ProjectNextApi, "project-next"),
+    route(r"items/(?P<pk>\d{1,18})", labeling.ItemDetailApi, "item-detail"),
+    route(r"items/(?P<pk>\d{1,18})/annotations", labeling.ItemAnnotationsApi, "item-annotations"),
+    route(r"items/(?P<pk>\d{1,18})/skip", labeling.ItemSkipApi, "item-skip"),
+    route(r"annotations/(?P<pk>\d{1,18})", labeling.AnnotationDetailApi, "annotation-detail"),
+    route(r"jobs/(?P<pk>\d{1,18})", data.JobDetailApi, "job-detail"),
+    route(r"projects/(?P<pk>\d{1,18})/prelabel", modeling.ProjectPrelabelApi, "project-prelabel"),
+    route(r"items/(?P<pk>\d{1,18})/explanation", modeling.ItemExplanationApi, "item-explanation"),
+    route(r"projects/(?P<pk>\d{1,18})/train", modeling.ProjectTrainApi, "project-train"),
+    route(r"projects/(?P<pk>\d{1,18})/model-versions", modeling.ProjectModelVersionsApi, "project-model-versions"),
+    route(
+        r"projects/(?P<pk>\d{1,18})/model-versions/(?P<version>\d{1,18})/activate",
         modeling.ModelVersionActivateApi,
         "model-version-activate",
     ),
-    route(r"projects/(?P<pk>\d+)/training-schedule", modeling.ProjectTrainingScheduleApi, "project-training-schedule"),
-    route(r"projects/(?P<pk>\d+)/review/next", reviewing.ProjectReviewNextApi, "project-review-next"),
-    route(r"annotations/(?P<pk>\d+)/review", reviewing.AnnotationReviewApi, "annotation-review"),
+    route(
+        r"projects/(?P<pk>\d{1,18})/training-schedule", modeling.ProjectTrainingScheduleApi, "project-training-schedule"
+    ),
+    route(r"projects/(?P<pk>\d{1,18})/review/next", reviewing.ProjectReviewNextApi, "project-review-next"),
+    route(r"annotations/(?P<pk>\d{1,18})/review", reviewing.AnnotationReviewApi, "annotation-review"),
 ]

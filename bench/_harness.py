@@ -1,8 +1,8 @@
 """Small, stdlib-only harness for Tandem's benchmarks.
 
 Starts the real deployment shape against a fresh PostgreSQL database and Redis: `manage.py
-migrate`, a superuser, gunicorn (gthread) and one Celery worker, each in its own process
-group. Everything is stopped and the database dropped on exit: try/finally, atexit, SIGTERM /
+migrate`, a superuser, the web server (granian, as in Procfile; BENCH_SERVER=gunicorn for gthread)
+and one Celery worker, each in its own process group. Everything is stopped and the database dropped on exit: try/finally, atexit, SIGTERM /
 SIGINT / SIGHUP handlers, and a detached reaper process for when the benchmark itself is
 SIGKILLed. Also: a keep-alive HTTP client (http.client), CPU accounting from /proc, and
 percentile helpers. Progress goes to stderr; benchmarks print one JSON line on stdout.
@@ -163,7 +163,7 @@ def reset_hwm(pid: int) -> bool:
 
 
 class CpuMeter:
-    """CPU seconds of the server (gunicorn group), the worker (celery group), the database and us."""
+    """CPU seconds of the server (the web server's process group), the worker (celery group), the database and us."""
 
     def __init__(self, app: App):
         self.app = app
@@ -323,7 +323,7 @@ os.unlink(state)
 
 
 class App:
-    """Fresh database + gunicorn + one Celery worker. Use as a context manager."""
+    """Fresh database + the web server (granian or gunicorn) + one Celery worker. Use as a context manager."""
 
     def __init__(
         self,
@@ -335,7 +335,9 @@ class App:
     ):
         self.web_workers, self.web_threads, self.want_worker = workers, threads, worker
         self.extra_env = env or {}
+        self.server = os.environ.get("BENCH_SERVER", "granian")
         self.gunicorn_args = gunicorn_args or os.environ.get("BENCH_GUNICORN_ARGS", "").split()
+        self.server_args = os.environ.get("BENCH_SERVER_ARGS", "").split()
         self.db = f"tandem_bench_{os.getpid()}"
         self.port = free_port()
         self.tmp = Path(tempfile.mkdtemp(prefix="tandem-bench-"))
@@ -361,6 +363,9 @@ class App:
                 "TANDEM_VAR_DIR": str(self.tmp / "var"),
                 "TANDEM_IMPORT_MAX_ROWS": "5000000",
                 "TANDEM_MODEL_BACKEND": "fake",
+                # the benches measure import, the labeling loop and export: no pre-labeling job after the
+                # import competing with them for the CPU and the database (the model loop has its own benches)
+                "TANDEM_PRELABEL_ON_IMPORT": "0",
                 "MODEL_DIR": str(self.tmp / "models"),
                 "DJANGO_SUPERUSER_USERNAME": ADMIN_USER,
                 "DJANGO_SUPERUSER_PASSWORD": ADMIN_PASS,
@@ -438,31 +443,7 @@ class App:
             self.manage("migrate", "--noinput")
             self.manage("createsuperuser", "--noinput")
             log(f"database {self.db} migrated in {time.time() - t0:.1f} s")
-            self.web = self.spawn(
-                "web",
-                [
-                    str(VENV_BIN / "gunicorn"),
-                    "config.wsgi",
-                    "-b",
-                    f"127.0.0.1:{self.port}",
-                    "-k",
-                    "gthread",
-                    "-w",
-                    str(self.web_workers),
-                    "--threads",
-                    str(self.web_threads),
-                    "--timeout",
-                    "300",
-                    "--keep-alive",
-                    "75",
-                    "--backlog",
-                    "512",
-                    # the per-request heartbeat touches a file: keep it in memory (as in docker-compose.yml)
-                    "--worker-tmp-dir",
-                    "/dev/shm",
-                    *self.gunicorn_args,
-                ],
-            )
+            self.web = self.spawn("web", self.web_command())
             if self.want_worker:
                 self.worker = self.spawn(
                     "worker",
@@ -482,11 +463,55 @@ class App:
                     ],
                 )
             self._wait_web()
-            log(f"gunicorn -w {self.web_workers} --threads {self.web_threads} on :{self.port}")
+            log(f"{self.server} -w {self.web_workers} --threads {self.web_threads} on :{self.port}")
         except BaseException:
             self.close()
             raise
         return self
+
+    def web_command(self) -> list[str]:
+        """The web server's command line: BENCH_SERVER=granian (default, as in Procfile) or gunicorn (gthread)."""
+        if self.server == "granian":
+            return [
+                str(VENV_BIN / "granian"),
+                "--interface",
+                "wsgi",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.web_workers),
+                "--blocking-threads",
+                str(self.web_threads),
+                "--backlog",
+                "512",
+                "--no-ws",
+                *self.server_args,
+                "config.wsgi:application",
+            ]
+        return [
+            str(VENV_BIN / "gunicorn"),
+            "config.wsgi",
+            "-b",
+            f"127.0.0.1:{self.port}",
+            "-k",
+            "gthread",
+            "-w",
+            str(self.web_workers),
+            "--threads",
+            str(self.web_threads),
+            "--timeout",
+            "300",
+            "--keep-alive",
+            "75",
+            "--backlog",
+            "512",
+            # the per-request heartbeat touches a file: keep it in memory (as in docker-compose.yml)
+            "--worker-tmp-dir",
+            "/dev/shm",
+            *self.gunicorn_args,
+        ]
 
     def _wait_web(self, timeout: float = 90) -> None:
         deadline = time.time() + timeout
@@ -497,7 +522,7 @@ class App:
                 if status:
                     return
             time.sleep(0.3)
-        raise RuntimeError(f"gunicorn did not answer in {timeout} s:\n{self.log_tail(self.web)}")
+        raise RuntimeError(f"{self.server} did not answer in {timeout} s:\n{self.log_tail(self.web)}")
 
     def __exit__(self, *exc) -> None:
         self.close()
@@ -544,7 +569,7 @@ class App:
 
     # -- introspection
     def web_worker_pids(self) -> list[int]:
-        """gunicorn's worker processes (the group minus the master)."""
+        """The web server's worker processes (its process group minus the main process)."""
         return [p for p in group_pids(self.web.pid) if p != self.web.pid] if self.web else []
 
     def db_pids(self) -> list[int]:

@@ -6,11 +6,11 @@
 The project is seeded through the import API (then VACUUM ANALYZE, as autovacuum would; this
 machine's PostgreSQL runs with autovacuum off), and --labeled items are labeled through the API
 (next -> submit, 8 annotators). Each export is read by a streaming client; before it, the peak RSS
-(VmHWM) of every gunicorn worker is reset (/proc/<pid>/clear_refs), so the figure is the export's own.
+(VmHWM) of every web server worker is reset (/proc/<pid>/clear_refs), so the figure is the export's own.
 
 Prints one JSON line: per format, time to the response headers and to the first body byte, total
 seconds, rows/s, bytes, rows (JSONL: lines; CSV: newline count, an upper bound), rows with a final
-label (JSONL), the gunicorn workers' RSS before and their peak during the export (max over workers),
+label (JSONL), the web server workers' RSS before and their peak during the export (max over workers),
 and server / DB CPU seconds. Targets: first byte < 1 s, peak RSS < 300 MB at 1M rows.
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import os
 import sys
 import threading
 import time
@@ -170,7 +171,11 @@ def main() -> None:
     out: dict = {
         "bench": "export",
         "machine": machine(),
-        "web": {"workers": args.web_workers, "threads": args.web_threads},
+        "web": {
+            "server": os.environ.get("BENCH_SERVER", "granian"),
+            "workers": args.web_workers,
+            "threads": args.web_threads,
+        },
         "runs": [],
     }
     # data files live in the App's temp dir: removed with it, even by the reaper after a SIGKILL

@@ -13,7 +13,7 @@ processes) label as fast as they can (closed loop, no think time) for --duration
 Prints one JSON line: per pool size and concurrency, latency percentiles (ms) of next and submit,
 annotations/s, 409s / 5xx / other errors, duplicates (items served to or annotated by more than
 one annotator, counted by the clients and, for annotations, in the database), and CPU ms per
-labeled item of the server (gunicorn master + workers), the database (our backends + PostgreSQL's
+labeled item of the server (the web server's main process + workers), the database (our backends + PostgreSQL's
 background processes) and the client.
 Targets: next p99 <= 10 ms with 1 annotator; 32 annotators >= 300 annotations/s with p99 <= 100 ms
 and 0 duplicates; <= 5 ms server + DB CPU per labeled item.
@@ -251,7 +251,11 @@ def main() -> None:
     out: dict = {
         "bench": "queue",
         "machine": machine(),
-        "web": {"workers": args.web_workers, "threads": args.web_threads},
+        "web": {
+            "server": os.environ.get("BENCH_SERVER", "granian"),
+            "workers": args.web_workers,
+            "threads": args.web_threads,
+        },
         "runs": [],
     }
     # data files live in the App's temp dir: removed with it, even by the reaper after a SIGKILL

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "frontend.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -115,6 +116,12 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = DEBUG
+# npm-managed browser assets (package.json + package-lock.json, `npm ci`): served straight from
+# node_modules (collectstatic copies them for gunicorn; the finders serve them in DEBUG and tests).
+STATICFILES_DIRS = [
+    ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
+    ("vendor/alpinejs", BASE_DIR / "node_modules" / "@alpinejs" / "csp" / "dist"),
+]
 
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
@@ -124,6 +131,9 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# Content-Security-Policy on HTML pages (frontend/csp.py): no inline script, no eval. The Swagger UI
+# page renders an inline init script, so it is exempt.
+TANDEM_CSP_EXEMPT = ("/api/docs",)
 
 LOGGING = {
     "version": 1,
@@ -210,7 +220,7 @@ TANDEM_PRELABEL_CHUNK_SIZE = env.int("TANDEM_PRELABEL_CHUNK_SIZE", default=256)
 TANDEM_PRELABEL_BATCH_SIZE = env.int("TANDEM_PRELABEL_BATCH_SIZE", default=32)
 TANDEM_GPU_BATCH_SIZE = env.int("TANDEM_GPU_BATCH_SIZE", default=1024)  # bf16 on CUDA
 TANDEM_CPU_THREADS = env.int("TANDEM_CPU_THREADS", default=0)  # 0: torch's default (all cores)
-TANDEM_CPU_RUNTIME = env.str("TANDEM_CPU_RUNTIME", default="torch")  # torch | torch-int8 | onnx-int8
+TANDEM_CPU_RUNTIME = env.str("TANDEM_CPU_RUNTIME", default="onnx-int8")  # onnx-int8 | onnx | torch | torch-int8
 TANDEM_COLD_START_PICKS = env.int("TANDEM_COLD_START_PICKS", default=10)  # diverse items served first
 TANDEM_COLD_START_SAMPLE = env.int("TANDEM_COLD_START_SAMPLE", default=500)  # embedded for that pick
 TANDEM_EXPLAIN_HEAD = env.int("TANDEM_EXPLAIN_HEAD", default=20)  # explained after each pre-label
@@ -218,10 +228,12 @@ TANDEM_EXPLAIN_MAX_VARIANTS = env.int("TANDEM_EXPLAIN_MAX_VARIANTS", default=64)
 # Training (modelsvc.registry / modelsvc.training)
 TANDEM_VALIDATION_FRACTION = env.float("TANDEM_VALIDATION_FRACTION", default=0.2)  # reserved, never trained on
 TANDEM_TRAIN_MIN_LABELS = env.int("TANDEM_TRAIN_MIN_LABELS", default=10)  # fewer: the run is skipped
-TANDEM_TRAIN_MAX_EPOCHS = env.int("TANDEM_TRAIN_MAX_EPOCHS", default=4)
+TANDEM_TRAIN_MAX_EPOCHS = env.int("TANDEM_TRAIN_MAX_EPOCHS", default=10)
 TANDEM_TRAIN_BATCH_SIZE = env.int("TANDEM_TRAIN_BATCH_SIZE", default=16)
-TANDEM_TRAIN_LEARNING_RATE = env.float("TANDEM_TRAIN_LEARNING_RATE", default=5e-5)
+TANDEM_TRAIN_LEARNING_RATE = env.float("TANDEM_TRAIN_LEARNING_RATE", default=1e-4)
 TANDEM_TRAIN_SEED = env.int("TANDEM_TRAIN_SEED", default=0)
+TANDEM_TRAIN_PATIENCE = env.int("TANDEM_TRAIN_PATIENCE", default=2)  # epochs without improvement, then stop
+TANDEM_TRAIN_MAX_LENGTH = env.int("TANDEM_TRAIN_MAX_LENGTH", default=128)  # tokens per text
 TANDEM_TRAIN_TIME_LIMIT = env.int("TANDEM_TRAIN_TIME_LIMIT", default=1800)  # s of training; then stop early
 TANDEM_TRAIN_TASK_TIME_LIMIT = env.int("TANDEM_TRAIN_TASK_TIME_LIMIT", default=3600)  # s; past it the run fails
 TANDEM_TRAIN_STALE_SECONDS = env.int("TANDEM_TRAIN_STALE_SECONDS", default=600)  # no heartbeat: worker lost

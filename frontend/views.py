@@ -1,15 +1,61 @@
-"""Server-rendered pages; they read through the same selectors as the REST API."""
+"""Server-rendered pages; they read through the same selectors as the REST API.
+
+Pages are thin: the labeling page renders the project's labels, guidelines and settings, and its
+JavaScript module (static/frontend/label.js) drives the REST API with the session.
+"""
+
+from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.csrf import ensure_csrf_cookie
 
+from annotation.exceptions import Forbidden, NotFound
+from annotation.models import Annotation, Project
+from annotation.permissions import ANNOTATE, project_for_user
 from annotation.selectors.items import project_list_for_user
+from frontend.selectors import items_left_by_project
+
+
+def project_for_page(request: HttpRequest, project_id: int, capability) -> Project:
+    """The project for a page, or Django's 404 (non-members) / 403 (a role that may not) pages."""
+    try:
+        return project_for_user(user=request.user, project_id=project_id, capability=capability)
+    except NotFound as exc:
+        raise Http404(exc.detail) from exc
+    except Forbidden as exc:
+        raise PermissionDenied(exc.detail) from exc
 
 
 @login_required
 def project_list(request: HttpRequest) -> HttpResponse:
     projects = list(project_list_for_user(user=request.user))
+    left = items_left_by_project(user=request.user, project_ids=[p.pk for p in projects])
     for p in projects:
         p.percent_done = round(100 * p.done_count / p.item_count) if p.item_count else 0
+        p.left_for_me = left.get(p.pk, 0)
     return render(request, "frontend/projects.html", {"projects": projects})
+
+
+@login_required
+@ensure_csrf_cookie
+def label(request: HttpRequest, pk: int) -> HttpResponse:
+    """The keyboard-first labeling page (static/frontend/label.js drives /api/projects/{id}/next and submit)."""
+    project = project_for_page(request, pk, ANNOTATE)
+    config = {
+        "project": project.pk,
+        "taskType": project.task_type,
+        "labels": [
+            {"name": lab["name"], "hotkey": lab.get("hotkey") or "", "color": lab.get("color") or ""}
+            for lab in project.labels
+        ],
+        "user": request.user.pk,
+    }
+    progress = {
+        "done": Annotation.objects.filter(item__project=project, annotator=request.user).count(),
+        "left": items_left_by_project(user=request.user, project_ids=[project.pk]).get(project.pk, 0),
+    }
+    config["progress"] = progress
+    return render(request, "frontend/label.html", {"project": project, "config": config, "progress": progress})

@@ -45,6 +45,15 @@ class RawPrediction:
     offsets: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def spans(cls, tags: Sequence[str], marginals: np.ndarray, offsets: np.ndarray) -> RawPrediction:
+        """A span prediction; `probabilities` per label is its highest B+I token probability."""
+        k = (len(tags) - 1) // 2
+        per_label = np.array(
+            [marginals[:, 1 + 2 * j : 3 + 2 * j].sum(axis=1).max() if len(marginals) else 0.0 for j in range(k)]
+        )
+        return cls(probabilities=per_label, tags=tags, marginals=marginals, offsets=offsets)
+
 
 class Predictor(Protocol):
     """A loaded model: texts in, raw predictions out; `score` is what explanations occlude."""

@@ -82,6 +82,7 @@ def _release(job: Job, *, labels_seen: int | None = None) -> None:
     TrainingState.objects.filter(project_id=job.project_id, running_job_id=job.pk).update(**fields)
 
 
+@transaction.atomic  # the Job's end and the lock's release are seen together
 def _fail(job: Job, message: str) -> None:
     logger.error("training job %s failed: %s", job.pk, message)
     Job.objects.filter(pk=job.pk, status__in=(JobStatus.QUEUED, JobStatus.RUNNING)).update(
@@ -90,9 +91,13 @@ def _fail(job: Job, message: str) -> None:
     _release(job)
 
 
+@transaction.atomic
 def _finish(job: Job, result: dict[str, Any], labels_seen: int) -> None:
     Job.objects.filter(pk=job.pk).update(
-        status=JobStatus.SUCCEEDED, result=result, finished_at=timezone.now(), progress=Coalesce(F("total"), F("progress"))
+        status=JobStatus.SUCCEEDED,
+        result=result,
+        finished_at=timezone.now(),
+        progress=Coalesce(F("total"), F("progress")),
     )
     _release(job, labels_seen=labels_seen)
 
@@ -293,6 +298,8 @@ def _train(job: Job) -> None:
             batch_size=settings.TANDEM_TRAIN_BATCH_SIZE,
             learning_rate=settings.TANDEM_TRAIN_LEARNING_RATE,
             seed=settings.TANDEM_TRAIN_SEED,
+            patience=settings.TANDEM_TRAIN_PATIENCE,
+            max_length=settings.TANDEM_TRAIN_MAX_LENGTH,
             time_limit_s=settings.TANDEM_TRAIN_TIME_LIMIT,
             cpu_threads=settings.TANDEM_CPU_THREADS or None,
         )

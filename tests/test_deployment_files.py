@@ -26,7 +26,7 @@ def test_compose_has_every_process(compose):
     services = compose["services"]
     for name in ("postgres", "redis", "web", "worker", "model-worker", "model-worker-gpu", "beat"):
         assert name in services, name
-    assert "gunicorn" in _command(services["web"])
+    assert "granian --interface wsgi" in _command(services["web"])
     assert "-Q default" in _command(services["worker"])
     assert "-Q model" in _command(services["model-worker"])
     assert "-Q model" in _command(services["model-worker-gpu"])

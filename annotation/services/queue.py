@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,6 +18,9 @@ from annotation.models.project import Sampling
 from annotation.services.leases import leases_add, leases_drop_expired, leases_drop_user, leases_save
 from annotation.sql import columns, fast_path, fetchone, fetchone_prepared, load
 
+# the most item ids one call of next may exclude (the items a client holds while it prefetches)
+MAX_EXCLUDE = 5
+
 
 @dataclass
 class NextItem:
@@ -24,21 +28,22 @@ class NextItem:
     expires_at: datetime
 
 
-def _candidates(*, project: Project, user, now: datetime) -> QuerySet[Item]:
-    """Items with a free slot that this user has neither annotated nor skipped (the ORM path, for SQLite;
-    _PG_NEXT is the same query for PostgreSQL). A slot is free while annotations + leases < k, or when
-    a lease has expired (lease_expires_at is the earliest expiry of the item's leases)."""
+def _candidates(*, project: Project, user, now: datetime, exclude: Sequence[int] = ()) -> QuerySet[Item]:
+    """Items with a free slot that this user has neither annotated nor skipped, minus `exclude` (the ORM
+    path, for SQLite; _PG_NEXT is the same query for PostgreSQL). A slot is free while annotations +
+    leases < k, or when a lease has expired (lease_expires_at is the earliest expiry of the item's leases)."""
     k = project.annotations_per_item
-    return (
+    qs = (
         Item.objects.filter(project_id=project.pk, status__in=QUEUE_STATUSES)
         .filter(Q(annotation_count__lt=k - F("lease_count")) | Q(lease_expires_at__lte=now))
         .filter(~Exists(Annotation.objects.filter(item_id=OuterRef("pk"), annotator_id=user.pk)))
         .filter(~Exists(Skip.objects.filter(item_id=OuterRef("pk"), user_id=user.pk)))
     )
+    return qs.exclude(pk__in=list(exclude)) if exclude else qs
 
 
-def _pick(*, project: Project, user, now: datetime) -> Item | None:
-    return _pick_from(_candidates(project=project, user=user, now=now), project)
+def _pick(*, project: Project, user, now: datetime, exclude: Sequence[int] = ()) -> Item | None:
+    return _pick_from(_candidates(project=project, user=user, now=now, exclude=exclude), project)
 
 
 def _pick_from(candidates: QuerySet[Item], project: Project) -> Item | None:
@@ -68,12 +73,14 @@ _PG_NEXT = """
 WITH mine AS (
     SELECT a.item_id, a.expires_at FROM annotation_assignment a
     WHERE a.user_id = %(user)s::integer AND a.project_id = %(project)s::bigint AND a.expires_at > %(now)s::timestamptz
+      AND a.item_id <> ALL (%(exclude)s::bigint[])
     ORDER BY a.created_at LIMIT 1
 ),
 pick AS (
     SELECT i.id FROM annotation_item i
     WHERE NOT EXISTS (SELECT 1 FROM mine)
       AND i.project_id = %(project)s::bigint AND i.status IN ('open', 'in_progress')
+      AND i.id <> ALL (%(exclude)s::bigint[])
       AND (i.annotation_count + i.lease_count < %(k)s::integer OR i.lease_expires_at <= %(now)s::timestamptz)
       AND NOT EXISTS (SELECT 1 FROM annotation_annotation a
                       WHERE a.item_id = i.id AND a.annotator_id = %(user)s::integer OFFSET 0)
@@ -124,15 +131,19 @@ _PG_ORDERS = {
 }
 
 
-def _pg_next_statement(*, project: Project, user, now: datetime, expires_at: datetime, wait: bool) -> NextItem | None:
-    """One statement (so one implicit transaction): the user's live lease if any; else lock the best
-    candidate, reclaim its expired leases, upsert this user's lease and set the item's lease columns."""
+def _pg_next_statement(
+    *, project: Project, user, now: datetime, expires_at: datetime, wait: bool, exclude: list[int]
+) -> NextItem | None:
+    """One statement (so one implicit transaction): the user's oldest live lease outside `exclude` if any;
+    else lock the best candidate outside `exclude`, reclaim its expired leases, upsert this user's lease
+    and set the item's lease columns."""
     params = {
         "project": project.pk,
         "k": project.annotations_per_item,
         "user": user.pk,
         "now": now,
         "expires": expires_at,
+        "exclude": exclude,
     }
     if project.sampling == Sampling.RANDOM:
         bounds = fetchone(
@@ -157,42 +168,52 @@ def _pg_next_statement(*, project: Project, user, now: datetime, expires_at: dat
     return None
 
 
-def _pg_next(*, project: Project, user) -> NextItem | None:
+def _pg_next(*, project: Project, user, exclude: list[int]) -> NextItem | None:
     now = timezone.now()
     expires_at = now + timedelta(seconds=settings.TANDEM_ASSIGNMENT_TTL_SECONDS)
-    found = _pg_next_statement(project=project, user=user, now=now, expires_at=expires_at, wait=False)
+    found = _pg_next_statement(project=project, user=user, now=now, expires_at=expires_at, wait=False, exclude=exclude)
     if found is None:
         # Every free candidate may be locked for a moment by someone else's next/submit: rather than
         # answer "nothing left", wait for those locks once (FOR UPDATE re-checks the row afterwards).
-        found = _pg_next_statement(project=project, user=user, now=now, expires_at=expires_at, wait=True)
+        found = _pg_next_statement(
+            project=project, user=user, now=now, expires_at=expires_at, wait=True, exclude=exclude
+        )
     return found
 
 
-def item_next_for_annotator(*, project: Project, user) -> NextItem | None:
+def item_next_for_annotator(*, project: Project, user, exclude: Sequence[int] = ()) -> NextItem | None:
     """The item this user should label next, leased to them for the assignment TTL; None when nothing is left.
 
     A live lease returns the same item. Otherwise the best candidate is locked with
     SELECT ... FOR UPDATE SKIP LOCKED, its expired leases are reclaimed, and the user's
     Assignment is written together with the item's lease columns. On PostgreSQL that is one
     statement; on SQLite one IMMEDIATE transaction (which serializes writers) of ORM queries.
+
+    `exclude` (at most MAX_EXCLUDE item ids, e.g. the item on the expert's screen while the client
+    prefetches the next one): those items are neither returned from the user's live leases nor leased
+    anew, and their leases are left as they are. A user so holds at most 1 + len(exclude) leases.
     """
+    ids = sorted({int(i) for i in exclude})
+    if len(ids) > MAX_EXCLUDE:
+        raise ValueError(f"at most {MAX_EXCLUDE} excluded items")
     if fast_path():
-        return _pg_next(project=project, user=user)
-    return _orm_next(project=project, user=user)
+        return _pg_next(project=project, user=user, exclude=ids)
+    return _orm_next(project=project, user=user, exclude=ids)
 
 
 @transaction.atomic
-def _orm_next(*, project: Project, user) -> NextItem | None:
+def _orm_next(*, project: Project, user, exclude: list[int]) -> NextItem | None:
     now = timezone.now()
     mine = list(Assignment.objects.filter(user_id=user.pk, project_id=project.pk))
-    live = [a for a in mine if a.expires_at > now]
+    live = [a for a in mine if a.expires_at > now and a.item_id not in exclude]
     if live:
         assignment = min(live, key=lambda a: a.created_at)
         return NextItem(item=Item.objects.get(pk=assignment.item_id), expires_at=assignment.expires_at)
-    if mine:
-        _release_stale(user=user, stale=mine)
+    stale = [a for a in mine if a.expires_at <= now]
+    if stale:
+        _release_stale(user=user, stale=stale)
 
-    item = _pick(project=project, user=user, now=now)
+    item = _pick(project=project, user=user, now=now, exclude=exclude)
     if item is None:
         return None
     leases_drop_expired(item=item, now=now)

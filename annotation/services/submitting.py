@@ -6,9 +6,11 @@ import json
 import random
 from collections import Counter
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -19,7 +21,7 @@ from annotation.models.project import ReviewPolicy
 from annotation.permissions import ANNOTATE, require_capability
 from annotation.services.leases import leases_drop_expired, leases_drop_user, leases_save
 from annotation.services.values import value_validate
-from annotation.sql import columns, fast_path, fetchone_prepared, load
+from annotation.sql import columns, fast_path, fetchone_prepared, load, width
 
 
 @dataclass
@@ -147,6 +149,48 @@ SELECT id, created_at, updated_at FROM ins
 class _Raced(Exception):
     """A unique constraint caught a concurrent duplicate: answer from what the database now holds."""
 
+    def __init__(self, user) -> None:
+        super().__init__("raced")
+        self.user = user
+
+
+class TokenRefused(Exception):
+    """annotation_submit_checked(token=...): no active user has this token. Nothing was written; the caller
+    answers as its general authentication does (DRF: 401)."""
+
+
+# _PG_LOCK_CHECKED with the token lookup folded in (the API's submit with `Authorization: Token`): one row
+# when the token is an active user's, with the lock's columns NULL when there is no such item.
+_PG_LOCK_AUTHENTICATING = """
+WITH tu AS (
+    SELECT {user} FROM authtoken_token t JOIN {user_table} u ON u."{user_pk}" = t.user_id
+    WHERE t.key = %(token)s::varchar AND u.is_active
+),
+locked AS (
+    SELECT i.status, i.annotation_count, i.lease_count,
+           (SELECT count(*) FROM annotation_annotation a
+             WHERE a.annotator_id = (SELECT "{user_pk}" FROM tu)
+               AND (a.item_id = i.id OR a.idempotency_key = %(key)s::varchar)),
+           i.data ->> 'text', m.role, {project}
+    FROM annotation_item i JOIN annotation_project p ON p.id = i.project_id
+    LEFT JOIN annotation_membership m ON m.project_id = p.id AND m.user_id = (SELECT "{user_pk}" FROM tu)
+    WHERE i.id = %(item)s::bigint AND EXISTS (SELECT 1 FROM tu)
+    FOR UPDATE OF i
+)
+SELECT tu.*, locked.* FROM tu LEFT JOIN locked ON true
+"""
+
+
+@cache
+def _pg_lock_token_sql() -> str:
+    User = get_user_model()
+    return _PG_LOCK_AUTHENTICATING.format(
+        user=columns(User, "u"),
+        user_table=User._meta.db_table,
+        user_pk=User._meta.pk.column,
+        project=columns(Project, "p"),
+    )
+
 
 def _repeat_or_conflict(*, item_id: int, user, idempotency_key: str | None) -> SubmitResult:
     """A repeat of an earlier submit (same Idempotency-Key, same item) returns it; anything else is 409."""
@@ -177,65 +221,40 @@ def _pg_submit(
     lead_time_ms: int | None,
     accepted_suggestion: bool | None,
     idempotency_key: str | None,
+    token: str | None = None,
 ) -> SubmitResult:
-    """Submit under the item's row lock. Without `project`, also check access and validate `value`."""
-    now = timezone.now()
-    params = {"user": user.pk, "key": idempotency_key, "item": item_id}
-    with transaction.atomic():
-        if project is not None:
-            row = fetchone_prepared("tandem_submit_lock", _PG_LOCK, params)
-            if row is None:
-                raise NotFound("No such item.")
-        else:
-            row = fetchone_prepared(
-                "tandem_submit_lock_checked", _PG_LOCK_CHECKED.format(project=columns(Project, "p")), params
-            )
-            role = None if row is None else ("staff" if user.is_staff else row[5])
-            require_capability(role, ANNOTATE, what="item")
-            assert row is not None
-            project = load(Project, row[6:])
-            value = value_validate(
-                task_type=project.task_type, label_names=project.label_names, value=value, text=row[4] or ""
-            )
-        status, annotations, leases, prior = row[:4]
-        k = project.annotations_per_item
-        if prior:
-            return _repeat_or_conflict(item_id=item_id, user=user, idempotency_key=idempotency_key)
-        if status not in QUEUE_STATUSES:
-            raise Conflict(
-                "Every slot of this item is taken: it already has its annotations.",
-                [{"field": "item", "message": f"{annotations} of {k} annotations."}],
-            )
-        new_status, final = ItemStatus.IN_PROGRESS, None
-        if annotations + 1 >= k:
-            values = [value]
-            if k > 1:
-                values += list(Annotation.objects.filter(item_id=item_id).values_list("value", flat=True))
-            new_status, final = consensus(values=values, project=project)
-        params = {
-            "item": item_id,
-            "user": user.pk,
-            "now": now,
-            "value": json.dumps(value),
-            "lead_time_ms": lead_time_ms,
-            "accepted": accepted_suggestion,
-            "key": idempotency_key,
-            "annotations": annotations,
-            "leases": leases,
-            "k": k,
-            "status": new_status,
-            "final": None if final is None else json.dumps(final),
-        }
+    """Submit under the item's row lock. Without `project`, also check access and validate `value`; with
+    `token` (and user=None), the user is the token's, looked up by the lock's statement."""
+    kwargs = {
+        "item_id": item_id,
+        "project": project,
+        "user": user,
+        "value": value,
+        "lead_time_ms": lead_time_ms,
+        "accepted_suggestion": accepted_suggestion,
+        "idempotency_key": idempotency_key,
+        "token": token,
+    }
+    if connection.in_atomic_block or not connection.get_autocommit():
+        with transaction.atomic():
+            written = _pg_submit_locked(**kwargs, begin="")
+    else:
+        # Our own transaction, opened in the same round trip as the lock ("BEGIN; EXECUTE ..."): Django's
+        # atomic() would send BEGIN on its own first. Every way out before COMMIT rolls it back.
         try:
-            written = fetchone_prepared("tandem_submit_write", _PG_WRITE, params)
-        except IntegrityError as exc:  # leaving the atomic block with an exception rolls it back
-            raise _Raced from exc
-        if written is None:
-            raise Conflict(
-                "Every slot of this item is taken (your assignment expired and others took it).",
-                [{"field": "item", "message": f"{annotations} of {k} annotations, {leases} in progress."}],
-            )
-    ann_id, created_at, updated_at = written
+            written = _pg_submit_locked(**kwargs, begin="BEGIN; ")
+        except BaseException:
+            _rollback_quietly()
+            raise
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("COMMIT")
+        except BaseException:
+            _rollback_quietly()
+            raise
+    if isinstance(written, SubmitResult):
+        return written
+    ann_id, created_at, updated_at, value, user = written
     annotation = Annotation(
         id=ann_id,
         item_id=item_id,
@@ -249,6 +268,108 @@ def _pg_submit(
         updated_at=updated_at,
     )
     return SubmitResult(annotation, created=True)
+
+
+def _rollback_quietly() -> None:
+    """End the transaction _pg_submit opened by hand (a ROLLBACK outside one only warns)."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("ROLLBACK")
+    except Exception:  # a broken connection: Django drops it at the end of the request
+        connection.close_if_unusable_or_obsolete()
+
+
+def _pg_submit_locked(
+    *,
+    item_id: int,
+    project: Project | None,
+    user,
+    value: Any,
+    lead_time_ms: int | None,
+    accepted_suggestion: bool | None,
+    idempotency_key: str | None,
+    token: str | None,
+    begin: str,
+) -> tuple | SubmitResult:
+    """The body of _pg_submit inside its transaction (`begin` is sent with the first statement): a
+    SubmitResult for a repeat, else the written annotation's (id, created_at, updated_at, value, user)."""
+    now = timezone.now()
+    if token is not None:
+        User = get_user_model()
+        found = fetchone_prepared(
+            "tandem_submit_lock_token",
+            _pg_lock_token_sql(),
+            {"token": token, "key": idempotency_key, "item": item_id},
+            prefix=begin,
+        )
+        if found is None:
+            raise TokenRefused()
+        user = load(User, found[: width(User)])
+        row = found[width(User) :]
+        role = None if row[0] is None else ("staff" if user.is_staff else row[5])
+        require_capability(role, ANNOTATE, what="item")
+        project = load(Project, row[6:])
+        value = value_validate(
+            task_type=project.task_type, label_names=project.label_names, value=value, text=row[4] or ""
+        )
+    elif project is not None:
+        params = {"user": user.pk, "key": idempotency_key, "item": item_id}
+        row = fetchone_prepared("tandem_submit_lock", _PG_LOCK, params, prefix=begin)
+        if row is None:
+            raise NotFound("No such item.")
+    else:
+        row = fetchone_prepared(
+            "tandem_submit_lock_checked",
+            _PG_LOCK_CHECKED.format(project=columns(Project, "p")),
+            {"user": user.pk, "key": idempotency_key, "item": item_id},
+            prefix=begin,
+        )
+        role = None if row is None else ("staff" if user.is_staff else row[5])
+        require_capability(role, ANNOTATE, what="item")
+        assert row is not None
+        project = load(Project, row[6:])
+        value = value_validate(
+            task_type=project.task_type, label_names=project.label_names, value=value, text=row[4] or ""
+        )
+    status, annotations, leases, prior = row[:4]
+    k = project.annotations_per_item
+    if prior:
+        return _repeat_or_conflict(item_id=item_id, user=user, idempotency_key=idempotency_key)
+    if status not in QUEUE_STATUSES:
+        raise Conflict(
+            "Every slot of this item is taken: it already has its annotations.",
+            [{"field": "item", "message": f"{annotations} of {k} annotations."}],
+        )
+    new_status, final = ItemStatus.IN_PROGRESS, None
+    if annotations + 1 >= k:
+        values = [value]
+        if k > 1:
+            values += list(Annotation.objects.filter(item_id=item_id).values_list("value", flat=True))
+        new_status, final = consensus(values=values, project=project)
+    params = {
+        "item": item_id,
+        "user": user.pk,
+        "now": now,
+        "value": json.dumps(value),
+        "lead_time_ms": lead_time_ms,
+        "accepted": accepted_suggestion,
+        "key": idempotency_key,
+        "annotations": annotations,
+        "leases": leases,
+        "k": k,
+        "status": new_status,
+        "final": None if final is None else json.dumps(final),
+    }
+    try:
+        written = fetchone_prepared("tandem_submit_write", _PG_WRITE, params)
+    except IntegrityError as exc:  # the caller rolls the transaction back
+        raise _Raced(user) from exc
+    if written is None:
+        raise Conflict(
+            "Every slot of this item is taken (your assignment expired and others took it).",
+            [{"field": "item", "message": f"{annotations} of {k} annotations, {leases} in progress."}],
+        )
+    return (*written, value, user)
 
 
 def annotation_submit(
@@ -280,8 +401,8 @@ def annotation_submit(
     if fast_path():
         try:
             return _pg_submit(**kwargs)
-        except _Raced:
-            return _repeat_or_conflict(item_id=item_id, user=user, idempotency_key=idempotency_key)
+        except _Raced as raced:
+            return _repeat_or_conflict(item_id=item_id, user=raced.user, idempotency_key=idempotency_key)
     return _orm_submit(**kwargs)
 
 
@@ -293,19 +414,26 @@ def annotation_submit_checked(
     lead_time_ms: int | None = None,
     accepted_suggestion: bool | None = None,
     idempotency_key: str | None = None,
+    token: str | None = None,
 ) -> SubmitResult:
     """The API's submit: access check (404 / 403), value validation (400), then annotation_submit.
-    On PostgreSQL all three happen in one transaction under the item's row lock (two statements)."""
+    On PostgreSQL all three happen in one transaction under the item's row lock (two statements).
+
+    `token` (PostgreSQL only, with user=None): the submitting user is this API token's, looked up by the
+    lock's statement (saving the request a round trip); the result's annotation.annotator is that user.
+    Raises TokenRefused, having written nothing, when no active user has the token."""
     extra = {
         "lead_time_ms": lead_time_ms,
         "accepted_suggestion": accepted_suggestion,
         "idempotency_key": idempotency_key,
     }
+    if token is not None and (user is not None or not fast_path()):
+        raise ValueError("token is for the PostgreSQL path, instead of user")
     if fast_path():
         try:
-            return _pg_submit(item_id=item_id, project=None, user=user, value=value, **extra)
-        except _Raced:
-            return _repeat_or_conflict(item_id=item_id, user=user, idempotency_key=idempotency_key)
+            return _pg_submit(item_id=item_id, project=None, user=user, value=value, token=token, **extra)
+        except _Raced as raced:
+            return _repeat_or_conflict(item_id=item_id, user=raced.user, idempotency_key=idempotency_key)
     from annotation.selectors.items import item_for_user
 
     item = item_for_user(user=user, item_id=item_id, capability=ANNOTATE)

@@ -8,8 +8,6 @@ acceptance checks.
 
 from __future__ import annotations
 
-from django.conf import settings
-
 from modelsvc.contracts import Predictor, PredictorSpec
 
 _PREDICTORS: dict[PredictorSpec, Predictor] = {}
@@ -21,6 +19,8 @@ def get_predictor(spec: PredictorSpec) -> Predictor:
     predictor = _PREDICTORS.get(spec)
     if predictor is not None:
         return predictor
+    from django.conf import settings  # here, so that bench/prelabel.py can import the runtimes without Django
+
     if spec.backend == "fake":
         from modelsvc.runtime.fake import FakePredictor
 
@@ -34,6 +34,7 @@ def get_predictor(spec: PredictorSpec) -> Predictor:
             batch_size=settings.TANDEM_PRELABEL_BATCH_SIZE,
             gpu_batch_size=settings.TANDEM_GPU_BATCH_SIZE,
             runtime=settings.TANDEM_CPU_RUNTIME,
+            cache_dir=str(settings.MODEL_DIR / "onnx"),
         )
     else:
         raise ValueError(f"unknown TANDEM_MODEL_BACKEND {spec.backend!r} (hf or fake)")

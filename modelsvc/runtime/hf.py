@@ -233,27 +233,25 @@ class ZeroShotPredictor:
         if self.spec.task_type == "spans":
             results = []
             for offsets, m in self._span_marginals(texts):
-                per_label = np.array(
-                    [m[:, 1 + 2 * j : 3 + 2 * j].sum(axis=1).max() if len(m) else 0.0 for j in range(len(self.names))]
-                )
-                results.append(RawPrediction(probabilities=per_label, tags=self.tags, marginals=m, offsets=offsets))
+                results.append(RawPrediction.spans(self.tags, m, offsets))
             return results
         return [RawPrediction(probabilities=row) for row in self._probabilities(texts)]
 
     def score(self, texts: Sequence[str], target: str) -> np.ndarray:
         j = self.names.index(target)
         if self.spec.task_type == "spans":
-            return np.array(
-                [
-                    m[:, 1 + 2 * j : 3 + 2 * j].sum(axis=1).max() if len(m) else 0.0
-                    for _, m in self._span_marginals(texts)
-                ]
-            )
+            return np.array([raw.probabilities[j] for raw in self.predict(texts)])
         return self._probabilities(texts)[:, j]
 
 
 def load_predictor(
-    spec, *, cpu_threads: int | None, batch_size: int, gpu_batch_size: int = 1024, runtime: str = "torch"
+    spec,
+    *,
+    cpu_threads: int | None,
+    batch_size: int,
+    gpu_batch_size: int = 1024,
+    runtime: str = "torch",
+    cache_dir: str | None = None,
 ):
     """The predictor for a ModelVersion spec (zero-shot now; fine-tuned versions come with training).
 
@@ -269,7 +267,10 @@ def load_predictor(
     if cuda or spec.task_type == "spans":
         runtime = "torch"
     config = EncoderConfig(
-        model_path=spec.model_path or None, cpu_threads=cpu_threads, quantize_int8=runtime == "torch-int8"
+        model_path=spec.model_path or None,
+        cpu_threads=cpu_threads,
+        quantize_int8=runtime == "torch-int8",
+        cache_dir=cache_dir,
     )
     encoder = shared_encoder(config) if runtime in ("torch", "torch-int8") else shared_runtime_encoder(config, runtime)
     return ZeroShotPredictor(spec, encoder, batch_size=gpu_batch_size if cuda else batch_size)
@@ -368,10 +369,7 @@ class FineTunedPredictor:
         for r in self._run(texts):
             if self.spec.task_type == "spans":
                 offsets, m = r
-                per_label = np.array(
-                    [m[:, 1 + 2 * j : 3 + 2 * j].sum(axis=1).max() if len(m) else 0.0 for j in range(len(self.names))]
-                )
-                out.append(RawPrediction(probabilities=per_label, tags=self.tags, marginals=m, offsets=offsets))
+                out.append(RawPrediction.spans(self.tags, m, offsets))
             else:
                 out.append(RawPrediction(probabilities=np.asarray(r, dtype=np.float64)))
         return out

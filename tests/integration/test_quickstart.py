@@ -92,7 +92,7 @@ def test_quickstart_runs_web_worker_and_beat(tmp_path):
         assert rows["count"] == 3
 
         running = "\n".join(command_lines(descendants(proc.pid)))
-        for process in ("celery -A config worker", "celery -A config beat", "gunicorn config.wsgi"):
+        for process in ("celery -A config worker", "celery -A config beat", "granian --interface wsgi"):
             assert process in running, running
     finally:
         stubborn = stop_tree(proc)

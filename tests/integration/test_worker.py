@@ -2,46 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 
 import pytest
-import redis
 from django.conf import settings
-from django.db import connection
 
 from annotation.models import Item, Job
 from tests.conftest import client_for, make_project, make_user
-from tests.integration.conftest import ROOT, stop_tree
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def celery_worker(tmp_path, settings):
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings_test",
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "TANDEM_IMPORT_DIR": str(settings.TANDEM_IMPORT_DIR),
-    }
-    log = open(tmp_path / "worker.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default,model", "-c", "1", "-l", "INFO"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    yield proc
-    stop_tree(proc, grace=10)
-    log.close()
+def celery_worker(start_worker):
+    return start_worker("worker", TANDEM_PRELABEL_ON_IMPORT="false")
 
 
 def _wait(job_id: int, proc, timeout: float = 60) -> Job:

@@ -1,0 +1,38 @@
+"""The review page: the item awaiting review with all its annotations side by side.
+
+The page is thin: static/frontend/review.js drives GET /api/projects/{id}/review/next and
+POST /api/annotations/{id}/review with the session, so the rules live in one place
+(annotation/services/reviewing.py).
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import ensure_csrf_cookie
+
+from annotation.permissions import MANAGE, REVIEW
+from frontend.views import project_for_page
+
+
+@login_required
+@ensure_csrf_cookie
+def review(request: HttpRequest, pk: int) -> HttpResponse:
+    """`/projects/{id}/review` for reviewers, managers and staff (404 non-members, 403 other roles)."""
+    project = project_for_page(request, pk, REVIEW)
+    role = project.user_role  # type: ignore[attr-defined]
+    config = {
+        "project": project.pk,
+        "taskType": project.task_type,
+        "reviewPolicy": project.review_policy,
+        "labels": [
+            {"name": lab["name"], "hotkey": lab.get("hotkey") or "", "color": lab.get("color") or ""}
+            for lab in project.labels
+        ],
+    }
+    return render(
+        request,
+        "frontend/review.html",
+        {"project": project, "config": config, "can_manage": role == "staff" or role in MANAGE},
+    )

@@ -1,0 +1,240 @@
+"""`next` and submit with `Authorization: Token <key>` look the token up in the statement that checks access
+(next: annotation.auth.token_user_and_project; submit: the lock statement). Every answer must equal the one
+of the general path (DRF's token authentication first), which the other API tests exercise with
+force_authenticate."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from annotation.models import Annotation, Assignment
+from tests.annotation.apis.helpers import assert_error, make_items
+from tests.conftest import add_member, make_project, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def with_header(header: str | None) -> APIClient:
+    client = APIClient()
+    if header is not None:
+        client.credentials(HTTP_AUTHORIZATION=header)
+    return client
+
+
+def token_client(user) -> APIClient:
+    return with_header(f"Token {Token.objects.create(user=user).key}")
+
+
+def test_next_with_a_token_is_two_statements(project):
+    [item] = make_items(project, 1)
+    user = make_user()
+    add_member(project, user)
+    client = token_client(user)
+    client.get(f"/api/projects/{project.pk}/next")  # prepares the statements on this connection
+    with CaptureQueriesContext(connection) as ctx:
+        r = client.get(f"/api/projects/{project.pk}/next")
+    assert r.status_code == 200
+    assert r.json()["id"] == item.pk
+    sqls = [q["sql"] for q in ctx.captured_queries]
+    assert len(sqls) == 2, sqls
+    assert sqls[0].startswith("EXECUTE tandem_auth_project("), sqls
+    assert Assignment.objects.get().user_id == user.pk
+
+
+def test_roles_and_missing_projects(project):
+    make_items(project, 2)
+    member = make_user()
+    add_member(project, member, "reviewer")
+    stranger = make_user()
+    staff = make_user(staff=True)
+    assert token_client(member).get(f"/api/projects/{project.pk}/next").status_code == 200
+    assert token_client(staff).get(f"/api/projects/{project.pk}/next").status_code == 200  # staff: any project
+    body = assert_error(token_client(stranger).get(f"/api/projects/{project.pk}/next"), 404)
+    assert body["detail"] == "No such project."
+    general = APIClient()  # the general path (force_authenticate, no token header) answers the same
+    general.force_authenticate(member)
+    assert assert_error(general.get(f"/api/projects/{10**18 - 1}/next"), 404)["detail"] == "No such project."
+    for user in (member, staff):
+        for missing in (project.pk + 1000, 10**18 - 1):
+            body = assert_error(with_header(f"Token {user.auth_token.key}").get(f"/api/projects/{missing}/next"), 404)
+            assert body["detail"] == "No such project."
+        for beyond in (2**63 - 1, 2**63, 10**30):  # ids have at most 18 digits (annotation/urls.py)
+            body = assert_error(with_header(f"Token {user.auth_token.key}").get(f"/api/projects/{beyond}/next"), 404)
+            assert body["detail"].startswith("No API endpoint")
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "Token",
+        "Token ",
+        "Token nope-not-a-key",
+        "Token 0123456789abcdef0123456789abcdef01234567",
+        "Token a b",
+        "token UNKNOWN",
+        "Bearer abc",
+    ],
+)
+def test_bad_credentials_answer_as_drf_does(project, header):
+    make_items(project, 1)
+    r = with_header(header).get(f"/api/projects/{project.pk}/next")
+    assert r.status_code in (401, 403)
+    body = assert_error(r, r.status_code)
+    assert not Assignment.objects.exists()
+    if header is not None and header.split(" ")[0].lower() == "token":
+        assert r.status_code == 401
+        assert r["WWW-Authenticate"] == "Token"
+        assert body["detail"] in (
+            "Invalid token.",
+            "Invalid token header. No credentials provided.",
+            "Invalid token header. Token string should not contain spaces.",
+        )
+
+
+def test_inactive_user_is_refused(project):
+    make_items(project, 1)
+    user = make_user()
+    add_member(project, user)
+    client = token_client(user)
+    user.is_active = False
+    user.save()
+    body = assert_error(client.get(f"/api/projects/{project.pk}/next"), 401)
+    assert body["detail"] == "User inactive or deleted."
+    assert not Assignment.objects.exists()
+
+
+def test_the_token_user_is_the_one_leasing(project):
+    """Two users with tokens on one connection: each request acts as its own token's user."""
+    a_item, b_item = make_items(project, 2)
+    a, b = make_user(), make_user()
+    add_member(project, a)
+    add_member(project, b)
+    ca, cb = token_client(a), token_client(b)
+    assert ca.get(f"/api/projects/{project.pk}/next").json()["id"] == a_item.pk
+    assert cb.get(f"/api/projects/{project.pk}/next").json()["id"] == b_item.pk
+    assert ca.get(f"/api/projects/{project.pk}/next").json()["id"] == a_item.pk
+    assert set(Assignment.objects.values_list("item_id", "user_id")) == {(a_item.pk, a.pk), (b_item.pk, b.pk)}
+
+
+def test_session_login_still_works(project):
+    """The browser: session cookie, no token header (the fold does not apply)."""
+    [item] = make_items(project, 1)
+    user = make_user(password="pw-secret-123")
+    add_member(project, user)
+    client = APIClient(enforce_csrf_checks=True)
+    assert client.login(username=user.username, password="pw-secret-123")
+    r = client.get(f"/api/projects/{project.pk}/next")
+    assert r.status_code == 200
+    assert r.json()["id"] == item.pk
+
+
+def test_other_project_fields_come_through(project):
+    """The project loaded by the fold drives next as project_for_user's would (k, sampling)."""
+    other = make_project(name="seq", sampling="sequential", annotations_per_item=2)
+    first, _ = make_items(other, 2)
+    u1, u2 = make_user(), make_user()
+    add_member(other, u1)
+    add_member(other, u2)
+    assert token_client(u1).get(f"/api/projects/{other.pk}/next").json()["id"] == first.pk
+    # k=2: the second expert shares the first item
+    assert token_client(u2).get(f"/api/projects/{other.pk}/next").json()["id"] == first.pk
+
+
+# ---------------------------------------------------------------- submit
+
+
+def post(client, item_id, body, key="k-1"):
+    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+    return client.post(f"/api/items/{item_id}/annotations", body, format="json", **headers)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_submit_with_a_token_is_three_statements(project):
+    """Autocommit, as in production: the transaction begins in the lock's round trip."""
+    first, second = make_items(project, 2)
+    user = make_user()
+    add_member(project, user)
+    client = token_client(user)
+    assert post(client, first.pk, {"value": {"label": "sports"}}, key="warm").status_code == 201
+    with CaptureQueriesContext(connection) as ctx:
+        r = post(client, second.pk, {"value": {"label": "tech"}, "lead_time_ms": 5})
+    assert r.status_code == 201, r.content
+    sqls = [q["sql"].split("(")[0] for q in ctx.captured_queries]
+    assert sqls == ["BEGIN; EXECUTE tandem_submit_lock_token", "EXECUTE tandem_submit_write", "COMMIT"], sqls
+    body = r.json()
+    assert body["annotator"] == user.username
+    assert (body["item"], body["value"], body["lead_time_ms"]) == (second.pk, {"label": "tech"}, 5)
+    ann = Annotation.objects.get(pk=body["id"])
+    assert (ann.annotator_id, ann.idempotency_key) == (user.pk, "k-1")
+    # the repeat answers the first annotation
+    again = post(client, second.pk, {"value": {"label": "tech"}})
+    assert again.status_code == 200
+    assert again.json() == body
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Token 0123456789abcdef0123456789abcdef01234567", "Token nope-not-a-key", "Token a b", "Token", "token x"],
+)
+@pytest.mark.parametrize("body", [{"value": {"label": "sports"}}, {"value": None}, {"lead_time_ms": -1}])
+def test_submit_bad_token_is_401_whatever_the_body(project, header, body):
+    [item] = make_items(project, 1)
+    r = post(with_header(header), item.pk, body)
+    body = assert_error(r, 401)
+    assert r["WWW-Authenticate"] == "Token"
+    assert not Annotation.objects.exists()
+
+
+def test_submit_bad_token_with_a_bad_idempotency_key_is_401(project):
+    [item] = make_items(project, 1)
+    r = post(with_header("Token unknownkey"), item.pk, {"value": {"label": "sports"}}, key="x" * 300)
+    assert_error(r, 401)
+
+
+def test_submit_inactive_user_is_401(project):
+    [item] = make_items(project, 1)
+    user = make_user()
+    add_member(project, user)
+    client = token_client(user)
+    user.is_active = False
+    user.save()
+    body = assert_error(post(client, item.pk, {"value": {"label": "sports"}}), 401)
+    assert body["detail"] == "User inactive or deleted."
+    assert not Annotation.objects.exists()
+
+
+def test_submit_access_and_validation_with_a_token(project):
+    [item] = make_items(project, 1)
+    member, stranger, staff = make_user(), make_user(), make_user(staff=True)
+    add_member(project, member)
+    body = assert_error(post(token_client(stranger), item.pk, {"value": {"label": "sports"}}), 404)
+    assert body["detail"] == "No such item."
+    body = assert_error(post(token_client(member), 10**9, {"value": {"label": "sports"}}), 404)
+    assert body["detail"] == "No such item."
+    body = assert_error(post(with_header(f"Token {member.auth_token.key}"), item.pk, {"value": {"label": "x"}}), 400)
+    assert "value.label" in [e["field"] for e in body["errors"]]
+    assert_error(post(with_header(f"Token {member.auth_token.key}"), item.pk, {"value": None}), 400)
+    assert not Annotation.objects.exists()
+    # staff may annotate in any project
+    r = post(token_client(staff), item.pk, {"value": {"label": "sports"}})
+    assert r.status_code == 201
+    assert r.json()["annotator"] == staff.username
+    # the item is full now (k=1): 409 for the member
+    assert_error(
+        post(with_header(f"Token {member.auth_token.key}"), item.pk, {"value": {"label": "tech"}}, key="k2"), 409
+    )
+
+
+def test_submit_with_session_still_needs_csrf(project):
+    [item] = make_items(project, 1)
+    user = make_user(password="pw-secret-123")
+    add_member(project, user)
+    client = APIClient(enforce_csrf_checks=True)
+    assert client.login(username=user.username, password="pw-secret-123")
+    assert_error(post(client, item.pk, {"value": {"label": "sports"}}), 403)
+    assert not Annotation.objects.exists()

@@ -1,0 +1,95 @@
+"""The API's submit on PostgreSQL opens its own transaction in the lock's round trip ("BEGIN; EXECUTE ...") when
+Django is in autocommit mode. Every way out must leave the connection idle: committed, or rolled back."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE
+
+from annotation.exceptions import ApplicationError
+from annotation.models import Annotation, Assignment, FinalLabel, Item
+from annotation.services.queue import item_next_for_annotator
+from annotation.services.submitting import annotation_submit_checked
+from tests.conftest import add_member, make_project, make_user
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def idle() -> bool:
+    return connection.connection.info.transaction_status == TRANSACTION_STATUS_IDLE
+
+
+@pytest.fixture
+def setup():
+    assert connection.vendor == "postgresql"
+    project = make_project(labels=("a", "b"))
+    Item.objects.bulk_create([Item(project=project, external_id=f"x{i}", data={"text": f"t{i}"}) for i in range(2)])
+    user = make_user()
+    add_member(project, user)
+    assert connection.get_autocommit()
+    assert not connection.in_atomic_block
+    return project, user, list(Item.objects.filter(project=project).order_by("id"))
+
+
+def test_submit_commits_in_three_round_trips(setup):
+    project, user, (item, _) = setup
+    item_next_for_annotator(project=project, user=user)
+    annotation_submit_checked(item_id=item.pk, user=user, value={"label": "b"}, idempotency_key="warm")
+    other = item_next_for_annotator(project=project, user=user).item
+    with CaptureQueriesContext(connection) as ctx:
+        result = annotation_submit_checked(item_id=other.pk, user=user, value={"label": "a"}, idempotency_key="k1")
+    assert result.created
+    sqls = [q["sql"] for q in ctx.captured_queries]
+    assert [s.split("(")[0] for s in sqls] == [
+        "BEGIN; EXECUTE tandem_submit_lock_checked",
+        "EXECUTE tandem_submit_write",
+        "COMMIT",
+    ], sqls
+    assert idle()
+    # committed: visible to a fresh connection
+    connection.close()
+    assert Annotation.objects.filter(item=other, annotator=user).count() == 1
+    assert FinalLabel.objects.get(item=other).value == {"label": "a"}
+    assert Assignment.objects.count() == 0
+
+
+def test_every_refusal_rolls_back(setup):
+    project, user, (item, second) = setup
+    stranger = make_user()
+    cases = [
+        (dict(item_id=999_999_999, user=user, value={"label": "a"}), 404),
+        (dict(item_id=item.pk, user=stranger, value={"label": "a"}), 404),
+        (dict(item_id=item.pk, user=user, value={"label": "nope"}), 400),
+    ]
+    for kwargs, status in cases:
+        with pytest.raises(ApplicationError) as err:
+            annotation_submit_checked(**kwargs)
+        assert err.value.status_code == status
+        assert idle(), kwargs
+    # a full item (k=1): 409, nothing written, item row lock released
+    other = make_user()
+    add_member(project, other)
+    assert annotation_submit_checked(item_id=item.pk, user=other, value={"label": "a"}).created
+    with pytest.raises(ApplicationError) as err:
+        annotation_submit_checked(item_id=item.pk, user=user, value={"label": "b"}, idempotency_key="k2")
+    assert err.value.status_code == 409
+    assert idle()
+    # a key already used for another item: 409 from inside the transaction
+    assert annotation_submit_checked(item_id=second.pk, user=user, value={"label": "b"}, idempotency_key="k3").created
+    with pytest.raises(ApplicationError) as err:
+        annotation_submit_checked(item_id=item.pk, user=user, value={"label": "b"}, idempotency_key="k3")
+    assert err.value.status_code == 409
+    assert idle()
+    # the repeat of a submit answers the first annotation, created=False
+    again = annotation_submit_checked(item_id=second.pk, user=user, value={"label": "b"}, idempotency_key="k3")
+    assert not again.created
+    assert idle()
+    assert Annotation.objects.count() == 2
+    # nothing was left locked: another connection can lock both rows without waiting
+    connection.close()
+    with connection.cursor() as cursor:
+        cursor.execute("SET lock_timeout = '1s'")
+        cursor.execute("SELECT id FROM annotation_item WHERE id IN (%s, %s) FOR UPDATE NOWAIT", [item.pk, second.pk])
+        assert len(cursor.fetchall()) == 2
