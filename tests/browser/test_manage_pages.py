@@ -89,6 +89,7 @@ def test_settings_errors_are_shown_by_field_and_saves_apply(page: Page, live_ser
     page.click("#project-save")
     expect(page.locator("#project-status")).to_have_text("Saved.")
     expect(page.locator("#project-errors")).to_be_hidden()
+    screenshot(page, "manage-settings")
     project.refresh_from_db()
     assert project.name == "news v2"
     assert [(label["name"], label["hotkey"]) for label in project.labels] == [
