@@ -63,17 +63,19 @@ def version_active(project: Project) -> ModelVersion | None:
 
 @transaction.atomic
 def version_ensure_active(project: Project) -> ModelVersion:
-    """The project's active version; on cold start (or when a zero-shot version no longer matches the
-    project's labels, task type or base model) a new active zero-shot version."""
+    """The project's active version; on cold start, or when the active version no longer fits the
+    project (other label names or task type; for a zero-shot version also other descriptions or base
+    model), a new active zero-shot version (the old one is retired)."""
     Project.objects.select_for_update().filter(pk=project.pk).first()  # one creator at a time
     project.refresh_from_db(fields=["labels", "task_type"])
     active = version_active(project)
     base = settings.TANDEM_MODEL or PACKAGED_MODEL
     labels = _label_spec(project)
-    if active is not None and (
-        active.kind != VersionKind.ZERO_SHOT
-        or (active.labels == labels and active.task_type == project.task_type and active.base_model == base)
-    ):
+    same_task = active is not None and active.task_type == project.task_type
+    if active is not None and active.kind != VersionKind.ZERO_SHOT:
+        if same_task and [label["name"] for label in active.labels] == project.label_names:
+            return active  # a trained version for these labels (descriptions do not matter to it)
+    elif active is not None and same_task and active.labels == labels and active.base_model == base:
         return active
     if active is not None:
         active.status = VersionStatus.RETIRED

@@ -288,3 +288,25 @@ def test_activating_a_version_rescores_the_open_items(setup, django_capture_on_c
         2: "active",
     }
     assert set(Item.objects.filter(project=project).values_list("prediction__model_version", flat=True)) == {2}
+
+
+def test_a_trained_version_for_other_labels_gives_way_to_zero_shot(setup):
+    from modelsvc.services import version_ensure_active
+
+    project, _ = setup
+    trained = ModelVersion.objects.create(
+        project=project,
+        version=1,
+        kind="fine_tuned",
+        base_model="m",
+        labels=[{"name": n, "description": ""} for n in project.label_names],
+        task_type="classification",
+        status="active",
+    )
+    assert version_ensure_active(project) == trained  # same label names: kept
+    project.labels = [*project.labels, {"name": "science", "hotkey": "4", "color": "#123456"}]
+    project.save(update_fields=["labels"])
+    fresh = version_ensure_active(project)
+    assert (fresh.version, fresh.kind, fresh.status) == (2, "zero_shot", "active")
+    trained.refresh_from_db()
+    assert trained.status == "retired"
