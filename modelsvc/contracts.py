@@ -71,5 +71,30 @@ class Predictor(Protocol):
         ...
 
 
+class PredictorBase:
+    """`predict` and `score` over two hooks a runtime implements: `_probabilities(texts)` (n, k) for
+    classification / multilabel, and `_span_outputs(texts)` [(offsets, BIO marginals)] for spans."""
+
+    spec: PredictorSpec
+    tags: Sequence[str]
+
+    def _probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def _span_outputs(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        raise NotImplementedError
+
+    def predict(self, texts: Sequence[str]) -> list[RawPrediction]:
+        if self.spec.task_type == "spans":
+            return [RawPrediction.spans(self.tags, m, offsets) for offsets, m in self._span_outputs(texts)]
+        return [RawPrediction(probabilities=row) for row in self._probabilities(texts)]
+
+    def score(self, texts: Sequence[str], target: str) -> np.ndarray:
+        j = self.spec.label_names.index(target)
+        if self.spec.task_type == "spans":
+            return np.array([raw.probabilities[j] for raw in self.predict(texts)])
+        return np.asarray(self._probabilities(texts))[:, j]
+
+
 class ModelUnavailable(RuntimeError):
     """The model could not be loaded (missing, incomplete, not safetensors): the Job fails with this message."""

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from modelsvc.contracts import PredictorSpec, RawPrediction
+from modelsvc.contracts import PredictorBase, PredictorSpec
 
 
 def _noise(text: str, label: str) -> float:
@@ -21,7 +21,7 @@ def _noise(text: str, label: str) -> float:
     return int.from_bytes(digest[:4], "big") / 2**32
 
 
-class FakePredictor:
+class FakePredictor(PredictorBase):
     def __init__(self, spec: PredictorSpec) -> None:
         self.spec = spec
         self.names = spec.label_names
@@ -58,17 +58,5 @@ class FakePredictor:
         rows = np.array([[_noise(t, str(d)) - 0.5 for d in range(8)] for t in texts]).reshape(len(texts), 8)
         return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
 
-    def predict(self, texts: Sequence[str]) -> list[RawPrediction]:
-        if self.spec.task_type == "spans":
-            out = []
-            for text in texts:
-                offsets, m = self._spans(text)
-                out.append(RawPrediction.spans(self.tags, m, offsets))
-            return out
-        return [RawPrediction(probabilities=row) for row in self._probabilities(texts)]
-
-    def score(self, texts: Sequence[str], target: str) -> np.ndarray:
-        j = self.names.index(target)
-        if self.spec.task_type == "spans":
-            return np.array([raw.probabilities[j] for raw in self.predict(texts)])
-        return self._probabilities(texts)[:, j]
+    def _span_outputs(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [self._spans(text) for text in texts]

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from modelsvc.contracts import ModelUnavailable
+from modelsvc.contracts import ModelUnavailable, PredictorBase
 
 
 class ModelLoadError(ModelUnavailable):
@@ -172,7 +172,7 @@ def token_embeddings(
     return out
 
 
-class ZeroShotPredictor:
+class ZeroShotPredictor(PredictorBase):
     """Cold start: label-name (and description) similarity over the base encoder, no training.
 
     classification: softmax over labels of cosine / temperature (modelsvc.zeroshot);
@@ -204,7 +204,7 @@ class ZeroShotPredictor:
             return 1.0 / (1.0 + np.exp(-(sims - MULTILABEL_THRESHOLD) / self.temperature))
         return zero_shot_probabilities(emb, self.label_embeddings, temperature=self.temperature)
 
-    def _span_marginals(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _span_outputs(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
         out = []
         k = len(self.names)
         for offsets, states in token_embeddings(self.encoder, texts, batch_size=self.batch_size):
@@ -227,22 +227,6 @@ class ZeroShotPredictor:
             out.append((offsets, marginals))
         return out
 
-    def predict(self, texts: Sequence[str]):
-        from modelsvc.contracts import RawPrediction
-
-        if self.spec.task_type == "spans":
-            results = []
-            for offsets, m in self._span_marginals(texts):
-                results.append(RawPrediction.spans(self.tags, m, offsets))
-            return results
-        return [RawPrediction(probabilities=row) for row in self._probabilities(texts)]
-
-    def score(self, texts: Sequence[str], target: str) -> np.ndarray:
-        j = self.names.index(target)
-        if self.spec.task_type == "spans":
-            return np.array([raw.probabilities[j] for raw in self.predict(texts)])
-        return self._probabilities(texts)[:, j]
-
 
 def load_predictor(
     spec,
@@ -253,7 +237,7 @@ def load_predictor(
     runtime: str = "torch",
     cache_dir: str | None = None,
 ):
-    """The predictor for a ModelVersion spec (zero-shot now; fine-tuned versions come with training).
+    """The predictor for a ModelVersion spec: its fine-tuned artifact, or zero-shot over the base encoder.
 
     On CUDA the encoder runs in bf16 with `gpu_batch_size`; on CPU `runtime` picks torch fp32,
     torch-int8 or onnx-int8 (modelsvc.runtime.encoders) with `cpu_threads` threads. Span projects
@@ -287,7 +271,7 @@ def shared_runtime_encoder(config: EncoderConfig, runtime: str):
     return _ENCODERS[key]
 
 
-class FineTunedPredictor:
+class FineTunedPredictor(PredictorBase):
     """A trained version: the artifact's head over its fine-tuned encoder, logits divided by the
     temperature fitted on validation. The weights' sha256 is checked against the registry on load."""
 
@@ -362,21 +346,11 @@ class FineTunedPredictor:
                     results[i] = torch.softmax(z[row], -1).numpy()
         return results
 
-    def predict(self, texts: Sequence[str]):
-        from modelsvc.contracts import RawPrediction
+    def _probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        return np.stack([np.asarray(r, dtype=np.float64) for r in self._run(texts)]) if texts else np.zeros((0, 0))
 
-        out = []
-        for r in self._run(texts):
-            if self.spec.task_type == "spans":
-                offsets, m = r
-                out.append(RawPrediction.spans(self.tags, m, offsets))
-            else:
-                out.append(RawPrediction(probabilities=np.asarray(r, dtype=np.float64)))
-        return out
-
-    def score(self, texts: Sequence[str], target: str) -> np.ndarray:
-        j = self.names.index(target)
-        return np.array([float(raw.probabilities[j]) for raw in self.predict(texts)])
+    def _span_outputs(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        return self._run(texts)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return np.stack(self._run(texts, hidden=True)) if texts else np.zeros((0, 1), dtype=np.float32)
