@@ -4,7 +4,7 @@ Classification: accuracy, macro-F1, per-label F1, confusion matrix (rows gold, c
 label order) and expected calibration error (ECE: 10 equal-width bins of the top probability, the
 bin-size-weighted mean |accuracy - confidence|). Multilabel: subset accuracy, macro-F1 over labels,
 per-label F1 and 2x2 confusion matrices, ECE over every (item, label) probability. Spans: exact-match
-span precision/recall/F1 (micro as "accuracy"... see `span_metrics`), macro-F1 over labels.
+spans (start, end, label); the micro F1 is reported as "accuracy", with macro-F1 and F1 per label.
 """
 
 from __future__ import annotations
