@@ -217,6 +217,7 @@ TANDEM_ASSIGNMENT_TTL_SECONDS = env.int("TANDEM_ASSIGNMENT_TTL_SECONDS", default
 # The model loop (modelsvc): pre-label after each successful import; chunk and batch sizes; CPU runtime
 TANDEM_PRELABEL_ON_IMPORT = env.bool("TANDEM_PRELABEL_ON_IMPORT", default=True)
 TANDEM_PRELABEL_CHUNK_SIZE = env.int("TANDEM_PRELABEL_CHUNK_SIZE", default=256)
+TANDEM_PRELABEL_STALE_SECONDS = env.int("TANDEM_PRELABEL_STALE_SECONDS", default=6 * 3600)  # then replaced
 TANDEM_PRELABEL_BATCH_SIZE = env.int("TANDEM_PRELABEL_BATCH_SIZE", default=32)
 TANDEM_GPU_BATCH_SIZE = env.int("TANDEM_GPU_BATCH_SIZE", default=1024)  # bf16 on CUDA
 TANDEM_CPU_THREADS = env.int("TANDEM_CPU_THREADS", default=0)  # 0: torch's default (all cores)

@@ -120,11 +120,19 @@ def prelabel_start(*, project: Project, user=None) -> Job:
         job = Job.objects.filter(
             project=project, kind=JobKind.PRELABEL, status__in=(JobStatus.QUEUED, JobStatus.RUNNING)
         ).first()
-        if job is not None:
+        if job is not None and not _stale(job):
             return job
+        if job is not None:  # its messages were lost (e.g. the broker was wiped): make way for a new one
+            _fail(job, "The pre-label job made no progress for too long (its task was lost); a new one replaced it.")
         job = Job.objects.create(project=project, kind=JobKind.PRELABEL, created_by=user, params={})
         transaction.on_commit(lambda: prelabel_plan_task.delay(job.pk))
     return job
+
+
+def _stale(job: Job) -> bool:
+    """A queued or running pre-label Job that has not started or finished within TANDEM_PRELABEL_STALE_SECONDS."""
+    since = job.started_at or job.created_at
+    return timezone.now() - since > timedelta(seconds=settings.TANDEM_PRELABEL_STALE_SECONDS)
 
 
 def _fail(job: Job, message: str) -> None:

@@ -310,3 +310,23 @@ def test_a_trained_version_for_other_labels_gives_way_to_zero_shot(setup):
     assert (fresh.version, fresh.kind, fresh.status) == (2, "zero_shot", "active")
     trained.refresh_from_db()
     assert trained.status == "retired"
+
+
+def test_a_stale_prelabel_job_is_replaced(setup, settings, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    project, manager = setup
+    with django_capture_on_commit_callbacks(execute=False):
+        lost = prelabel_start(project=project, user=manager)  # its message never reaches a worker
+    Job.objects.filter(pk=lost.pk).update(
+        created_at=timezone.now() - timedelta(seconds=settings.TANDEM_PRELABEL_STALE_SECONDS + 60)
+    )
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        fresh = prelabel_start(project=project, user=manager)
+    assert fresh.pk != lost.pk
+    assert len(callbacks) == 1
+    lost.refresh_from_db()
+    assert lost.status == "failed"
+    assert "replaced" in lost.error
