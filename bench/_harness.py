@@ -51,6 +51,11 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+def web_figures(workers: int, threads: int) -> dict:
+    """The web server a benchmark ran against, for its JSON line."""
+    return {"server": os.environ.get("BENCH_SERVER", "granian"), "workers": workers, "threads": threads}
+
+
 def emit(figures: dict) -> None:
     """The benchmark's one JSON line on stdout."""
     print(json.dumps(figures, sort_keys=False), flush=True)

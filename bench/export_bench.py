@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import os
 import sys
 import threading
 import time
@@ -37,6 +36,7 @@ from _harness import (
     parse_sizes,
     reset_hwm,
     rss_kb,
+    web_figures,
     write_jsonl,
 )
 
@@ -171,11 +171,7 @@ def main() -> None:
     out: dict = {
         "bench": "export",
         "machine": machine(),
-        "web": {
-            "server": os.environ.get("BENCH_SERVER", "granian"),
-            "workers": args.web_workers,
-            "threads": args.web_threads,
-        },
+        "web": web_figures(args.web_workers, args.web_threads),
         "runs": [],
     }
     # data files live in the App's temp dir: removed with it, even by the reaper after a SIGKILL

@@ -35,7 +35,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness
-from _harness import LABELS, App, CpuMeter, Http, emit, log, machine, new_key, parse_sizes, percentiles, write_jsonl
+from _harness import (
+    LABELS,
+    App,
+    CpuMeter,
+    Http,
+    emit,
+    log,
+    machine,
+    new_key,
+    parse_sizes,
+    percentiles,
+    web_figures,
+    write_jsonl,
+)
 
 # ------------------------------------------------------------------ client side (child processes)
 
@@ -251,11 +264,7 @@ def main() -> None:
     out: dict = {
         "bench": "queue",
         "machine": machine(),
-        "web": {
-            "server": os.environ.get("BENCH_SERVER", "granian"),
-            "workers": args.web_workers,
-            "threads": args.web_threads,
-        },
+        "web": web_figures(args.web_workers, args.web_threads),
         "runs": [],
     }
     # data files live in the App's temp dir: removed with it, even by the reaper after a SIGKILL

@@ -6,8 +6,8 @@ Web code may import this module; only ``modelsvc/runtime/hf.py`` (and training) 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -43,7 +43,6 @@ class RawPrediction:
     tags: Sequence[str] = ()
     marginals: np.ndarray | None = None
     offsets: np.ndarray | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def spans(cls, tags: Sequence[str], marginals: np.ndarray, offsets: np.ndarray) -> RawPrediction:

@@ -27,7 +27,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Count, F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -410,14 +410,19 @@ def training_check() -> dict[str, list[int]]:
     ):
         _fail(state.running_job, LOST)
         reaped.append(state.project_id)
+    # two queries for all projects: approved labels per project, and each project's training state
+    counts = dict(
+        FinalLabel.objects.values("item__project_id").annotate(n=Count("id")).values_list("item__project_id", "n")
+    )
+    states = {s.project_id: s for s in TrainingState.objects.filter(project_id__in=counts)}
     started = []
-    for project in Project.objects.all().only("id", "min_new_labels", "labels", "task_type"):
-        state = _state(project.pk)
-        if state.running_job_id:
+    for project in Project.objects.filter(pk__in=counts).only("id", "min_new_labels"):
+        state = states.get(project.pk)
+        if state is not None and state.running_job_id:
             continue
-        n = FinalLabel.objects.filter(item__project=project).count()
-        if n - state.labels_at_last_run >= project.min_new_labels:
-            train_start(project=project, reason=f"{n - state.labels_at_last_run} new approved labels")
+        new = counts[project.pk] - (state.labels_at_last_run if state else 0)
+        if new >= project.min_new_labels:
+            train_start(project=project, reason=f"{new} new approved labels")
             started.append(project.pk)
     return {"reaped": reaped, "started": started}
 

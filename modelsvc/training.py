@@ -13,7 +13,6 @@ No Django here: the orchestration (data, registry, promotion) is in modelsvc/ser
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
+from modelsvc.runtime.export import sha256_file
 from modelsvc.runtime.hf import ModelLoadError, default_model_path
 
 ARTIFACT_META = "tandem.json"
@@ -67,14 +67,6 @@ class TrainResult:
     temperature: float
     sha256: str
     history: list[dict[str, float]] = field(default_factory=list)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def bio_tags(labels: Sequence[str]) -> list[str]:

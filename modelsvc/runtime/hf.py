@@ -276,10 +276,11 @@ class FineTunedPredictor(PredictorBase):
     temperature fitted on validation. The weights' sha256 is checked against the registry on load."""
 
     def __init__(self, spec, *, batch_size: int = 32, cpu_threads: int | None = None) -> None:
-        import hashlib
         import json
 
         from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
+
+        from modelsvc.runtime.export import sha256_file
 
         self.spec = spec
         self.batch_size = batch_size
@@ -287,11 +288,7 @@ class FineTunedPredictor(PredictorBase):
         weights = path / "model.safetensors"
         if not weights.is_file():
             raise ModelLoadError(f"The model version's weights are missing: {weights}.")
-        digest = hashlib.sha256()
-        with open(weights, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        if spec.sha256 and digest.hexdigest() != spec.sha256:
+        if spec.sha256 and sha256_file(weights) != spec.sha256:
             raise ModelLoadError(f"{weights} does not match its registered sha256 (corrupt or replaced).")
         if cpu_threads:
             torch.set_num_threads(cpu_threads)

@@ -98,7 +98,7 @@ def test_train_registers_a_candidate_with_metrics_and_promotes_it(hf, django_cap
     assert v2.metrics["compared_with"]["version"] == 1
     from pathlib import Path
 
-    from modelsvc.training import sha256_file
+    from modelsvc.runtime.export import sha256_file
 
     artifact = Path(v2.artifact_path)
     assert artifact.parent.name == str(project.pk)
@@ -293,3 +293,13 @@ def test_beats_uses_the_configured_metric_and_margin(settings):
     assert beats({"macro_f1": 0.8, "accuracy": 0.1}, {"macro_f1": 0.78, "accuracy": 0.9})
     assert not beats({"macro_f1": 0.785, "accuracy": 0.9}, {"macro_f1": 0.78, "accuracy": 0.1})
     assert beats({"macro_f1": 0.1, "accuracy": 0.1}, None)
+
+
+def test_training_check_queries_do_not_grow_with_projects(db, django_assert_max_num_queries):
+    manager = make_user("many")
+    for n in range(6):
+        project = labeled_project(manager, n=4, name=f"p{n}", min_new_labels=100)
+        TrainingState.objects.create(project=project, labels_at_last_run=0)
+    with django_assert_max_num_queries(4):  # stale runs, label counts, states, projects
+        out = training_check()
+    assert out == {"reaped": [], "started": []}
