@@ -30,10 +30,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import random
 import secrets
-import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -98,6 +99,12 @@ def stratified_initial(pool: list[dict], n: int, seed: int) -> list[int]:
     return picked
 
 
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and population std; NaN (a round without a trained version) propagates instead of raising."""
+    mean = sum(values) / len(values)
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+
+
 def auc(points: list[tuple[int, float]]) -> float:
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     area = sum((xs[i + 1] - xs[i]) * (ys[i] + ys[i + 1]) / 2 for i in range(len(xs) - 1))
@@ -120,7 +127,7 @@ def setup_django(db: str, model_dir: Path, args) -> None:
             "TANDEM_VALIDATION_FRACTION": "0.1",
             "TANDEM_TRAIN_MIN_LABELS": "5",
             "TANDEM_TRAIN_MAX_EPOCHS": str(args.epochs),
-            "TANDEM_TRAIN_PATIENCE": "2",
+            "TANDEM_TRAIN_PATIENCE": str(args.patience),
             "TANDEM_TRAIN_BATCH_SIZE": "12",
             "TANDEM_TRAIN_LEARNING_RATE": f"{args.lr:.10f}",  # django-environ misreads 5e-05
             "TANDEM_TRAIN_MAX_LENGTH": str(args.max_length),
@@ -142,7 +149,24 @@ def setup_django(db: str, model_dir: Path, args) -> None:
     call_command("migrate", verbosity=0)
 
 
-def run_one(dataset: str, labels, pool, test, strategy: str, seed: int, args, workdir: Path) -> list[tuple[int, float]]:
+def batch_by_measure(project, size: int) -> dict[str, list[int]]:
+    """The `size` items the queue would serve next under each uncertainty measure: open items by the
+    measure's score in the prediction, highest first, ties by id (the queue's order with exploration 0)."""
+    from annotation.models import Item
+    from annotation.models.item import QUEUE_STATUSES
+
+    rows = list(Item.objects.filter(project=project, status__in=QUEUE_STATUSES).values_list("id", "prediction"))
+    return {
+        measure: [i for _, i in sorted((-(p or {}).get("scores", {}).get(measure, 0.0), i) for i, p in rows)[:size]]
+        for measure in ("least_confidence", "entropy", "margin")
+    }
+
+
+def run_one(
+    dataset: str, labels, pool, test, strategy: str, seed: int, args, workdir: Path, binary_check: list | None = None
+) -> list[tuple[int, float]]:
+    """One run; its learning curve. With `binary_check` (a margin run on two classes), every round
+    appends whether least confidence and entropy would have served the very batch margin served."""
     from django.contrib.auth import get_user_model
     from django.db import transaction
 
@@ -204,12 +228,19 @@ def run_one(dataset: str, labels, pool, test, strategy: str, seed: int, args, wo
         )
         if round_ == args.queries:
             break
+        would_serve = batch_by_measure(project, args.batch) if binary_check is not None else {}
+        served_ids = []
         for _ in range(args.batch):
             served = item_next_for_annotator(project=project, user=owner)
             if served is None:
                 break
+            served_ids.append(served.item.pk)
             answer(served.item.pk, served.item.external_id, n)
             n += 1
+        if binary_check is not None:
+            # the check's own premise: it predicts the batch the queue really served
+            assert served_ids == would_serve["margin"], (served_ids, would_serve["margin"])
+            binary_check.append({m: set(would_serve[m]) == set(served_ids) for m in ("least_confidence", "entropy")})
     return curve
 
 
@@ -222,7 +253,7 @@ def plot(curves: dict[str, list[list[tuple[int, float]]]], dataset: str, out: Pa
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for strategy, runs in curves.items():
         xs = [x for x, _ in runs[0]]
-        ys = [statistics.mean(run[i][1] for run in runs) for i in range(len(xs))]
+        ys = [mean_std([run[i][1] for run in runs])[0] for i in range(len(xs))]
         ax.plot(xs, ys, marker="o", markersize=3, label=strategy)
     ax.set_xlabel("labels")
     ax.set_ylabel("test accuracy")
@@ -231,6 +262,105 @@ def plot(curves: dict[str, list[list[tuple[int, float]]]], dataset: str, out: Pa
     ax.legend()
     fig.tight_layout()
     fig.savefig(out, dpi=120)
+
+
+def protocol(args) -> dict:
+    return {
+        "initial": args.initial,
+        "queries": args.queries,
+        "batch": args.batch,
+        "seeds": args.seeds,
+        "pool": args.pool or "all",
+        "epochs": args.epochs,
+        "lr": args.lr,
+        "patience": args.patience,
+        "freeze_word_embeddings": True,
+        "max_length": args.max_length,
+    }
+
+
+def run_in_process(args) -> None:
+    """`--run STRATEGY:SEED:FILE`: one (strategy, seed) run on its own fresh database, its curve to FILE."""
+    strategy, seed_text, out = args.run.split(":", 2)
+    seed = int(seed_text)
+    db = f"tandem_al_{os.getpid()}"
+    psql(f"CREATE DATABASE {db}")
+    started = time.monotonic()
+    try:
+        with tempfile.TemporaryDirectory(prefix="tandem-al-") as tmp:
+            setup_django(db, Path(tmp) / "models", args)
+            labels, pool, test = load(args.dataset, args.pool, 1000 + seed)
+            binary_check = [] if strategy == "margin" and len(labels) == 2 else None
+            curve = run_one(args.dataset, labels, pool, test, strategy, seed, args, Path(tmp), binary_check)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)", check=False)
+    record = {
+        "dataset": args.dataset,
+        "strategy": strategy,
+        "seed": seed,
+        "protocol": protocol(args),
+        "threads": args.threads,
+        "curve": curve,
+        "binary_check": binary_check,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    tmp_out = Path(out).with_suffix(".part")
+    tmp_out.write_text(json.dumps(record))
+    tmp_out.rename(out)
+
+
+def schedule(args, runs: list[tuple[str, int]], runs_dir: Path) -> dict[tuple[str, int], dict]:
+    """Every (strategy, seed) run as a child process on its own database, `--jobs` at a time, each with
+    its share of `--threads`. On this 2-core machine one 2-thread run after another was the faster
+    choice: two 1-thread runs side by side took longer per round once training dominated.
+    Finished runs are files in `runs_dir`; with --resume the ones already there are kept."""
+    threads = max(1, args.threads // max(1, args.jobs))
+    results: dict[tuple[str, int], dict] = {}
+    pending: list[tuple[str, int, Path]] = []
+    for strategy, seed in runs:
+        path = runs_dir / f"{args.dataset}-{strategy}-s{seed}.json"
+        if args.resume and path.is_file():
+            record = json.loads(path.read_text())
+            if record["protocol"] == protocol(args):
+                log(f"kept {path.name} ({record['seconds']} s)")
+                results[(strategy, seed)] = record
+                continue
+        pending.append((strategy, seed, path))
+    passthrough = [
+        f"--dataset={args.dataset}",
+        f"--initial={args.initial}",
+        f"--queries={args.queries}",
+        f"--batch={args.batch}",
+        f"--seeds={args.seeds}",
+        f"--epochs={args.epochs}",
+        f"--lr={args.lr}",
+        f"--patience={args.patience}",
+        f"--max-length={args.max_length}",
+        f"--threads={threads}",
+    ] + ([f"--pool={args.pool}"] if args.pool else [])
+    running: list[tuple[subprocess.Popen, str, int, Path]] = []
+    try:
+        while pending or running:
+            while pending and len(running) < max(1, args.jobs):
+                strategy, seed, path = pending.pop(0)
+                cmd = [sys.executable, __file__, *passthrough, f"--run={strategy}:{seed}:{path}"]
+                running.append((subprocess.Popen(cmd, stdout=subprocess.DEVNULL), strategy, seed, path))
+            time.sleep(1)
+            for entry in list(running):
+                proc, strategy, seed, path = entry
+                if proc.poll() is None:
+                    continue
+                running.remove(entry)
+                if proc.returncode != 0 or not path.is_file():
+                    raise RuntimeError(f"the {strategy} seed {seed} run failed (exit {proc.returncode})")
+                results[(strategy, seed)] = json.loads(path.read_text())
+    finally:
+        for proc, *_ in running:
+            proc.terminate()
+    return results
 
 
 def main() -> None:
@@ -244,48 +374,77 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=None, help="subsample the pool to this many items")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--patience", type=int, default=1, help="epochs without a better validation loss, then stop")
     parser.add_argument("--max-length", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads in all (split between --jobs)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel processes")
+    parser.add_argument(
+        "--all-binary-strategies",
+        action="store_true",
+        help="on two-class datasets, run least_confidence and entropy too instead of reporting margin's runs for them",
+    )
+    parser.add_argument("--only-seeds", help="run (and summarise) only these of the seeds, e.g. 1,2")
+    parser.add_argument("--resume", action="store_true", help="keep finished runs found in --out/runs")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--run", help=argparse.SUPPRESS)  # internal: one run in this process
     args = parser.parse_args()
+    if args.run:
+        run_in_process(args)
+        return
     strategies = [s for s in args.strategies.split(",") if s]
-    args.out.mkdir(parents=True, exist_ok=True)
-    db = f"tandem_al_{os.getpid()}"
-    psql(f"CREATE DATABASE {db}")
+    labels = load(args.dataset, args.pool, 1001)[0]
+    # With two classes, 1 - p_max, 1 - (p_max - p_min) = 2 (1 - p_max) and the entropy of (p_max, 1 - p_max)
+    # all decrease in p_max: the three measures rank a pool identically and serve the same items, so
+    # their runs would be the same run. Schröder et al. note the same (PE = BT for binary tasks).
+    same_as_margin = (
+        {s for s in ("least_confidence", "entropy") if s in strategies}
+        if len(labels) == 2 and "margin" in strategies and not args.all_binary_strategies
+        else set()
+    )
+    seeds = [int(x) for x in args.only_seeds.split(",")] if args.only_seeds else list(range(1, args.seeds + 1))
+    runs = [(s, seed) for seed in seeds for s in strategies if s not in same_as_margin]
+    runs_dir = args.out / "runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    try:
-        with tempfile.TemporaryDirectory(prefix="tandem-al-") as tmp:
-            setup_django(db, Path(tmp) / "models", args)
-            curves: dict[str, list[list[tuple[int, float]]]] = {s: [] for s in strategies}
-            for seed in range(1, args.seeds + 1):
-                labels, pool, test = load(args.dataset, args.pool, 1000 + seed)
-                for strategy in strategies:
-                    curves[strategy].append(run_one(args.dataset, labels, pool, test, strategy, seed, args, Path(tmp)))
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)", check=False)
+    results = schedule(args, runs, runs_dir)
+    curves: dict[str, list[list[tuple[int, float]]]] = {
+        s: [[tuple(p) for p in results[("margin" if s in same_as_margin else s, seed)]["curve"]] for seed in seeds]
+        for s in strategies
+    }
     stem = f"active_learning_{args.dataset}"
     with open(args.out / f"{stem}.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["dataset", "strategy", "seed", "labels", "accuracy"])
-        for strategy, runs in curves.items():
-            for seed, run in enumerate(runs, 1):
+        for strategy, strategy_runs in curves.items():
+            for seed, run in enumerate(strategy_runs, 1):
                 for n, acc in run:
                     w.writerow([args.dataset, strategy, seed, n, acc])
     plot(curves, args.dataset, args.out / f"{stem}.png")
     summary = {}
-    for strategy, runs in curves.items():
-        finals = [run[-1][1] for run in runs]
-        aucs = [auc(run) for run in runs]
+    for strategy, strategy_runs in curves.items():
+        finals = [run[-1][1] for run in strategy_runs]
+        aucs = [auc(run) for run in strategy_runs]
+        (final_mean, final_std), (auc_mean, auc_std) = mean_std(finals), mean_std(aucs)
         summary[strategy] = {
-            "final_accuracy_mean": round(statistics.mean(finals), 4),
-            "final_accuracy_std": round(statistics.pstdev(finals), 4),
-            "auc_mean": round(statistics.mean(aucs), 4),
-            "auc_std": round(statistics.pstdev(aucs), 4),
-            "labels": runs[0][-1][0],
+            "final_accuracy_mean": round(final_mean, 4),
+            "final_accuracy_std": round(final_std, 4),
+            "auc_mean": round(auc_mean, 4),
+            "auc_std": round(auc_std, 4),
+            "labels": strategy_runs[0][-1][0],
+            "accuracy_at": {
+                n: round(mean_std([acc for run in strategy_runs for m, acc in run if m == n])[0], 4)
+                for n in (25, 100, 200, 300, 525)
+                if any(m == n for m, _ in strategy_runs[0])
+            },
         }
+        if strategy in same_as_margin:
+            checks = [
+                round_[strategy] for seed in seeds for round_ in results[("margin", seed)].get("binary_check") or []
+            ]
+            summary[strategy]["runs"] = (
+                f"margin's: with two classes it ranks the pool alike; in {sum(checks)} of {len(checks)} rounds "
+                f"the batch {strategy} would have served was margin's batch"
+            )
     targets = {}
     if "margin" in summary and "random" in summary:
         targets["margin_auc_gt_random_auc"] = summary["margin"]["auc_mean"] > summary["random"]["auc_mean"]
@@ -297,21 +456,14 @@ def main() -> None:
             "bench": "active_learning",
             "dataset": args.dataset,
             "model": "all-MiniLM-L6-v2 (22M), fine-tuned on CPU",
-            "protocol": {
-                "initial": args.initial,
-                "queries": args.queries,
-                "batch": args.batch,
-                "seeds": args.seeds,
-                "pool": args.pool or "all",
-                "epochs": args.epochs,
-                "lr": args.lr,
-                "max_length": args.max_length,
-            },
+            "protocol": protocol(args),
             "strategies": summary,
             "targets": targets,
             "paper_bert_large": PAPER[args.dataset],
             "label_counts": dict(Counter(r["label"] for r in load(args.dataset, args.pool, 1001)[1])),
             "seconds": round(time.monotonic() - started, 1),
+            "run_seconds": {f"{s}-s{seed}": r["seconds"] for (s, seed), r in sorted(results.items())},
+            "parallel": {"jobs": args.jobs, "threads_per_run": max(1, args.threads // max(1, args.jobs))},
             "files": [str(args.out / f"{stem}.csv"), str(args.out / f"{stem}.png")],
             "machine": machine(),
         }

@@ -234,6 +234,9 @@ TANDEM_TRAIN_BATCH_SIZE = env.int("TANDEM_TRAIN_BATCH_SIZE", default=16)
 TANDEM_TRAIN_LEARNING_RATE = env.float("TANDEM_TRAIN_LEARNING_RATE", default=1e-4)
 TANDEM_TRAIN_SEED = env.int("TANDEM_TRAIN_SEED", default=0)
 TANDEM_TRAIN_PATIENCE = env.int("TANDEM_TRAIN_PATIENCE", default=2)  # epochs without improvement, then stop
+TANDEM_TRAIN_FREEZE_EMBEDDINGS = env.bool(
+    "TANDEM_TRAIN_FREEZE_EMBEDDINGS", default=True
+)  # word embeddings as pre-trained
 TANDEM_TRAIN_MAX_LENGTH = env.int("TANDEM_TRAIN_MAX_LENGTH", default=128)  # tokens per text
 TANDEM_TRAIN_TIME_LIMIT = env.int("TANDEM_TRAIN_TIME_LIMIT", default=1800)  # s of training; then stop early
 TANDEM_TRAIN_TASK_TIME_LIMIT = env.int("TANDEM_TRAIN_TASK_TIME_LIMIT", default=3600)  # s; past it the run fails

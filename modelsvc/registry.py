@@ -302,6 +302,7 @@ def _train(job: Job) -> None:
             max_length=settings.TANDEM_TRAIN_MAX_LENGTH,
             time_limit_s=settings.TANDEM_TRAIN_TIME_LIMIT,
             cpu_threads=settings.TANDEM_CPU_THREADS or None,
+            freeze_word_embeddings=settings.TANDEM_TRAIN_FREEZE_EMBEDDINGS,
         )
         result = train(
             config,

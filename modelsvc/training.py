@@ -56,6 +56,9 @@ class TrainConfig:
     seed: int = 0
     time_limit_s: float = 600.0
     cpu_threads: int | None = None
+    # the word-embedding matrix (half of MiniLM's parameters) stays as pre-trained: its dense gradient
+    # and AdamW state cost more than the six layers' on short texts (38 -> 62 examples/s on 2 cores)
+    freeze_word_embeddings: bool = True
 
 
 @dataclass
@@ -216,7 +219,10 @@ def train(
     _seed_everything(config.seed)
     started = time.monotonic()
     model, tokenizer = _load(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=0.01)
+    if config.freeze_word_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=0.01)
     rng = random.Random(config.seed)  # noqa: S311 - shuffling, not security
     steps_per_epoch = math.ceil(len(train_examples) / config.batch_size)
     total = steps_per_epoch * config.max_epochs
@@ -232,7 +238,7 @@ def train(
         for batch in _batches(train_examples, config.batch_size, rng):
             loss = model(**_encode(tokenizer, config, batch)).loss
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()

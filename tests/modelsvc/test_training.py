@@ -160,6 +160,34 @@ def test_training_is_deterministic_for_a_seed(tmp_path):
     assert meta["labels"] == ["fruit", "cars"]
 
 
+def test_word_embeddings_stay_as_pretrained_unless_asked(tmp_path):
+    from safetensors.numpy import load_file
+
+    from modelsvc.runtime.hf import default_model_path
+    from modelsvc.training import Example, TrainConfig, train
+
+    data = [Example(t, i % 2) for i, t in enumerate(FRUIT + CARS)]
+    base = load_file(str(next(default_model_path().glob("*.safetensors"))))
+    word = next(k for k in base if k.endswith("word_embeddings.weight"))
+    layer = next(k for k in base if k.endswith("layer.0.attention.self.query.weight"))
+    for freeze in (True, False):
+        config = TrainConfig(
+            task_type="classification",
+            labels=["fruit", "cars"],
+            max_epochs=1,
+            batch_size=4,
+            seed=1,
+            learning_rate=0.001,
+            freeze_word_embeddings=freeze,
+        )
+        train(config, data, data[:4], tmp_path / str(freeze))
+        tuned = load_file(str(tmp_path / str(freeze) / "model.safetensors"))
+        tuned_word = next(v for k, v in tuned.items() if k.endswith("word_embeddings.weight"))
+        tuned_layer = next(v for k, v in tuned.items() if k.endswith("layer.0.attention.self.query.weight"))
+        assert np.array_equal(tuned_word, base[word]) is freeze
+        assert not np.array_equal(tuned_layer, base[layer])
+
+
 def test_multilabel_and_spans_train(tmp_path):
     from modelsvc.training import Example, TrainConfig, train
 

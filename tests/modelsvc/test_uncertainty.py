@@ -40,6 +40,22 @@ def test_scores_rank_the_uncertain_item_first():
         assert np.argmin(values) == 2  # the certain row
 
 
+def test_two_classes_all_three_measures_rank_alike():
+    # with two classes 1 - p_max, 2 (1 - p_max) and H(p_max) all fall as p_max rises; the active-learning
+    # bench relies on it to report margin's runs for least confidence and entropy on binary datasets
+    p_max = np.random.default_rng(7).uniform(0.5, 1.0, size=500)
+    p = np.stack([p_max, 1.0 - p_max], axis=1)
+    scores = classification_scores(p)
+    np.testing.assert_allclose(scores["margin"], 2 * scores["least_confidence"])
+    order = np.argsort(-scores["margin"], kind="stable")
+    for name in ("least_confidence", "entropy"):
+        np.testing.assert_array_equal(np.argsort(-scores[name], kind="stable"), order)
+    # not so with three classes: (0.5, 0.25, 0.25) is less confident but more decided than (0.6, 0.4, 0.0)
+    three = np.array([[0.5, 0.25, 0.25], [0.6, 0.4, 0.0]])
+    assert least_confidence(three)[0] > least_confidence(three)[1]
+    assert margin(three)[0] < margin(three)[1]
+
+
 def test_rejects_rows_that_are_not_distributions():
     with pytest.raises(ValueError, match="probability distribution"):
         margin(np.array([[0.5, 0.6]]))
