@@ -1,7 +1,8 @@
 """Active learning through the product's own services, against Schröder et al. 2022's protocol.
 
-    .venv/bin/python bench/active_learning.py --dataset trec                 # 4 strategies x 3 seeds
-    .venv/bin/python bench/active_learning.py --dataset subj --seeds 3
+    .venv/bin/python bench/active_learning.py --dataset trec --pool 2000           # 4 strategies x 3 seeds
+    .venv/bin/python bench/active_learning.py --dataset cr --pool 2000             # binary: random + margin runs
+    .venv/bin/python bench/active_learning.py --dataset trec --strategies margin --only-seeds 2 --resume
     .venv/bin/python bench/active_learning.py --dataset trec --queries 2 --seeds 1 --pool 300   # smoke run
 
 For every (strategy, seed) a fresh project on a fresh PostgreSQL database is driven exactly as experts
@@ -13,16 +14,25 @@ and 25 items served by `next` (item_next_for_annotator: the project's sampling =
 with the strategy's measure, exploration 0) and answered with their gold labels. After each training
 the active version's accuracy on the dataset's test split is one point of the learning curve.
 
+Each run is a child process (`--run`) with its own database; its curve lands in --out/runs/, so
+`--resume` keeps finished runs and `--only-seeds` splits the work between invocations (the summary of
+an invocation covers its own seeds). With two classes, least confidence, margin and entropy are all
+decreasing functions of p_max and rank the pool alike, so by default only margin runs and its runs are
+reported for the other two; each margin run records, per round, whether their top 25 by the exact
+scores would have been margin's batch (`--all-binary-strategies` runs them for real).
+
 Strategies: random (sampling random), least_confidence, entropy, margin ("breaking ties"). Output:
 the curves as CSV and a PNG plot in --out, and one JSON line: final accuracy and normalised AUC (the
 trapezoid area over [25, 525] labels divided by the span, so the mean accuracy over the curve) per
-strategy, mean and std over seeds, with the paper's numbers beside them (../shared/datasets/PAPER_TABLE.md).
+strategy, mean and std over seeds, mean accuracy at 25/100/200/300/525 labels, with the paper's numbers
+beside them (../shared/datasets/PAPER_TABLE.md).
 
-Differences from the paper, on purpose: MiniLM-L6 (22M parameters) on CPU instead of BERT-large;
-the training settings below (few epochs with early stopping on the 10% validation reserve, as the
-product does); `--pool` can subsample the pool to bound the run time (the pre-label Job re-scores the
-whole pool after every promotion, as the product does). Promotion uses margin -1e-9: a candidate that
-ties the active version on the small validation set is promoted (ties are common with 3-50 items).
+Differences from the paper, on purpose: MiniLM-L6 (22M parameters) on CPU instead of BERT-large; the
+product's training (word embeddings frozen, early stopping on the 10% validation reserve with
+--patience 1, at most --epochs 10, lr 1e-4, batch 12, 64 tokens); `--pool` subsamples the pool to bound
+the run time (the pre-label Job re-scores the whole pool after every promotion, as the product does).
+Promotion uses margin -1e-9: a candidate that ties the active version on the small validation set is
+promoted (ties are common with 3-50 items).
 """
 
 from __future__ import annotations
@@ -151,14 +161,23 @@ def setup_django(db: str, model_dir: Path, args) -> None:
 
 def batch_by_measure(project, size: int) -> dict[str, list[int]]:
     """The `size` items the queue would serve next under each uncertainty measure: open items by the
-    measure's score in the prediction, highest first, ties by id (the queue's order with exploration 0)."""
+    active version's exact score (its Prediction rows), highest first, ties by id (the queue's order
+    with exploration 0)."""
     from annotation.models import Item
     from annotation.models.item import QUEUE_STATUSES
+    from modelsvc.models import ModelVersion, Prediction
 
-    rows = list(Item.objects.filter(project=project, status__in=QUEUE_STATUSES).values_list("id", "prediction"))
+    active = ModelVersion.objects.get(project=project, status="active")
+    scored = {
+        row[0]: row[1:]
+        for row in Prediction.objects.filter(model_version=active).values_list(
+            "item_id", "least_confidence", "entropy", "margin"
+        )
+    }
+    open_ids = Item.objects.filter(project=project, status__in=QUEUE_STATUSES).values_list("id", flat=True)
     return {
-        measure: [i for _, i in sorted((-(p or {}).get("scores", {}).get(measure, 0.0), i) for i, p in rows)[:size]]
-        for measure in ("least_confidence", "entropy", "margin")
+        measure: [i for _, i in sorted((-scored.get(i, (0.0, 0.0, 0.0))[k], i) for i in open_ids)[:size]]
+        for k, measure in enumerate(("least_confidence", "entropy", "margin"))
     }
 
 
@@ -314,8 +333,9 @@ def run_in_process(args) -> None:
 
 def schedule(args, runs: list[tuple[str, int]], runs_dir: Path) -> dict[tuple[str, int], dict]:
     """Every (strategy, seed) run as a child process on its own database, `--jobs` at a time, each with
-    its share of `--threads`. On this 2-core machine one 2-thread run after another was the faster
-    choice: two 1-thread runs side by side took longer per round once training dominated.
+    its share of `--threads`. On this 2-core machine two 1-thread runs side by side finish sooner than one
+    2-thread run after another (a TREC-6 random run: 540 s on 2 threads, 660 s on 1; with the word
+    embeddings still trained, AdamW's memory traffic made it the other way round).
     Finished runs are files in `runs_dir`; with --resume the ones already there are kept."""
     threads = max(1, args.threads // max(1, args.jobs))
     results: dict[tuple[str, int], dict] = {}
@@ -377,7 +397,7 @@ def main() -> None:
     parser.add_argument("--patience", type=int, default=1, help="epochs without a better validation loss, then stop")
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads in all (split between --jobs)")
-    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel processes")
+    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel processes")
     parser.add_argument(
         "--all-binary-strategies",
         action="store_true",
@@ -457,6 +477,7 @@ def main() -> None:
             "dataset": args.dataset,
             "model": "all-MiniLM-L6-v2 (22M), fine-tuned on CPU",
             "protocol": protocol(args),
+            "seeds_summarised": seeds,
             "strategies": summary,
             "targets": targets,
             "paper_bert_large": PAPER[args.dataset],

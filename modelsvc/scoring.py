@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -54,10 +54,23 @@ def decode_spans(tags: Sequence[str], marginals: np.ndarray, offsets: np.ndarray
     return spans
 
 
+class Scored(NamedTuple):
+    contract: dict[str, Any]  # the REST prediction (numbers rounded to 6 decimals)
+    scores: dict[str, float]  # the same scores unrounded: what the queue orders by and Prediction rows keep
+    uncertainty: float  # unrounded score of the project's measure
+
+
 def to_contract(
     raw: RawPrediction, *, task_type: str, labels: Sequence[str], measure: str, model_version: int
 ) -> dict[str, Any]:
     """The REST prediction for one item."""
+    return score(raw, task_type=task_type, labels=labels, measure=measure, model_version=model_version).contract
+
+
+def score(raw: RawPrediction, *, task_type: str, labels: Sequence[str], measure: str, model_version: int) -> Scored:
+    """The REST prediction for one item and its exact scores. Rounding is for the JSON only: ranked by
+    6-decimal values, the many confident items tie and the queue would fall back to id order among them,
+    and two-class measures that rank alike (1 - p_max, 2 (1 - p_max), entropy) would break ties apart."""
     p = np.asarray(raw.probabilities, dtype=np.float64)
     extra: dict[str, float] = {}
     if task_type == "classification":
@@ -82,13 +95,14 @@ def to_contract(
         raise ValueError(f"unknown task type {task_type!r}")
     if measure not in MEASURES:
         raise ValueError(f"unknown uncertainty measure {measure!r}")
-    return {
+    contract = {
         "model_version": model_version,
         "value": value,
         "probabilities": {name: _r(q) for name, q in zip(labels, p, strict=True)},
         "uncertainty": _r(scores[measure]),
         "scores": {name: _r(v) for name, v in {**scores, **extra}.items()},
     }
+    return Scored(contract, {**scores, **extra}, float(scores[measure]))
 
 
 def priorities(

@@ -228,7 +228,7 @@ def _claim_chunk(job_id: int, index: int, size: int) -> bool:
 
 def prelabel_chunk(*, job_id: int, index: int, lo: int, hi: int, size: int) -> None:
     """Predict one id range and write it all in one transaction (see the module docstring)."""
-    from modelsvc.scoring import priorities, to_contract
+    from modelsvc.scoring import Scored, priorities, score
     from modelsvc.tasks import explain_head_task
 
     job = Job.objects.select_related("project").filter(pk=job_id).first()
@@ -244,15 +244,15 @@ def prelabel_chunk(*, job_id: int, index: int, lo: int, hi: int, size: int) -> N
         .values_list("id", "data__text")
     )
     rows = [(i, t) for i, t in rows if isinstance(t, str)]
-    predictions: list[dict[str, Any]] = []
+    scored: list[Scored] = []
     if rows:
         predictor = _predictor(job, version)
         if predictor is None:
             return
         raws = predictor.predict([t for _, t in rows])
         labels = [label["name"] for label in version.labels]
-        predictions = [
-            to_contract(
+        scored = [
+            score(
                 raw,
                 task_type=version.task_type,
                 labels=labels,
@@ -264,7 +264,7 @@ def prelabel_chunk(*, job_id: int, index: int, lo: int, hi: int, size: int) -> N
     ids = [i for i, _ in rows]
     prio = priorities(
         ids,
-        [p["uncertainty"] for p in predictions],
+        [s.uncertainty for s in scored],
         exploration_rate=project.exploration_rate,
         seed=job.pk,
         first=job.params.get("first", []),
@@ -277,14 +277,14 @@ def prelabel_chunk(*, job_id: int, index: int, lo: int, hi: int, size: int) -> N
                 Prediction(
                     item_id=item_id,
                     model_version=version,
-                    value=p["value"],
-                    probabilities=p["probabilities"],
-                    least_confidence=p["scores"]["least_confidence"],
-                    margin=p["scores"]["margin"],
-                    entropy=p["scores"]["entropy"],
-                    uncertainty=p["uncertainty"],
+                    value=s.contract["value"],
+                    probabilities=s.contract["probabilities"],
+                    least_confidence=s.scores["least_confidence"],
+                    margin=s.scores["margin"],
+                    entropy=s.scores["entropy"],
+                    uncertainty=s.uncertainty,
                 )
-                for item_id, p in zip(ids, predictions, strict=True)
+                for item_id, s in zip(ids, scored, strict=True)
             ],
             update_conflicts=True,
             unique_fields=["item", "model_version"],
@@ -292,8 +292,8 @@ def prelabel_chunk(*, job_id: int, index: int, lo: int, hi: int, size: int) -> N
         )
         if ModelVersion.objects.filter(pk=version.pk, status=VersionStatus.ACTIVE).exists():
             items = [
-                Item(pk=item_id, prediction=p, uncertainty=p["uncertainty"], priority=q)
-                for item_id, p, q in zip(ids, predictions, prio, strict=True)
+                Item(pk=item_id, prediction=s.contract, uncertainty=s.uncertainty, priority=q)
+                for item_id, s, q in zip(ids, scored, prio, strict=True)
             ]
             Item.objects.bulk_update(items, ["prediction", "uncertainty", "priority"])
         Job.objects.filter(pk=job_id).update(progress=F("progress") + size)

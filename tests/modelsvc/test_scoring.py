@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from modelsvc.contracts import RawPrediction
-from modelsvc.scoring import decode_spans, priorities, to_contract
+from modelsvc.scoring import decode_spans, priorities, score, to_contract
 
 
 def test_classification_contract_by_hand():
@@ -36,6 +36,26 @@ def test_measure_picks_the_uncertainty():
         assert out["uncertainty"] == pytest.approx(expected)
     with pytest.raises(ValueError):
         to_contract(raw, task_type="classification", labels=["x", "y"], measure="vibes", model_version=1)
+
+
+def test_exact_scores_keep_apart_what_the_json_rounds_together():
+    # two confident items 3e-7 apart: the JSON shows both as 1e-06 least confidence, the queue must not
+    a, b = (
+        score(
+            RawPrediction(probabilities=np.array([1 - eps, eps])),
+            task_type="classification",
+            labels=["x", "y"],
+            measure="least_confidence",
+            model_version=1,
+        )
+        for eps in (1.2e-6, 1.5e-6)
+    )
+    assert a.contract["uncertainty"] == b.contract["uncertainty"] == 1e-06
+    assert a.uncertainty == pytest.approx(1.2e-6, rel=1e-6)
+    assert b.uncertainty > a.uncertainty
+    assert b.scores["margin"] > a.scores["margin"]
+    assert b.scores["entropy"] > a.scores["entropy"]
+    assert a.contract["scores"]["margin"] == round(a.scores["margin"], 6)
 
 
 def test_multilabel_contract_by_hand():
