@@ -239,7 +239,8 @@ def run_one(
         job.refresh_from_db()
         assert job.status == "succeeded", job.error
         active = ModelVersion.objects.get(project=project, status="active")
-        accuracy = evaluate_version(active, test_rows)["accuracy"] if active.kind == "fine_tuned" else float("nan")
+        # the version experts are served, fine-tuned or (when no candidate has beaten it yet) zero-shot
+        accuracy = evaluate_version(active, test_rows)["accuracy"]
         curve.append((n, accuracy))
         log(
             f"{dataset} {strategy} seed {seed} round {round_}: {n} labels, test accuracy {accuracy:.4f} "
