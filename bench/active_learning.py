@@ -9,7 +9,8 @@ For every (strategy, seed) a fresh project on a fresh PostgreSQL database is dri
 and the model loop drive it: the pool is imported (annotation.services.importing.import_file); 25
 stratified initial items are labeled with the gold label (annotation_submit); then 20 rounds of: a
 training run (modelsvc.registry.train_start: fixed validation reserve, fine-tune with warm start,
-promotion if the candidate is not worse on validation, then the pool re-scored by the pre-label Job),
+promotion if the candidate beats the active version on validation, then the pool re-scored by the
+pre-label Job),
 and 25 items served by `next` (item_next_for_annotator: the project's sampling = random, or uncertainty
 with the strategy's measure, exploration 0) and answered with their gold labels. After each training
 the active version's accuracy on the dataset's test split is one point of the learning curve.
@@ -31,8 +32,10 @@ Differences from the paper, on purpose: MiniLM-L6 (22M parameters) on CPU instea
 product's training (word embeddings frozen, early stopping on the 10% validation reserve with
 --patience 1, at most --epochs 10, lr 1e-4, batch 12, 64 tokens); `--pool` subsamples the pool to bound
 the run time (the pre-label Job re-scores the whole pool after every promotion, as the product does).
-Promotion uses margin -1e-9: a candidate that ties the active version on the small validation set is
-promoted (ties are common with 3-50 items).
+Promotion is the product's default: higher validation accuracy, and on a tie (common with 3-50 validation
+items) the lower validation log loss. Each run file keeps, per round, the promotion decision with both
+versions' validation figures, the validation size, the temperature, and how many open items the active
+version scores 0 or alike (`rounds`).
 """
 
 from __future__ import annotations
@@ -141,7 +144,6 @@ def setup_django(db: str, model_dir: Path, args) -> None:
             "TANDEM_TRAIN_BATCH_SIZE": "12",
             "TANDEM_TRAIN_LEARNING_RATE": f"{args.lr:.10f}",  # django-environ misreads 5e-05
             "TANDEM_TRAIN_MAX_LENGTH": str(args.max_length),
-            "TANDEM_PROMOTION_MARGIN": "-0.000000001",
             "TANDEM_PRELABEL_CHUNK_SIZE": "1024",
             "TANDEM_PRELABEL_BATCH_SIZE": "64",
             "TANDEM_MODEL_RETENTION": "1",
@@ -181,11 +183,38 @@ def batch_by_measure(project, size: int) -> dict[str, list[int]]:
     }
 
 
+def open_scores(project, measure: str) -> dict[str, float]:
+    """How the active version's exact scores of the open items spread under `measure`: how many are 0
+    (saturated) and how many share the score of the item at the batch boundary (ties served in id order)."""
+    from annotation.models import Item
+    from annotation.models.item import QUEUE_STATUSES
+    from modelsvc.models import ModelVersion, Prediction
+
+    active = ModelVersion.objects.get(project=project, status="active")
+    open_ids = Item.objects.filter(project=project, status__in=QUEUE_STATUSES).values("id")
+    values = sorted(
+        Prediction.objects.filter(model_version=active, item_id__in=open_ids).values_list(measure, flat=True),
+        reverse=True,
+    )
+    return {"open": len(values), "zero": sum(1 for v in values if v == 0.0), "distinct": len(set(values))}
+
+
 def run_one(
-    dataset: str, labels, pool, test, strategy: str, seed: int, args, workdir: Path, binary_check: list | None = None
+    dataset: str,
+    labels,
+    pool,
+    test,
+    strategy: str,
+    seed: int,
+    args,
+    workdir: Path,
+    binary_check: list | None = None,
+    rounds: list | None = None,
 ) -> list[tuple[int, float]]:
     """One run; its learning curve. With `binary_check` (a margin run on two classes), every round
-    appends whether least confidence and entropy would have served the very batch margin served."""
+    appends whether least confidence and entropy would have served the very batch margin served.
+    `rounds` gets one record per round: the training job's promotion decision, validation size and
+    temperature, and how the open items' scores spread."""
     from django.contrib.auth import get_user_model
     from django.db import transaction
 
@@ -242,6 +271,18 @@ def run_one(
         # the version experts are served, fine-tuned or (when no candidate has beaten it yet) zero-shot
         accuracy = evaluate_version(active, test_rows)["accuracy"]
         curve.append((n, accuracy))
+        if rounds is not None:
+            rounds.append(
+                {
+                    "labels": n,
+                    "accuracy": accuracy,
+                    "active_version": active.version,
+                    **{
+                        k: job.result.get(k) for k in ("promoted", "n_validation", "temperature", "candidate", "active")
+                    },
+                    "scores": open_scores(project, "margin" if strategy == "random" else strategy),
+                }
+            )
         log(
             f"{dataset} {strategy} seed {seed} round {round_}: {n} labels, test accuracy {accuracy:.4f} "
             f"(v{active.version}, promoted {job.result.get('promoted')}, {time.monotonic() - t0:.1f} s)"
@@ -296,6 +337,7 @@ def protocol(args) -> dict:
         "patience": args.patience,
         "freeze_word_embeddings": True,
         "max_length": args.max_length,
+        "promotion": "validation accuracy, ties by log loss",
     }
 
 
@@ -311,7 +353,8 @@ def run_in_process(args) -> None:
             setup_django(db, Path(tmp) / "models", args)
             labels, pool, test = load(args.dataset, args.pool, 1000 + seed)
             binary_check = [] if strategy == "margin" and len(labels) == 2 else None
-            curve = run_one(args.dataset, labels, pool, test, strategy, seed, args, Path(tmp), binary_check)
+            rounds: list[dict] = []
+            curve = run_one(args.dataset, labels, pool, test, strategy, seed, args, Path(tmp), binary_check, rounds)
     finally:
         from django.db import connections
 
@@ -325,6 +368,7 @@ def run_in_process(args) -> None:
         "threads": args.threads,
         "curve": curve,
         "binary_check": binary_check,
+        "rounds": rounds,
         "seconds": round(time.monotonic() - started, 1),
     }
     tmp_out = Path(out).with_suffix(".part")

@@ -2,8 +2,9 @@
 
 Classification: accuracy, macro-F1, per-label F1, confusion matrix (rows gold, columns predicted, in
 label order) and expected calibration error (ECE: 10 equal-width bins of the top probability, the
-bin-size-weighted mean |accuracy - confidence|). Multilabel: subset accuracy, macro-F1 over labels,
-per-label F1 and 2x2 confusion matrices, ECE over every (item, label) probability. Spans: exact-match
+bin-size-weighted mean |accuracy - confidence|) and log loss (mean -log p of the gold class; it breaks
+promotion ties). Multilabel: subset accuracy, macro-F1 over labels,
+per-label F1 and 2x2 confusion matrices, ECE and log loss over every (item, label) probability. Spans: exact-match
 spans (start, end, label); the micro F1 is reported as "accuracy", with macro-F1 and F1 per label.
 """
 
@@ -35,6 +36,13 @@ def _r(x: float) -> float:
     return round(float(x), 6)
 
 
+_FLOOR = 1e-15  # probabilities clipped here for the log (scikit-learn's convention)
+
+
+def _nll(p_gold: np.ndarray) -> float:
+    return float(-np.log(np.clip(p_gold, _FLOOR, 1.0)).mean()) if p_gold.size else 0.0
+
+
 def classification_metrics(probabilities: np.ndarray, gold: Sequence[int], labels: Sequence[str]) -> dict[str, Any]:
     p = np.asarray(probabilities, dtype=np.float64)
     y = np.asarray(gold, dtype=np.int64)
@@ -47,6 +55,7 @@ def classification_metrics(probabilities: np.ndarray, gold: Sequence[int], label
         "per_label_f1": {name: _r(f) for name, f in zip(labels, per_label, strict=True)},
         "confusion_matrix": confusion_matrix(y, pred, labels=list(range(k))).tolist(),
         "ece": _r(expected_calibration_error(p.max(axis=1), pred == y)),
+        "log_loss": _r(_nll(p[np.arange(len(y)), y])),
         "n": len(y),
     }
 
@@ -65,6 +74,7 @@ def multilabel_metrics(probabilities: np.ndarray, gold: np.ndarray, labels: Sequ
             name: m.tolist() for name, m in zip(labels, multilabel_confusion_matrix(y, pred), strict=True)
         },
         "ece": _r(expected_calibration_error(confidence.ravel(), (pred == y).ravel())),
+        "log_loss": _r(_nll(np.where(y == 1, q, 1 - q).ravel())),
         "n": len(y),
     }
 
@@ -94,5 +104,6 @@ def span_metrics(
         "per_label_f1": per_label,
         "confusion_matrix": None,
         "ece": None,
+        "log_loss": None,
         "n": len(gold),
     }

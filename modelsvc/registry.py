@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import shutil
 from collections import defaultdict
 from datetime import timedelta
@@ -211,10 +212,18 @@ def evaluate_version(version: ModelVersion, validation: list[tuple[int, str, Any
 
 
 def beats(candidate: dict[str, Any], active: dict[str, Any] | None) -> bool:
-    metric = settings.TANDEM_PROMOTION_METRIC
+    """The candidate beats the active version by more than the margin on the promotion metric; a tie
+    exactly at that bar goes to the lower validation log loss. On the few validation items of an early
+    round, accuracy ties are the rule (both 5 of 5): without the tie-break the version trained on fewer
+    labels would keep serving the queue for rounds on end."""
     if active is None:
         return True
-    return float(candidate[metric]) > float(active[metric]) + settings.TANDEM_PROMOTION_MARGIN
+    metric = settings.TANDEM_PROMOTION_METRIC
+    value, bar = float(candidate[metric]), float(active[metric]) + settings.TANDEM_PROMOTION_MARGIN
+    if not math.isclose(value, bar, rel_tol=0.0, abs_tol=1e-9):
+        return value > bar
+    mine, theirs = candidate.get("log_loss"), active.get("log_loss")
+    return mine is not None and theirs is not None and float(mine) < float(theirs)
 
 
 # --- the run -------------------------------------------------------------------------------------
@@ -344,7 +353,7 @@ def _train(job: Job) -> None:
     # the active version on the same validation set (a version for other labels cannot be compared: it loses)
     active_metrics = evaluate_version(active, validation) if same_labels else None
     promoted = beats(candidate_metrics, active_metrics)
-    compared = {k: active_metrics[k] for k in ("accuracy", "macro_f1")} if active_metrics else {}
+    compared = {k: active_metrics.get(k) for k in ("accuracy", "macro_f1", "log_loss")} if active_metrics else {}
     candidate.metrics = {
         **candidate_metrics,
         "n_train": len(train_rows),
@@ -370,7 +379,9 @@ def _train(job: Job) -> None:
             "version": candidate.version,
             "promoted": promoted,
             "metric": settings.TANDEM_PROMOTION_METRIC,
-            "candidate": {k: candidate_metrics[k] for k in ("accuracy", "macro_f1")},
+            "candidate": {k: candidate_metrics.get(k) for k in ("accuracy", "macro_f1", "log_loss")},
+            "n_validation": len(validation),
+            "temperature": result.temperature,
             "active": {"version": active.version, **compared},
         },
         labels_seen,

@@ -179,9 +179,20 @@ def _logits(model, tokenizer, config: TrainConfig, examples: Sequence[Example]) 
     return out, sum(losses) / max(len(examples), 1)
 
 
+def _all_correct(logits: torch.Tensor, labels: torch.Tensor, task_type: str) -> bool:
+    if task_type == "multilabel":
+        return bool(((logits > 0) == (labels > 0.5)).all())
+    mask = labels != -100
+    return bool((logits[mask].argmax(-1) == labels[mask]).all())
+
+
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, task_type: str) -> float:
-    """The temperature T minimising the validation NLL of logits / T (a grid, then a golden-section refine)."""
-    if logits.numel() == 0:
+    """The temperature T minimising the validation NLL of logits / T (a grid, then a golden-section refine).
+
+    When every validation prediction is already right (common with the few labels of an early round),
+    the NLL keeps falling as T -> 0: there is no minimiser, and the grid's floor would sharpen every
+    probability until confident items saturate. Then T stays 1."""
+    if logits.numel() == 0 or _all_correct(logits, labels, task_type):
         return 1.0
 
     def nll(t: float) -> float:

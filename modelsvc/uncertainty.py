@@ -30,24 +30,36 @@ def _check_probabilities(p: np.ndarray, *, axis: int = -1) -> np.ndarray:
     return np.clip(p, 0.0, 1.0)
 
 
+def _rest(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows sorted ascending (renormalised), and each row's mass outside its top class, summed from the
+    small probabilities themselves. 1 - p_max would round to 0 for every confident item (p_max is 1.0
+    in floating point once the rest is below ~1e-16), and the queue would fall back to id order among
+    them; the sum of the rest keeps them apart down to the smallest representable probability."""
+    s = np.sort(p / p.sum(axis=1, keepdims=True), axis=1)
+    return s, s[:, :-1].sum(axis=1)
+
+
 def least_confidence(p: np.ndarray) -> np.ndarray:
     """1 - the probability of the most likely class, per row."""
-    p = _check_probabilities(p)
-    return 1.0 - p.max(axis=1)
+    _, rest = _rest(_check_probabilities(p))
+    return rest
 
 
 def margin(p: np.ndarray) -> np.ndarray:
-    """1 - (best - second best), per row: 1 when the two best classes tie, 0 when one class has it all."""
-    p = _check_probabilities(p)
-    top2 = np.sort(p, axis=1)[:, -2:]
-    return 1.0 - (top2[:, 1] - top2[:, 0])
+    """1 - (best - second best), per row: 1 when the two best classes tie, 0 when one class has it all.
+    Computed as rest + second best (the same number, without rounding 1 - tiny to 1)."""
+    s, rest = _rest(_check_probabilities(p))
+    return np.minimum(rest + s[:, -2], 1.0)
 
 
 def entropy(p: np.ndarray) -> np.ndarray:
-    """Shannon entropy per row, normalised by log(k) to [0, 1]."""
-    p = _check_probabilities(p)
-    h = -(p * np.log(np.clip(p, _EPS, 1.0))).sum(axis=1)
-    return h / np.log(p.shape[1])
+    """Shannon entropy per row, normalised by log(k) to [0, 1]. The top class's term, -p log p with
+    p = 1 - rest, is taken as -(1 - rest) log1p(-rest), so a saturated row keeps its (tiny) entropy."""
+    s, rest = _rest(_check_probabilities(p))
+    small = s[:, :-1]
+    h = -(small * np.log(np.clip(small, np.finfo(np.float64).tiny, 1.0))).sum(axis=1)
+    h -= (1.0 - rest) * np.log1p(-np.minimum(rest, 1.0 - 1e-16))
+    return np.clip(h / np.log(p.shape[1]), 0.0, 1.0)
 
 
 def classification_scores(p: np.ndarray) -> dict[str, np.ndarray]:

@@ -332,7 +332,7 @@ class FineTunedPredictor(PredictorBase):
                 for row, i in enumerate(batch):
                     results[i] = pooled[row]
                 continue
-            z = (out.logits.float() / self.temperature).cpu()
+            z = (out.logits.double() / self.temperature).cpu()  # float64: confident items stay apart
             for row, i in enumerate(batch):
                 if spans:
                     keep = ((enc["attention_mask"][row] == 1) & (special[row] == 0)).numpy().astype(bool)

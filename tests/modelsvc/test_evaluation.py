@@ -23,12 +23,16 @@ def test_classification_metrics_by_hand():
     # a: precision 1/2, recall 1 -> 2/3; b: precision 1, recall 2/3 -> 0.8
     assert m["per_label_f1"] == {"a": pytest.approx(2 / 3, abs=1e-6), "b": pytest.approx(0.8)}
     assert m["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2, abs=1e-6)
+    # -log of the gold class's probability, averaged: 0.8, 0.7, 0.4, 0.9
+    assert m["log_loss"] == pytest.approx(-np.log([0.8, 0.7, 0.4, 0.9]).mean(), abs=1e-6)
 
 
 def test_multilabel_subset_accuracy():
     m = multilabel_metrics(np.array([[0.9, 0.2], [0.6, 0.7]]), np.array([[1, 0], [1, 0]]), ["x", "y"])
     assert m["accuracy"] == 0.5  # the second row predicts y too
     assert m["per_label_f1"]["x"] == 1.0
+    # every (item, label) probability of the gold answer: 0.9, 0.8, 0.6, 0.3
+    assert m["log_loss"] == pytest.approx(-np.log([0.9, 0.8, 0.6, 0.3]).mean(), abs=1e-6)
 
 
 def test_span_metrics_exact_match():

@@ -323,6 +323,37 @@ def test_beats_uses_the_configured_metric_and_margin(settings):
     assert beats({"macro_f1": 0.1, "accuracy": 0.1}, None)
 
 
+def test_a_tie_at_the_bar_goes_to_the_lower_log_loss(settings):
+    settings.TANDEM_PROMOTION_METRIC = "accuracy"
+    settings.TANDEM_PROMOTION_MARGIN = 0.0
+    active = {"accuracy": 1.0, "log_loss": 0.30}
+    assert beats({"accuracy": 1.0, "log_loss": 0.12}, active)
+    assert not beats({"accuracy": 1.0, "log_loss": 0.31}, active)
+    assert not beats({"accuracy": 1.0, "log_loss": 0.30}, active)  # no better on either: stays a candidate
+    assert not beats({"accuracy": 0.8, "log_loss": 0.01}, active)  # the metric comes first
+    assert not beats({"accuracy": 1.0, "log_loss": None}, active)  # spans have no log loss: ties lose
+    settings.TANDEM_PROMOTION_MARGIN = 0.1
+    assert beats({"accuracy": 0.9, "log_loss": 0.2}, {"accuracy": 0.8, "log_loss": 0.3})  # 0.8 + 0.1, tied
+    assert not beats({"accuracy": 0.85, "log_loss": 0.01}, {"accuracy": 0.8, "log_loss": 0.3})
+
+
+def test_temperature_recovers_a_known_scale_and_stays_1_without_errors():
+    import torch
+
+    from modelsvc.training import fit_temperature
+
+    generator = torch.Generator().manual_seed(3)
+    true_logits = torch.randn(4000, 3, generator=generator) * 2
+    labels = torch.multinomial(torch.softmax(true_logits, -1), 1, generator=generator).squeeze(1)
+    # a model 3x overconfident: its logits are the calibrated ones times 3
+    assert fit_temperature(true_logits * 3, labels, "classification") == pytest.approx(3.0, rel=0.1)
+    assert fit_temperature(true_logits / 2, labels, "classification") == pytest.approx(0.5, rel=0.1)
+    # every validation item right: the NLL falls without end as T -> 0, nothing to fit
+    right = true_logits.argmax(-1)
+    assert fit_temperature(true_logits, right, "classification") == 1.0
+    assert fit_temperature(true_logits, (true_logits > 0).long(), "multilabel") == 1.0
+
+
 def test_training_check_queries_do_not_grow_with_projects(db, django_assert_max_num_queries):
     manager = make_user("many")
     for n in range(6):

@@ -56,6 +56,26 @@ def test_two_classes_all_three_measures_rank_alike():
     assert margin(three)[0] < margin(three)[1]
 
 
+def test_saturated_rows_keep_their_order():
+    # softmax of logit gaps 20, 40, 50, 60: p_max rounds to 1.0 for the last three, so 1 - p_max would be
+    # 0 for them and the queue would serve them in id order; the scores keep them apart, in the same order
+    # under every measure
+    gaps = np.array([20.0, 40.0, 50.0, 60.0])
+    p = np.stack([np.ones_like(gaps), np.exp(-gaps)], axis=1)
+    p /= p.sum(axis=1, keepdims=True)
+    assert (p[1:, 0] == 1.0).all()
+    scores = classification_scores(p)
+    np.testing.assert_allclose(scores["least_confidence"], np.exp(-gaps) / (1 + np.exp(-gaps)), rtol=1e-12)
+    np.testing.assert_allclose(scores["margin"], 2 * scores["least_confidence"], rtol=1e-12)
+    for values in scores.values():
+        assert (values > 0).all()
+        assert (np.diff(values) < 0).all(), values
+    three = np.array([[1.0, np.exp(-50.0), np.exp(-70.0)], [1.0, np.exp(-55.0), np.exp(-52.0)]])
+    three /= three.sum(axis=1, keepdims=True)
+    for values in classification_scores(three).values():
+        assert values[0] > values[1] > 0
+
+
 def test_rejects_rows_that_are_not_distributions():
     with pytest.raises(ValueError, match="probability distribution"):
         margin(np.array([[0.5, 0.6]]))
