@@ -39,31 +39,42 @@ def _rest(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return s, s[:, :-1].sum(axis=1)
 
 
+def _least_confidence(s: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    return rest
+
+
+def _margin(s: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    return np.minimum(rest + s[:, -2], 1.0)
+
+
+def _entropy(s: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    small = s[:, :-1]
+    h = -(small * np.log(np.clip(small, np.finfo(np.float64).tiny, 1.0))).sum(axis=1)
+    h -= (1.0 - rest) * np.log1p(-np.minimum(rest, 1.0 - 1e-16))
+    return np.clip(h / np.log(s.shape[1]), 0.0, 1.0)
+
+
 def least_confidence(p: np.ndarray) -> np.ndarray:
     """1 - the probability of the most likely class, per row."""
-    _, rest = _rest(_check_probabilities(p))
-    return rest
+    return _least_confidence(*_rest(_check_probabilities(p)))
 
 
 def margin(p: np.ndarray) -> np.ndarray:
     """1 - (best - second best), per row: 1 when the two best classes tie, 0 when one class has it all.
     Computed as rest + second best (the same number, without rounding 1 - tiny to 1)."""
-    s, rest = _rest(_check_probabilities(p))
-    return np.minimum(rest + s[:, -2], 1.0)
+    return _margin(*_rest(_check_probabilities(p)))
 
 
 def entropy(p: np.ndarray) -> np.ndarray:
     """Shannon entropy per row, normalised by log(k) to [0, 1]. The top class's term, -p log p with
     p = 1 - rest, is taken as -(1 - rest) log1p(-rest), so a saturated row keeps its (tiny) entropy."""
-    s, rest = _rest(_check_probabilities(p))
-    small = s[:, :-1]
-    h = -(small * np.log(np.clip(small, np.finfo(np.float64).tiny, 1.0))).sum(axis=1)
-    h -= (1.0 - rest) * np.log1p(-np.minimum(rest, 1.0 - 1e-16))
-    return np.clip(h / np.log(p.shape[1]), 0.0, 1.0)
+    return _entropy(*_rest(_check_probabilities(p)))
 
 
 def classification_scores(p: np.ndarray) -> dict[str, np.ndarray]:
-    return {"least_confidence": least_confidence(p), "margin": margin(p), "entropy": entropy(p)}
+    """The three scores of each row (one check and one sort for all three)."""
+    s, rest = _rest(_check_probabilities(p))
+    return {"least_confidence": _least_confidence(s, rest), "margin": _margin(s, rest), "entropy": _entropy(s, rest)}
 
 
 def binary_entropy(q: np.ndarray) -> np.ndarray:
