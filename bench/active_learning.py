@@ -502,6 +502,14 @@ def main() -> None:
                 if any(m == n for m, _ in strategy_runs[0])
             },
         }
+        decisions = [
+            r["promoted"]
+            for seed in seeds
+            for r in results[("margin" if strategy in same_as_margin else strategy, seed)].get("rounds") or []
+        ]
+        if decisions:
+            # how often a round's candidate beat the active version on validation (else the old one served on)
+            summary[strategy]["promoted_rounds"] = f"{sum(decisions)} of {len(decisions)}"
         if strategy in same_as_margin:
             checks = [
                 round_[strategy] for seed in seeds for round_ in results[("margin", seed)].get("binary_check") or []
