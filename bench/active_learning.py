@@ -183,19 +183,17 @@ def batch_by_measure(project, size: int) -> dict[str, list[int]]:
     }
 
 
-def open_scores(project, measure: str) -> dict[str, float]:
-    """How the active version's exact scores of the open items spread under `measure`: how many are 0
-    (saturated) and how many share the score of the item at the batch boundary (ties served in id order)."""
+def open_scores(project, measure: str) -> dict[str, int]:
+    """How the active version's exact scores of the open items spread under `measure`: how many open items
+    it scored, how many of those score 0 (saturated), and how many distinct values there are (the rest tie
+    and are served in id order)."""
     from annotation.models import Item
     from annotation.models.item import QUEUE_STATUSES
     from modelsvc.models import ModelVersion, Prediction
 
     active = ModelVersion.objects.get(project=project, status="active")
     open_ids = Item.objects.filter(project=project, status__in=QUEUE_STATUSES).values("id")
-    values = sorted(
-        Prediction.objects.filter(model_version=active, item_id__in=open_ids).values_list(measure, flat=True),
-        reverse=True,
-    )
+    values = list(Prediction.objects.filter(model_version=active, item_id__in=open_ids).values_list(measure, flat=True))
     return {"open": len(values), "zero": sum(1 for v in values if v == 0.0), "distinct": len(set(values))}
 
 

@@ -214,8 +214,8 @@ def evaluate_version(version: ModelVersion, validation: list[tuple[int, str, Any
 def beats(candidate: dict[str, Any], active: dict[str, Any] | None) -> bool:
     """The candidate beats the active version by more than the margin on the promotion metric; a tie
     exactly at that bar goes to the lower validation log loss. On the few validation items of an early
-    round, accuracy ties are the rule (both 5 of 5): without the tie-break the version trained on fewer
-    labels would keep serving the queue for rounds on end."""
+    round accuracy ties are common (both 5 of 5); without the tie-break a tie would keep the version
+    trained on fewer labels, or (promoting every tie) take one that is no better on anything measured."""
     if active is None:
         return True
     metric = settings.TANDEM_PROMOTION_METRIC

@@ -39,10 +39,6 @@ def _rest(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return s, s[:, :-1].sum(axis=1)
 
 
-def _least_confidence(s: np.ndarray, rest: np.ndarray) -> np.ndarray:
-    return rest
-
-
 def _margin(s: np.ndarray, rest: np.ndarray) -> np.ndarray:
     return np.minimum(rest + s[:, -2], 1.0)
 
@@ -56,7 +52,7 @@ def _entropy(s: np.ndarray, rest: np.ndarray) -> np.ndarray:
 
 def least_confidence(p: np.ndarray) -> np.ndarray:
     """1 - the probability of the most likely class, per row."""
-    return _least_confidence(*_rest(_check_probabilities(p)))
+    return _rest(_check_probabilities(p))[1]
 
 
 def margin(p: np.ndarray) -> np.ndarray:
@@ -74,7 +70,7 @@ def entropy(p: np.ndarray) -> np.ndarray:
 def classification_scores(p: np.ndarray) -> dict[str, np.ndarray]:
     """The three scores of each row (one check and one sort for all three)."""
     s, rest = _rest(_check_probabilities(p))
-    return {"least_confidence": _least_confidence(s, rest), "margin": _margin(s, rest), "entropy": _entropy(s, rest)}
+    return {"least_confidence": rest, "margin": _margin(s, rest), "entropy": _entropy(s, rest)}
 
 
 def binary_entropy(q: np.ndarray) -> np.ndarray:
