@@ -333,7 +333,7 @@ class App:
     def __init__(
         self,
         workers: int = 2,
-        threads: int = 8,
+        threads: int = 2,
         worker: bool = True,
         env: dict | None = None,
         gunicorn_args: list[str] | None = None,

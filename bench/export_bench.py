@@ -165,7 +165,7 @@ def main() -> None:
     ap.add_argument("--labeled", type=int, default=2000, help="items labeled through the API before exporting")
     ap.add_argument("--formats", default="jsonl,csv")
     ap.add_argument("--web-workers", type=int, default=2)
-    ap.add_argument("--web-threads", type=int, default=8)
+    ap.add_argument("--web-threads", type=int, default=2)
     ap.add_argument("--no-analyze", action="store_true", help="skip VACUUM ANALYZE after seeding")
     args = ap.parse_args()
     out: dict = {

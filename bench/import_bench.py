@@ -45,7 +45,7 @@ def main() -> None:
     ap.add_argument("--rows", default="100k,1M", help="comma-separated sizes, e.g. 10k or 100k,1M")
     ap.add_argument("--no-reimport", action="store_true", help="skip the duplicate re-import")
     ap.add_argument("--web-workers", type=int, default=2)
-    ap.add_argument("--web-threads", type=int, default=8)
+    ap.add_argument("--web-threads", type=int, default=2)
     args = ap.parse_args()
     sizes = parse_sizes(args.rows)
     out: dict = {"bench": "import", "machine": machine(), "runs": []}

@@ -5,7 +5,8 @@
 
 For each pool size, a project (overlap k=1, default sampling) is seeded through the import API,
 then VACUUM ANALYZE'd (this machine's PostgreSQL runs with autovacuum off; production's autovacuum
-would analyze after a bulk load; --no-analyze to skip). Then for each concurrency level, that many
+would analyze after a bulk load; --no-analyze to skip) and CHECKPOINTed (so that the seeding's writes are not
+counted as the loop's database CPU). Then for each concurrency level, that many
 distinct annotators (one keep-alive connection and one thread each, spread over several client
 processes) label as fast as they can (closed loop, no think time) for --duration seconds after a
 --warmup. Every submit carries a fresh Idempotency-Key.
@@ -254,7 +255,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=2, help="unmeasured seconds before each level")
     ap.add_argument("--client-procs", type=int, default=4, help="client processes (at most one per annotator)")
     ap.add_argument("--web-workers", type=int, default=2)
-    ap.add_argument("--web-threads", type=int, default=8)
+    ap.add_argument("--web-threads", type=int, default=2)
     ap.add_argument("--no-analyze", action="store_true", help="skip VACUUM ANALYZE after seeding")
     args = ap.parse_args()
     sizes = parse_sizes(args.items)
@@ -282,6 +283,11 @@ def main() -> None:
                 t0 = time.time()
                 app.sql("VACUUM ANALYZE")
                 log(f"VACUUM ANALYZE in {time.time() - t0:.1f} s")
+            # write out the seeding's dirty pages now, or a checkpoint during the first levels charges the
+            # import's writes to the labeling loop's database CPU
+            t0 = time.time()
+            app.sql("CHECKPOINT")
+            log(f"CHECKPOINT in {time.time() - t0:.1f} s")
             tokens = app.annotators(admin, project_id, max(levels), prefix=f"q{size}_")
             for n in levels:
                 log(f"{size} items, {n} annotator(s): {args.warmup:.0f} s warm-up + {args.duration:.0f} s")
