@@ -111,3 +111,15 @@ def test_debug_off_refuses_to_start_without_a_real_secret_key():
         [sys.executable, "-c", "import django; django.setup()"], capture_output=True, text=True, env=env, cwd=ROOT
     )
     assert res.returncode == 0, res.stderr
+
+
+def test_web_runs_two_threads_per_worker_by_default(compose):
+    """2 threads per granian worker keep the labeling loop's tail short (docs/architecture.md); both the
+    Procfile and compose let TANDEM_WEB_WORKERS / TANDEM_WEB_THREADS change it."""
+    procfile = (ROOT / "Procfile").read_text()
+    web = next(line for line in procfile.splitlines() if line.startswith("web:"))
+    assert "--workers ${TANDEM_WEB_WORKERS:-2}" in web
+    assert "--blocking-threads ${TANDEM_WEB_THREADS:-2}" in web
+    command = _command(compose["services"]["web"])
+    assert "--workers ${TANDEM_WEB_WORKERS:-4}" in command
+    assert "--blocking-threads ${TANDEM_WEB_THREADS:-2}" in command
