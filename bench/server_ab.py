@@ -1,7 +1,7 @@
 """Interleaved A/B of two web server configurations on one database, for a machine shared with other work.
 
-    .venv/bin/python bench/server_ab.py                                    # granian 2x8 vs gunicorn 2x8
-    .venv/bin/python bench/server_ab.py --a granian:2:4 --b granian:2:8 --annotators 32 --rounds 8
+    .venv/bin/python bench/server_ab.py                                    # granian 2x2 vs granian 2x8
+    .venv/bin/python bench/server_ab.py --a granian:2:2 --b gunicorn:2:2 --annotators 32 --rounds 8
 
 Both servers run at once against the same database (one project of --items items, k=1). The labeling loop
 of queue_bench (closed loop next -> submit, distinct annotators, no think time) runs for --duration seconds
@@ -35,8 +35,8 @@ def parse_config(text: str) -> tuple[str, int, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--a", default="granian:2:8", help="server:workers:threads")
-    ap.add_argument("--b", default="gunicorn:2:8", help="server:workers:threads")
+    ap.add_argument("--a", default="granian:2:2", help="server:workers:threads")
+    ap.add_argument("--b", default="granian:2:8", help="server:workers:threads")
     ap.add_argument("--items", type=int, default=100_000)
     ap.add_argument("--annotators", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=6)
