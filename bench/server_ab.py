@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import App, emit, free_port, log, machine, write_jsonl
-from queue_bench import run_load
+from queue_bench import ANALYZED, run_load
 
 
 def parse_config(text: str) -> tuple[str, int, int]:
@@ -67,7 +67,7 @@ def main() -> None:
         write_jsonl(file, args.items)
         app.import_file(admin, project_id, file)
         file.unlink()
-        app.sql("VACUUM ANALYZE")
+        app.sql(f"VACUUM ANALYZE {ANALYZED}")
         tokens = app.annotators(admin, project_id, args.annotators, prefix="ab_")
 
         runs: dict[str, list[dict]] = collections.defaultdict(list)
