@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from django.contrib.auth import get_user_model
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from annotation.access import ProjectAccess, bigint_or_zero, project_access
 from annotation.models import Project
 from annotation.sql import columns, fast_path, fetchone_prepared, load, width
-
-_MAX_BIGINT = 2**63 - 1
 
 
 class TokenAuthentication(authentication.TokenAuthentication):
@@ -44,19 +41,11 @@ def token_key(request: Request) -> str | None:
     return key
 
 
-@dataclass
-class ProjectAccess:
-    """The requesting user's role in a project ("staff" for staff users; None: not a member, or no such
-    project) and the project (None when it does not exist)."""
-
-    role: str | None
-    project: Project | None
-
-
 def token_user_and_project(request: Request, project_id: int | str) -> ProjectAccess | None:
-    """Token authentication and the project access check in one query, for the labeling loop's `next`
-    (otherwise two round trips: DRF's token lookup, then project_for_user). On success request.user and
-    request.auth are set, so DRF's authentication does not query again.
+    """Token authentication and the project access check in one query (otherwise two round trips: DRF's
+    token lookup, then project_for_user). On success request.user and request.auth are set, so DRF's
+    authentication does not query again. (The labeling loop's `next` folds this into the queue's statement
+    as well: annotation.services.queue.item_next_for_token.)
 
     None where it does not apply (SQLite, no plain token header, an unknown key, an inactive user): the
     caller then lets DRF authenticate and calls project_for_user, which answer as always.
@@ -64,9 +53,6 @@ def token_user_and_project(request: Request, project_id: int | str) -> ProjectAc
     key = token_key(request)
     if key is None or not fast_path():
         return None
-    project_id = int(project_id)
-    if project_id > _MAX_BIGINT:  # no such project (ids are bigint); 0 matches none
-        project_id = 0
     User = get_user_model()
     row = fetchone_prepared(
         "tandem_auth_project",
@@ -75,7 +61,7 @@ def token_user_and_project(request: Request, project_id: int | str) -> ProjectAc
         "LEFT JOIN annotation_project p ON p.id = %(project)s::bigint "
         "LEFT JOIN annotation_membership m ON m.project_id = p.id AND m.user_id = t.user_id "
         "WHERE t.key = %(key)s::varchar",
-        {"key": key, "project": project_id},
+        {"key": key, "project": bigint_or_zero(project_id)},
     )
     if row is None:
         return None
@@ -84,10 +70,4 @@ def token_user_and_project(request: Request, project_id: int | str) -> ProjectAc
     if not user.is_active:
         return None
     request.user, request.auth = user, key
-    project_row = row[n:-1]
-    if project_row[Project._meta.concrete_fields.index(Project._meta.pk)] is None:  # no such project
-        return ProjectAccess(role=None, project=None)
-    project = load(Project, project_row)
-    role = "staff" if user.is_staff else row[-1]
-    project.user_role = role  # type: ignore[attr-defined]
-    return ProjectAccess(role=role, project=project)
+    return project_access(user, row[n:-1], row[-1])

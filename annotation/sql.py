@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import cache
 from typing import Any, TypeVar
 
@@ -93,11 +94,27 @@ def fetchone_prepared(name: str, sql: str, params: dict[str, Any], *, prefix: st
     `prefix` is sent in the same round trip, e.g. "SET LOCAL ...;" (several statements sent at once
     run as one transaction).
     """
+    with _prepared(name, sql, params, prefix=prefix, suffix="") as cursor:
+        return cursor.fetchone()
+
+
+def execute_prepared(name: str, sql: str, params: dict[str, Any], *, suffix: str) -> None:
+    """Run a prepared statement as fetchone_prepared() does, followed by `suffix` in the same round trip
+    (e.g. "; COMMIT"). The statement's rows are not read: psycopg2 keeps only the last statement's result.
+    An error in the statement skips `suffix` (PostgreSQL runs no statement after a failed one in a query
+    string) and is raised here."""
+    with _prepared(name, sql, params, prefix="", suffix=suffix):
+        pass
+
+
+@contextmanager
+def _prepared(name: str, sql: str, params: dict[str, Any], *, prefix: str, suffix: str) -> Iterator[Any]:
     db = connections[DEFAULT_DB_ALIAS]  # one thread-local lookup, not one per attribute via `connection`
     if not settings.TANDEM_PG_PREPARE:
         with db.cursor() as cursor:
-            cursor.execute(prefix + sql, params)
-            return cursor.fetchone()
+            cursor.execute(prefix + sql + suffix, params)
+            yield cursor
+        return
     text, order = _prepared_text(sql)
     db.ensure_connection()
     raw = db.connection
@@ -109,5 +126,5 @@ def fetchone_prepared(name: str, sql: str, params: dict[str, Any], *, prefix: st
         if name not in state[1]:
             cursor.execute(f"PREPARE {name} AS {text}")
             state[1].add(name)
-        cursor.execute(f"{prefix}EXECUTE {name}({', '.join(['%s'] * len(order))})", [params[k] for k in order])
-        return cursor.fetchone()
+        cursor.execute(f"{prefix}EXECUTE {name}({', '.join(['%s'] * len(order))}){suffix}", [params[k] for k in order])
+        yield cursor

@@ -27,7 +27,7 @@ from annotation.models import Annotation
 from annotation.models.item import ItemStatus
 from annotation.permissions import ANNOTATE, REVIEW, VIEW, project_for_user, require_capability
 from annotation.selectors.items import item_filter_annotator, item_filter_label, item_for_user, item_list
-from annotation.services.queue import MAX_EXCLUDE, item_next_for_annotator
+from annotation.services.queue import MAX_EXCLUDE, item_next_for_annotator, item_next_for_token
 from annotation.services.submitting import TokenRefused, annotation_submit_checked, annotation_update, item_skip
 from annotation.services.values import value_validate
 from annotation.sql import fast_path
@@ -42,8 +42,12 @@ class JsonFirstNegotiation(DefaultContentNegotiation):
 
     _TAKES_JSON = frozenset({"", "*/*", "application/json"})
 
+    @classmethod
+    def takes_json(cls, request: Request) -> bool:
+        return request.META.get("HTTP_ACCEPT", "").strip() in cls._TAKES_JSON
+
     def select_renderer(self, request, renderers, format_suffix=None):
-        if len(renderers) == 1 and request.META.get("HTTP_ACCEPT", "").strip() in self._TAKES_JSON:
+        if len(renderers) == 1 and self.takes_json(request):
             return renderers[0], renderers[0].media_type
         return super().select_renderer(request, renderers, format_suffix)
 
@@ -137,8 +141,25 @@ class ProjectNextApi(APIView):
     content_negotiation_class = JsonFirstNegotiation
 
     def initial(self, request: Request, *args, **kwargs) -> None:
-        # the token lookup and the access check in one query where it applies (then DRF finds request.user set)
-        self.access = token_user_and_project(request, kwargs["pk"])
+        # With `Authorization: Token` on PostgreSQL, the token lookup, the access check and (in the common
+        # case) the lease are one statement; then DRF finds request.user set and does not query again. Only
+        # for a request that DRF's negotiation will not refuse (a JSON Accept, no parameter but `exclude`),
+        # since the lease is taken before it runs.
+        self.folded = self.access = None
+        key = token_key(request) if fast_path() else None
+        plain = JsonFirstNegotiation.takes_json(request) and set(request.query_params) <= {"exclude"}
+        if key is not None and not plain:
+            self.access = token_user_and_project(request, kwargs["pk"])
+        elif key is not None:
+            try:
+                exclude = _exclude_ids(request)
+            except InvalidInput:  # answered in get(), after the access check, as on the general path
+                self.access = token_user_and_project(request, kwargs["pk"])
+            else:
+                self.folded = item_next_for_token(token=key, project_id=kwargs["pk"], exclude=exclude)
+                if self.folded is not None:
+                    request.user, request.auth = self.folded.user, key
+                    self.access = self.folded.access
         super().initial(request, *args, **kwargs)
 
     @extend_schema(
@@ -161,7 +182,11 @@ class ProjectNextApi(APIView):
         else:
             project = project_for_user(user=request.user, project_id=pk, capability=ANNOTATE)
         exclude = _exclude_ids(request)
-        nxt = item_next_for_annotator(project=project, user=request.user, exclude=exclude)
+        if self.folded is not None and self.folded.found is not None:
+            nxt = self.folded.found
+        else:
+            tried = self.folded is not None and self.folded.tried
+            nxt = item_next_for_annotator(project=project, user=request.user, exclude=exclude, skip_locked_tried=tried)
         if nxt is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(next_out(nxt.item, nxt.expires_at))

@@ -10,7 +10,7 @@ from functools import cache
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -21,7 +21,7 @@ from annotation.models.project import ReviewPolicy
 from annotation.permissions import ANNOTATE, require_capability
 from annotation.services.leases import leases_drop_expired, leases_drop_user, leases_save
 from annotation.services.values import value_validate
-from annotation.sql import columns, fast_path, fetchone_prepared, load, width
+from annotation.sql import columns, execute_prepared, fast_path, fetchone_prepared, load, width
 
 
 @dataclass
@@ -81,28 +81,45 @@ def item_decide(*, item: Item, project: Project, values: list[Any] | None = None
     return item.status
 
 
-_PG_LOCK = """
+# The columns every lock statement starts with: the item's state; the user's prior annotations of it (or
+# with this Idempotency-Key); an id for the annotation (the write is sent with its COMMIT, whose round trip
+# returns no rows); and, when this annotation would be the item's k-th (k > 1), the others' values (JSON
+# text) for the consensus.
+_LOCK_HEAD = """
 SELECT i.status, i.annotation_count, i.lease_count,
        (SELECT count(*) FROM annotation_annotation a
-         WHERE a.annotator_id = %(user)s::integer AND (a.item_id = i.id OR a.idempotency_key = %(key)s::varchar))
-FROM annotation_item i WHERE i.id = %(item)s::bigint FOR UPDATE
-"""
+         WHERE a.annotator_id = {user} AND (a.item_id = i.id OR a.idempotency_key = %(key)s::varchar)),
+       nextval(pg_get_serial_sequence('annotation_annotation', 'id')),
+       CASE WHEN p.annotations_per_item > 1 AND i.annotation_count + 1 >= p.annotations_per_item
+            THEN (SELECT json_agg(a.value ORDER BY a.id)::text FROM annotation_annotation a WHERE a.item_id = i.id)
+       END"""
+_HEAD = 6  # the number of those columns
 
-# The same lock, also reading the item's project and the user's role in it, for the API: access
-# check, value validation and write then all happen under the lock, in one transaction.
-_PG_LOCK_CHECKED = """
-SELECT i.status, i.annotation_count, i.lease_count,
-       (SELECT count(*) FROM annotation_annotation a
-         WHERE a.annotator_id = %(user)s::integer AND (a.item_id = i.id OR a.idempotency_key = %(key)s::varchar)),
+_PG_LOCK = (
+    _LOCK_HEAD.format(user="%(user)s::integer")
+    + """
+FROM annotation_item i JOIN annotation_project p ON p.id = i.project_id
+WHERE i.id = %(item)s::bigint FOR UPDATE OF i
+"""
+)
+
+# The same lock, also reading the item's text, the user's role in its project and the project, for the API:
+# access check, value validation and write then all happen under the lock, in one transaction.
+_PG_LOCK_CHECKED = (
+    _LOCK_HEAD.format(user="%(user)s::integer")
+    + """,
        i.data ->> 'text', m.role, {project}
 FROM annotation_item i JOIN annotation_project p ON p.id = i.project_id
 LEFT JOIN annotation_membership m ON m.project_id = p.id AND m.user_id = %(user)s::integer
 WHERE i.id = %(item)s::bigint FOR UPDATE OF i
 """
+)
 
 # One statement: consume the user's lease (or, without one, take a free slot), reclaim expired
-# leases, insert the annotation, update the item and its final label. _PG_LOCK holds the item's
-# row lock, so this statement's snapshot sees every lease and annotation committed before it.
+# leases, insert the annotation (with the id the lock allocated), update the item and its final label.
+# The lock statement holds the item's row lock, so this statement's snapshot sees every lease and
+# annotation committed before it. When it inserts nothing it fails (tandem_slot_taken, migration 0005,
+# SQLSTATE T0409), undoing its deletes and stopping the COMMIT sent with it.
 _PG_WRITE = """
 WITH mine AS (
     DELETE FROM annotation_assignment WHERE item_id = %(item)s::bigint AND user_id = %(user)s::integer RETURNING 1
@@ -113,13 +130,13 @@ expired AS (
     RETURNING 1
 ),
 ins AS (
-    INSERT INTO annotation_annotation (item_id, annotator_id, value, lead_time_ms, accepted_suggestion,
+    INSERT INTO annotation_annotation (id, item_id, annotator_id, value, lead_time_ms, accepted_suggestion,
                                        idempotency_key, history, created_at, updated_at)
-    SELECT %(item)s::bigint, %(user)s::integer, %(value)s::jsonb, %(lead_time_ms)s::integer,
+    SELECT %(id)s::bigint, %(item)s::bigint, %(user)s::integer, %(value)s::jsonb, %(lead_time_ms)s::integer,
            %(accepted)s::boolean, %(key)s::varchar, '[]'::jsonb, %(now)s::timestamptz, %(now)s::timestamptz
     WHERE (SELECT count(*) FROM mine) > 0
        OR %(annotations)s::integer + %(leases)s::integer - (SELECT count(*) FROM expired) < %(k)s::integer
-    RETURNING id, created_at, updated_at
+    RETURNING 1
 ),
 item AS (
     UPDATE annotation_item SET
@@ -142,8 +159,10 @@ unfinal AS (
     DELETE FROM annotation_finallabel WHERE item_id = %(item)s::bigint AND source = 'consensus'
       AND %(status)s::varchar = 'in_review' AND EXISTS (SELECT 1 FROM ins)
 )
-SELECT id, created_at, updated_at FROM ins
+SELECT CASE WHEN EXISTS (SELECT 1 FROM ins) THEN 1 ELSE tandem_slot_taken(%(item)s::bigint) END
 """
+
+SLOT_TAKEN = "T0409"  # the SQLSTATE of tandem_slot_taken()
 
 
 class _Raced(Exception):
@@ -167,10 +186,7 @@ WITH tu AS (
     WHERE t.key = %(token)s::varchar AND u.is_active
 ),
 locked AS (
-    SELECT i.status, i.annotation_count, i.lease_count,
-           (SELECT count(*) FROM annotation_annotation a
-             WHERE a.annotator_id = (SELECT "{user_pk}" FROM tu)
-               AND (a.item_id = i.id OR a.idempotency_key = %(key)s::varchar)),
+    {head},
            i.data ->> 'text', m.role, {project}
     FROM annotation_item i JOIN annotation_project p ON p.id = i.project_id
     LEFT JOIN annotation_membership m ON m.project_id = p.id AND m.user_id = (SELECT "{user_pk}" FROM tu)
@@ -185,6 +201,7 @@ SELECT tu.*, locked.* FROM tu LEFT JOIN locked ON true
 def _pg_lock_token_sql() -> str:
     User = get_user_model()
     return _PG_LOCK_AUTHENTICATING.format(
+        head=_LOCK_HEAD.strip().format(user=f'(SELECT "{User._meta.pk.column}" FROM tu)'),  # noqa: S608 - a column name
         user=columns(User, "u"),
         user_table=User._meta.db_table,
         user_pk=User._meta.pk.column,
@@ -237,37 +254,14 @@ def _pg_submit(
     }
     if connection.in_atomic_block or not connection.get_autocommit():
         with transaction.atomic():
-            written = _pg_submit_locked(**kwargs, begin="")
-    else:
-        # Our own transaction, opened in the same round trip as the lock ("BEGIN; EXECUTE ..."): Django's
-        # atomic() would send BEGIN on its own first. Every way out before COMMIT rolls it back.
-        try:
-            written = _pg_submit_locked(**kwargs, begin="BEGIN; ")
-        except BaseException:
-            _rollback_quietly()
-            raise
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("COMMIT")
-        except BaseException:
-            _rollback_quietly()
-            raise
-    if isinstance(written, SubmitResult):
-        return written
-    ann_id, created_at, updated_at, value, user = written
-    annotation = Annotation(
-        id=ann_id,
-        item_id=item_id,
-        annotator=user,
-        value=value,
-        lead_time_ms=lead_time_ms,
-        accepted_suggestion=accepted_suggestion,
-        idempotency_key=idempotency_key,
-        history=[],
-        created_at=created_at,
-        updated_at=updated_at,
-    )
-    return SubmitResult(annotation, created=True)
+            return _pg_submit_locked(**kwargs, own=False)
+    # Our own transaction, two round trips: "BEGIN; EXECUTE lock" and "EXECUTE write; COMMIT" (Django's
+    # atomic() would send BEGIN and COMMIT on their own). Every way out short of that COMMIT rolls it back.
+    try:
+        return _pg_submit_locked(**kwargs, own=True)
+    except BaseException:
+        _rollback_quietly()
+        raise
 
 
 def _rollback_quietly() -> None:
@@ -289,11 +283,12 @@ def _pg_submit_locked(
     accepted_suggestion: bool | None,
     idempotency_key: str | None,
     token: str | None,
-    begin: str,
-) -> tuple | SubmitResult:
-    """The body of _pg_submit inside its transaction (`begin` is sent with the first statement): a
-    SubmitResult for a repeat, else the written annotation's (id, created_at, updated_at, value, user)."""
+    own: bool,
+) -> SubmitResult:
+    """The body of _pg_submit. `own`: the transaction is ours, begun with the lock statement and committed
+    with the write (a repeat, which writes nothing, is rolled back)."""
     now = timezone.now()
+    begin = "BEGIN; " if own else ""
     if token is not None:
         User = get_user_model()
         found = fetchone_prepared(
@@ -306,11 +301,11 @@ def _pg_submit_locked(
             raise TokenRefused()
         user = load(User, found[: width(User)])
         row = found[width(User) :]
-        role = None if row[0] is None else ("staff" if user.is_staff else row[5])
+        role = None if row[0] is None else ("staff" if user.is_staff else row[_HEAD + 1])
         require_capability(role, ANNOTATE, what="item")
-        project = load(Project, row[6:])
+        project = load(Project, row[_HEAD + 2 :])
         value = value_validate(
-            task_type=project.task_type, label_names=project.label_names, value=value, text=row[4] or ""
+            task_type=project.task_type, label_names=project.label_names, value=value, text=row[_HEAD] or ""
         )
     elif project is not None:
         params = {"user": user.pk, "key": idempotency_key, "item": item_id}
@@ -324,17 +319,20 @@ def _pg_submit_locked(
             {"user": user.pk, "key": idempotency_key, "item": item_id},
             prefix=begin,
         )
-        role = None if row is None else ("staff" if user.is_staff else row[5])
+        role = None if row is None else ("staff" if user.is_staff else row[_HEAD + 1])
         require_capability(role, ANNOTATE, what="item")
         assert row is not None
-        project = load(Project, row[6:])
+        project = load(Project, row[_HEAD + 2 :])
         value = value_validate(
-            task_type=project.task_type, label_names=project.label_names, value=value, text=row[4] or ""
+            task_type=project.task_type, label_names=project.label_names, value=value, text=row[_HEAD] or ""
         )
-    status, annotations, leases, prior = row[:4]
+    status, annotations, leases, prior, ann_id, others = row[:_HEAD]
     k = project.annotations_per_item
     if prior:
-        return _repeat_or_conflict(item_id=item_id, user=user, idempotency_key=idempotency_key)
+        repeat = _repeat_or_conflict(item_id=item_id, user=user, idempotency_key=idempotency_key)
+        if own:
+            _rollback_quietly()  # it wrote nothing
+        return repeat
     if status not in QUEUE_STATUSES:
         raise Conflict(
             "Every slot of this item is taken: it already has its annotations.",
@@ -342,11 +340,9 @@ def _pg_submit_locked(
         )
     new_status, final = ItemStatus.IN_PROGRESS, None
     if annotations + 1 >= k:
-        values = [value]
-        if k > 1:
-            values += list(Annotation.objects.filter(item_id=item_id).values_list("value", flat=True))
-        new_status, final = consensus(values=values, project=project)
+        new_status, final = consensus(values=[value, *json.loads(others or "[]")], project=project)
     params = {
+        "id": ann_id,
         "item": item_id,
         "user": user.pk,
         "now": now,
@@ -361,15 +357,29 @@ def _pg_submit_locked(
         "final": None if final is None else json.dumps(final),
     }
     try:
-        written = fetchone_prepared("tandem_submit_write", _PG_WRITE, params)
+        execute_prepared("tandem_submit_write", _PG_WRITE, params, suffix="; COMMIT" if own else "")
     except IntegrityError as exc:  # the caller rolls the transaction back
         raise _Raced(user) from exc
-    if written is None:
+    except DatabaseError as exc:
+        if getattr(exc.__cause__, "pgcode", None) != SLOT_TAKEN:
+            raise
         raise Conflict(
             "Every slot of this item is taken (your assignment expired and others took it).",
             [{"field": "item", "message": f"{annotations} of {k} annotations, {leases} in progress."}],
-        )
-    return (*written, value, user)
+        ) from None
+    annotation = Annotation(
+        id=ann_id,
+        item_id=item_id,
+        annotator=user,
+        value=value,
+        lead_time_ms=lead_time_ms,
+        accepted_suggestion=accepted_suggestion,
+        idempotency_key=idempotency_key,
+        history=[],
+        created_at=now,
+        updated_at=now,
+    )
+    return SubmitResult(annotation, created=True)
 
 
 def annotation_submit(
@@ -387,7 +397,7 @@ def annotation_submit(
     Locks the item row. Idempotent by `idempotency_key`: a repeat returns the first annotation
     with created=False. The user's live or stale lease on the item is consumed; without one the
     annotation is accepted only while a slot is free (annotations + live leases < k), else 409.
-    On PostgreSQL this is two statements (lock, then one write); elsewhere ORM queries.
+    On PostgreSQL this is two round trips (BEGIN and the lock, then the write and COMMIT); elsewhere ORM queries.
     """
     kwargs = {
         "item_id": item_id,
@@ -417,7 +427,7 @@ def annotation_submit_checked(
     token: str | None = None,
 ) -> SubmitResult:
     """The API's submit: access check (404 / 403), value validation (400), then annotation_submit.
-    On PostgreSQL all three happen in one transaction under the item's row lock (two statements).
+    On PostgreSQL all three happen in one transaction under the item's row lock (two round trips).
 
     `token` (PostgreSQL only, with user=None): the submitting user is this API token's, looked up by the
     lock's statement (saving the request a round trip); the result's annotation.annotator is that user.

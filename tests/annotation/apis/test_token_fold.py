@@ -1,5 +1,6 @@
 """`next` and submit with `Authorization: Token <key>` look the token up in the statement that checks access
-(next: annotation.auth.token_user_and_project; submit: the lock statement). Every answer must equal the one
+(next: annotation.services.queue.item_next_for_token, which also leases the item, or
+annotation.auth.token_user_and_project; submit: the lock statement). Every answer must equal the one
 of the general path (DRF's token authentication first), which the other API tests exercise with
 force_authenticate."""
 
@@ -29,20 +30,53 @@ def token_client(user) -> APIClient:
     return with_header(f"Token {Token.objects.create(user=user).key}")
 
 
-def test_next_with_a_token_is_two_statements(project):
-    [item] = make_items(project, 1)
+def test_next_with_a_token_is_one_statement(project):
+    first, second = make_items(project, 2)
     user = make_user()
     add_member(project, user)
     client = token_client(user)
     client.get(f"/api/projects/{project.pk}/next")  # prepares the statements on this connection
+    for query, expected in (("", first), (f"?exclude={first.pk}", second)):
+        with CaptureQueriesContext(connection) as ctx:
+            r = client.get(f"/api/projects/{project.pk}/next{query}")
+        assert r.status_code == 200
+        assert r.json()["id"] == expected.pk
+        sqls = [q["sql"] for q in ctx.captured_queries]
+        assert len(sqls) == 1, sqls
+        assert sqls[0].startswith("EXECUTE tandem_next_token("), sqls
+    assert set(Assignment.objects.values_list("item_id", "user_id")) == {(first.pk, user.pk), (second.pk, user.pk)}
+
+
+def test_next_with_a_token_when_nothing_is_left(project):
+    """The folded statement found nothing: only the waiting statement is left to try, then 204."""
+    user = make_user()
+    add_member(project, user)
+    client = token_client(user)
     with CaptureQueriesContext(connection) as ctx:
         r = client.get(f"/api/projects/{project.pk}/next")
+    assert r.status_code == 204
+    sqls = [q["sql"].split("(")[0] for q in ctx.captured_queries if not q["sql"].startswith("PREPARE")]
+    assert sqls == ["EXECUTE tandem_next_token", "EXECUTE tandem_next_prio_wait"], sqls
+
+
+def test_refused_requests_lease_nothing(project):
+    """The fold leases before DRF's negotiation and permission checks run: a request any of them would refuse
+    must not take a lease (a stranger, a bad `exclude`, an Accept DRF answers 406, an unknown parameter)."""
+    [item] = make_items(project, 1)
+    user, stranger = make_user(), make_user()
+    add_member(project, user)
+    url = f"/api/projects/{project.pk}/next"
+    outsider = token_client(stranger)
+    assert assert_error(outsider.get(url), 404)["detail"] == "No such project."
+    assert assert_error(outsider.get(f"{url}?exclude=x"), 404)["detail"] == "No such project."
+    client = token_client(user)
+    assert assert_error(client.get(f"{url}?exclude=x"), 400)["errors"][0]["field"] == "exclude"
+    assert client.get(url, HTTP_ACCEPT="text/csv").status_code == 406
+    assert not Assignment.objects.exists()
+    # a parameter other than `exclude` goes the general way (DRF's negotiation first), and is served
+    r = client.get(f"{url}?format=json")
     assert r.status_code == 200
     assert r.json()["id"] == item.pk
-    sqls = [q["sql"] for q in ctx.captured_queries]
-    assert len(sqls) == 2, sqls
-    assert sqls[0].startswith("EXECUTE tandem_auth_project("), sqls
-    assert Assignment.objects.get().user_id == user.pk
 
 
 def test_roles_and_missing_projects(project):
@@ -154,7 +188,7 @@ def post(client, item_id, body, key="k-1"):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_submit_with_a_token_is_three_statements(project):
+def test_submit_with_a_token_is_two_round_trips(project):
     """Autocommit, as in production: the transaction begins in the lock's round trip."""
     first, second = make_items(project, 2)
     user = make_user()
@@ -164,8 +198,9 @@ def test_submit_with_a_token_is_three_statements(project):
     with CaptureQueriesContext(connection) as ctx:
         r = post(client, second.pk, {"value": {"label": "tech"}, "lead_time_ms": 5})
     assert r.status_code == 201, r.content
-    sqls = [q["sql"].split("(")[0] for q in ctx.captured_queries]
-    assert sqls == ["BEGIN; EXECUTE tandem_submit_lock_token", "EXECUTE tandem_submit_write", "COMMIT"], sqls
+    sqls = [q["sql"] for q in ctx.captured_queries]
+    assert [s.split("(")[0] for s in sqls] == ["BEGIN; EXECUTE tandem_submit_lock_token", "EXECUTE tandem_submit_write"]
+    assert sqls[1].endswith("; COMMIT"), sqls
     body = r.json()
     assert body["annotator"] == user.username
     assert (body["item"], body["value"], body["lead_time_ms"]) == (second.pk, {"label": "tech"}, 5)

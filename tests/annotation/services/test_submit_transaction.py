@@ -1,11 +1,15 @@
 """The API's submit on PostgreSQL opens its own transaction in the lock's round trip ("BEGIN; EXECUTE ...") when
-Django is in autocommit mode. Every way out must leave the connection idle: committed, or rolled back."""
+Django is in autocommit mode, and commits it in the write's ("EXECUTE ...; COMMIT"). Every way out must leave
+the connection idle: committed, or rolled back."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 
 from annotation.exceptions import ApplicationError
@@ -33,7 +37,7 @@ def setup():
     return project, user, list(Item.objects.filter(project=project).order_by("id"))
 
 
-def test_submit_commits_in_three_round_trips(setup):
+def test_submit_commits_in_two_round_trips(setup):
     project, user, (item, _) = setup
     item_next_for_annotator(project=project, user=user)
     annotation_submit_checked(item_id=item.pk, user=user, value={"label": "b"}, idempotency_key="warm")
@@ -45,8 +49,8 @@ def test_submit_commits_in_three_round_trips(setup):
     assert [s.split("(")[0] for s in sqls] == [
         "BEGIN; EXECUTE tandem_submit_lock_checked",
         "EXECUTE tandem_submit_write",
-        "COMMIT",
-    ], sqls
+    ]
+    assert sqls[1].endswith("; COMMIT"), sqls
     assert idle()
     # committed: visible to a fresh connection
     connection.close()
@@ -93,3 +97,49 @@ def test_every_refusal_rolls_back(setup):
         cursor.execute("SET lock_timeout = '1s'")
         cursor.execute("SELECT id FROM annotation_item WHERE id IN (%s, %s) FOR UPDATE NOWAIT", [item.pk, second.pk])
         assert len(cursor.fetchall()) == 2
+
+
+def test_a_write_that_finds_no_free_slot_is_undone_whole(setup):
+    """k=1, the item holds another user's expired lease and a third user's live one: the write deletes the
+    expired lease, then finds no free slot, fails (SQLSTATE T0409, answered 409), and the COMMIT sent with it
+    does not run, so the expired lease and the item's lease columns are as they were."""
+    project, user, (item, _) = setup
+    gone, holder = make_user(), make_user()
+    now = timezone.now()
+    Assignment.objects.bulk_create(
+        [
+            Assignment(item=item, user=gone, project=project, expires_at=now - timedelta(minutes=1)),
+            Assignment(item=item, user=holder, project=project, expires_at=now + timedelta(minutes=10)),
+        ]
+    )
+    Item.objects.filter(pk=item.pk).update(lease_count=2, lease_expires_at=now - timedelta(minutes=1))
+    with CaptureQueriesContext(connection) as ctx, pytest.raises(ApplicationError) as err:
+        annotation_submit_checked(item_id=item.pk, user=user, value={"label": "a"}, idempotency_key="late")
+    assert err.value.status_code == 409
+    assert "others took it" in str(err.value.detail)
+    assert ctx.captured_queries[-1]["sql"] == "ROLLBACK"
+    assert ctx.captured_queries[-2]["sql"].endswith("; COMMIT")
+    assert idle()
+    connection.close()
+    assert not Annotation.objects.exists()
+    assert set(Assignment.objects.values_list("user_id", flat=True)) == {gone.pk, holder.pk}
+    item.refresh_from_db()
+    assert (item.lease_count, item.annotation_count, item.status) == (2, 0, "open")
+
+
+def test_the_kth_annotation_decides_with_the_others_values(setup):
+    """k=3: the lock statement brings the other annotations' values; the third submit writes the majority."""
+    project, user, (item, _) = setup
+    project.annotations_per_item = 3
+    project.save()
+    users = [user, make_user(), make_user()]
+    for u in users[1:]:
+        add_member(project, u)
+    for u, label in zip(users, ["b", "a", "b"], strict=True):
+        result = annotation_submit_checked(item_id=item.pk, user=u, value={"label": label})
+        assert result.created
+        assert idle()
+    connection.close()
+    assert FinalLabel.objects.get(item=item).value == {"label": "b"}
+    item.refresh_from_db()
+    assert (item.annotation_count, item.status) == (3, "approved")
