@@ -4,6 +4,8 @@ import uuid
 
 import pytest
 from django.db import connection
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
 
 from annotation.models import Annotation, Assignment, FinalLabel, Item
 from tests.conftest import add_member, client_for, make_project, make_user
@@ -11,14 +13,19 @@ from tests.conftest import add_member, client_for, make_project, make_user
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("prepare", [True, False])
-def test_next_and_submit_with_and_without_prepared_statements(settings, prepare):
+@pytest.mark.parametrize("token", [False, True], ids=["session", "token"])
+def test_next_and_submit_with_and_without_prepared_statements(settings, prepare, token):
     assert connection.vendor == "postgresql"
     settings.TANDEM_PG_PREPARE = prepare
     project = make_project(labels=("a", "b"))
     Item.objects.bulk_create([Item(project=project, external_id=f"e{i}", data={"text": f"t{i}"}) for i in range(3)])
     user = make_user()
     add_member(project, user)
-    client = client_for(user)
+    if token:  # the statements that fold the token lookup in (next: item_next_for_token; submit's lock)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    else:
+        client = client_for(user)
     for _ in range(3):
         r = client.get(f"/api/projects/{project.pk}/next")
         assert r.status_code == 200, r.content

@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 from django.db import connection, connections
 from django.db.models import Count
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from annotation.models import Annotation, Assignment, Item
@@ -25,7 +26,10 @@ def _seed(project, n: int, tmp_path) -> None:
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(("k", "annotators", "items"), [(1, 8, 120), (2, 6, 60)])
-def test_concurrent_annotators_never_exceed_overlap(k, annotators, items, tmp_path):
+@pytest.mark.parametrize("auth", ["session", "token"])
+def test_concurrent_annotators_never_exceed_overlap(k, annotators, items, auth, tmp_path):
+    """`auth`: "session" authenticates as DRF does for any request; "token" sends `Authorization: Token`, so
+    next and submit take the statements that fold the token lookup in (one and two round trips)."""
     assert connection.vendor == "postgresql"
     manager = make_user("boss")
     project = make_project(manager, labels=("a", "b"), annotations_per_item=k)
@@ -39,9 +43,14 @@ def test_concurrent_annotators_never_exceed_overlap(k, annotators, items, tmp_pa
     lock = threading.Lock()
     errors: list[str] = []
 
+    tokens = {user.pk: Token.objects.create(user=user).key for user in users}
+
     def work(user) -> None:
         client = APIClient()
-        client.force_authenticate(user)
+        if auth == "token":
+            client.credentials(HTTP_AUTHORIZATION=f"Token {tokens[user.pk]}")
+        else:
+            client.force_authenticate(user)
         try:
             for _ in range(items * k + 5):
                 r = client.get(f"/api/projects/{project.pk}/next")
