@@ -61,7 +61,8 @@ def test_next_with_a_token_when_nothing_is_left(project):
 
 def test_refused_requests_lease_nothing(project):
     """The fold leases before DRF's negotiation and permission checks run: a request any of them would refuse
-    must not take a lease (a stranger, a bad `exclude`, an Accept DRF answers 406, an unknown parameter)."""
+    must not take a lease (a stranger, a bad `exclude`, an Accept DRF answers 406). A query parameter other
+    than `exclude` also skips the fold (DRF's negotiation reads `format`)."""
     [item] = make_items(project, 1)
     user, stranger = make_user(), make_user()
     add_member(project, user)

@@ -128,18 +128,19 @@ def test_a_write_that_finds_no_free_slot_is_undone_whole(setup):
 
 
 def test_the_kth_annotation_decides_with_the_others_values(setup):
-    """k=3: the lock statement brings the other annotations' values; the third submit writes the majority."""
+    """k=3: the lock statement brings the other annotations' values; the third submit (a dissent) writes the
+    majority of all three, not its own value."""
     project, user, (item, _) = setup
     project.annotations_per_item = 3
     project.save()
     users = [user, make_user(), make_user()]
     for u in users[1:]:
         add_member(project, u)
-    for u, label in zip(users, ["b", "a", "b"], strict=True):
+    for u, label in zip(users, ["a", "a", "b"], strict=True):
         result = annotation_submit_checked(item_id=item.pk, user=u, value={"label": label})
         assert result.created
         assert idle()
     connection.close()
-    assert FinalLabel.objects.get(item=item).value == {"label": "b"}
+    assert FinalLabel.objects.get(item=item).value == {"label": "a"}
     item.refresh_from_db()
     assert (item.annotation_count, item.status) == (3, "approved")
