@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from annotation.models import Project
 from annotation.sql import load
 
-_MAX_BIGINT = 2**63 - 1
+MAX_BIGINT = 2**63 - 1  # ids are bigint
 
 
 @dataclass
@@ -24,7 +24,7 @@ class ProjectAccess:
 def bigint_or_zero(project_id: int | str) -> int:
     """The project id for a query: ids are bigint, and an id beyond that is no project (0 matches none)."""
     project_id = int(project_id)
-    return 0 if project_id > _MAX_BIGINT else project_id
+    return 0 if project_id > MAX_BIGINT else project_id
 
 
 def project_access(user, project_row: tuple, member_role: str | None) -> ProjectAccess:

@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotation.access import MAX_BIGINT
 from annotation.apis.pagination import PageNumberPagination
 from annotation.apis.serializers import (
     AnnotationInput,
@@ -116,9 +117,6 @@ class ItemDetailApi(APIView):
         return Response(ItemOutput(item).data)
 
 
-_MAX_ID = 2**63 - 1
-
-
 def _exclude_ids(request: Request) -> list[int]:
     """`?exclude=<id>[,<id>...]` (the parameter may also repeat): at most MAX_EXCLUDE item ids."""
     parts = [p.strip() for raw in request.query_params.getlist("exclude") for p in raw.split(",")]
@@ -128,7 +126,7 @@ def _exclude_ids(request: Request) -> list[int]:
             "Too many excluded items.",
             [{"field": "exclude", "message": f"At most {MAX_EXCLUDE} item ids, got {len(parts)}."}],
         )
-    bad = next((p for p in parts if not (p.isascii() and p.isdigit() and 0 < int(p) <= _MAX_ID)), None)
+    bad = next((p for p in parts if not (p.isascii() and p.isdigit() and 0 < int(p) <= MAX_BIGINT)), None)
     if bad is not None:
         raise InvalidInput(
             "Bad exclude parameter.",
@@ -177,16 +175,17 @@ class ProjectNextApi(APIView):
         if self.access is not None:
             require_capability(self.access.role, ANNOTATE)
             project = self.access.project
-        elif int(pk) > _MAX_ID:  # beyond bigint: no such project (and no query that would fail on it)
+        elif int(pk) > MAX_BIGINT:  # beyond bigint: no such project (and no query that would fail on it)
             raise NotFound("No such project.")
         else:
             project = project_for_user(user=request.user, project_id=pk, capability=ANNOTATE)
-        exclude = _exclude_ids(request)
         if self.folded is not None and self.folded.found is not None:
-            nxt = self.folded.found
+            nxt = self.folded.found  # leased by the statement that checked access (initial)
         else:
             tried = self.folded is not None and self.folded.tried
-            nxt = item_next_for_annotator(project=project, user=request.user, exclude=exclude, skip_locked_tried=tried)
+            nxt = item_next_for_annotator(
+                project=project, user=request.user, exclude=_exclude_ids(request), skip_locked_tried=tried
+            )
         if nxt is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(next_out(nxt.item, nxt.expires_at))

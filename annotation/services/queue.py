@@ -185,19 +185,20 @@ def _pg_next_statement(
             columns=columns(Item, "i"),
             final=_NEXT_ROWS.format(columns=columns(Item, "i")),
         )
-        # A lease is cheap to lose: if the database crashes before it is on disk, the item is simply
-        # served again. So this commit does not wait for the WAL flush (annotations still do).
         row = fetchone_prepared(
-            f"tandem_next_{name}_{'wait' if wait else 'skip'}",
-            sql,
-            params,
-            # only when the statement is its own transaction: inside a caller's transaction SET LOCAL
-            # would also relax the commit of everything else that transaction writes
-            prefix="" if connection.in_atomic_block else "SET LOCAL synchronous_commit = off; ",
+            f"tandem_next_{name}_{'wait' if wait else 'skip'}", sql, params, prefix=_lease_commit_prefix()
         )
         if row is not None:
             return NextItem(item=load(Item, row[:-1]), expires_at=row[-1])
     return None
+
+
+def _lease_commit_prefix() -> str:
+    """Sent before a statement that leases an item. A lease is cheap to lose: if the database crashes before
+    it is on disk, the item is simply served again. So its commit does not wait for the WAL flush
+    (annotations still do). Only when the statement is its own transaction: inside a caller's transaction
+    SET LOCAL would also relax the commit of everything else that transaction writes."""
+    return "" if connection.in_atomic_block else "SET LOCAL synchronous_commit = off; "
 
 
 def _pg_next(*, project: Project, user, exclude: list[int], skip_locked_tried: bool) -> NextItem | None:
@@ -300,12 +301,7 @@ def item_next_for_token(*, token: str, project_id: int | str, exclude: Sequence[
         "expires": now + timedelta(seconds=settings.TANDEM_ASSIGNMENT_TTL_SECONDS),
         "exclude": ids,
     }
-    row = fetchone_prepared(
-        "tandem_next_token",
-        _pg_next_token_sql(),
-        params,
-        prefix="" if connection.in_atomic_block else "SET LOCAL synchronous_commit = off; ",  # as in _pg_next
-    )
+    row = fetchone_prepared("tandem_next_token", _pg_next_token_sql(), params, prefix=_lease_commit_prefix())
     if row is None:
         return None
     User = get_user_model()
