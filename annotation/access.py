@@ -1,38 +1,135 @@
-"""A user's access to a project as read by the hand-written statements that fold the token lookup and the
-access check together (annotation.auth.token_user_and_project, annotation.services.queue.item_next_for_token).
-Imports neither DRF nor the API's exceptions, so both the auth module and the services can use it."""
+"""Who may do what in a project: the one file where 404 versus 403 is decided.
+
+Every view, page and service asks one of the selectors below (`project_access`, `item_access`,
+`annotation_access`) or, where a statement of its own already read the membership under a lock (submit),
+`access_decide`. Each returns a `ProjectAccess(project, role)` whose `.can(capability)` answers the role
+questions; nothing is attached to model instances.
+
+The rule: a user who is not a member of the project (or asks for an object that does not exist) gets 404,
+never 403, which would confirm that it exists; a member whose role lacks the capability gets 403. Staff
+users hold every capability in every project.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
 
-from annotation.models import Project
-from annotation.sql import load
+from annotation.exceptions import Forbidden, NotFound
+from annotation.models import Annotation, Item, Project
+from annotation.models.project import Role
+from annotation.sql import columns, fetchone_prepared, load, width
 
-MAX_BIGINT = 2**63 - 1  # ids are bigint
+STAFF = "staff"  # the role a staff user holds in every project
 
 
-@dataclass
+class Capability(StrEnum):
+    VIEW = "view"
+    ANNOTATE = "annotate"
+    REVIEW = "review"
+    MANAGE = "manage"
+    EXPORT = "export"
+    MODEL = "model"  # pre-label, train, activate model versions, schedules
+
+
+# capability -> the membership roles that hold it (staff hold all)
+_GRANTS: dict[Capability, frozenset[str]] = {
+    Capability.VIEW: frozenset(Role.values),
+    Capability.ANNOTATE: frozenset(Role.values),
+    Capability.REVIEW: frozenset({Role.REVIEWER, Role.MANAGER}),
+    Capability.MANAGE: frozenset({Role.MANAGER}),
+    Capability.EXPORT: frozenset({Role.MANAGER, Role.ENGINEER}),
+    Capability.MODEL: frozenset({Role.MANAGER, Role.ENGINEER}),
+}
+
+
+@dataclass(frozen=True)
 class ProjectAccess:
-    """The requesting user's role in a project ("staff" for staff users; None: not a member, or no such
-    project) and the project (None when it does not exist)."""
+    """A user's access to a project: the project and their role in it (a Role value, or STAFF)."""
 
-    role: str | None
-    project: Project | None
+    project: Project
+    role: str
+
+    def can(self, capability: Capability) -> bool:
+        return self.role == STAFF or self.role in _GRANTS[capability]
+
+    def require(self, capability: Capability) -> None:
+        """403 unless the role holds `capability`."""
+        if not self.can(capability):
+            raise Forbidden(f"Your role ({self.role}) does not allow this.")
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role == STAFF
 
 
-def bigint_or_zero(project_id: int | str) -> int:
-    """The project id for a query: ids are bigint, and an id beyond that is no project (0 matches none)."""
-    project_id = int(project_id)
-    return 0 if project_id > MAX_BIGINT else project_id
+@dataclass(frozen=True)
+class ItemAccess:
+    item: Item
+    access: ProjectAccess
 
 
-def project_access(user, project_row: tuple, member_role: str | None) -> ProjectAccess:
-    """The ProjectAccess of a row selected as columns(Project, ...) through a LEFT JOIN (all NULL: no such
-    project) and the user's membership role in it (NULL: none)."""
-    if project_row[Project._meta.concrete_fields.index(Project._meta.pk)] is None:
-        return ProjectAccess(role=None, project=None)
-    project = load(Project, project_row)
-    role = "staff" if user.is_staff else member_role
-    project.user_role = role  # type: ignore[attr-defined]
-    return ProjectAccess(role=role, project=project)
+def access_decide(
+    *, user: Any, project: Project | None, member_role: str | None, capability: Capability, what: str = "project"
+) -> ProjectAccess:
+    """The access of `user` (whose membership role in `project` is `member_role`, None for none) with
+    `capability` checked: 404 when the project is None or the user is no member, 403 when the role lacks it."""
+    role = STAFF if getattr(user, "is_staff", False) else member_role
+    if project is None or role is None:
+        raise NotFound(f"No such {what}.")
+    access = ProjectAccess(project=project, role=role)
+    access.require(capability)
+    return access
+
+
+def project_access(*, user: Any, project_id: int | str, capability: Capability = Capability.VIEW) -> ProjectAccess:
+    """The user's access to the project, with `capability` required (404 / 403 as the module says). One query."""
+    row = fetchone_prepared(
+        "tandem_project_access",
+        f"SELECT {columns(Project, 'p')}, m.role FROM annotation_project p "  # noqa: S608 - column names only
+        "LEFT JOIN annotation_membership m ON m.project_id = p.id AND m.user_id = %(user)s::integer "
+        "WHERE p.id = %(project)s::bigint",
+        {"user": user.pk, "project": int(project_id)},
+    )
+    return access_decide(
+        user=user,
+        project=None if row is None else load(Project, row[:-1]),
+        member_role=None if row is None else row[-1],
+        capability=capability,
+    )
+
+
+def item_access(*, user: Any, item_id: int | str, capability: Capability = Capability.VIEW) -> ItemAccess:
+    """The item (with `item.project` loaded) and the user's access to its project, `capability` required. One query."""
+    row = fetchone_prepared(
+        "tandem_item_access",
+        f"SELECT {columns(Item, 'i')}, {columns(Project, 'p')}, m.role FROM annotation_item i "  # noqa: S608
+        "JOIN annotation_project p ON p.id = i.project_id "
+        "LEFT JOIN annotation_membership m ON m.project_id = p.id AND m.user_id = %(user)s::integer "
+        "WHERE i.id = %(item)s::bigint",
+        {"user": user.pk, "item": int(item_id)},
+    )
+    if row is None:
+        raise NotFound("No such item.")
+    n = width(Item)
+    item = load(Item, row[:n])
+    item.project = load(Project, row[n:-1])
+    access = access_decide(user=user, project=item.project, member_role=row[-1], capability=capability, what="item")
+    return ItemAccess(item=item, access=access)
+
+
+def annotation_access(
+    *, user: Any, annotation_id: int | str, capability: Capability = Capability.VIEW
+) -> tuple[Annotation, ProjectAccess]:
+    """The annotation (with its item, project and annotator loaded) and the user's access to its project,
+    `capability` required: 404 for a missing annotation or a non-member, 403 for a role without it."""
+    annotation = Annotation.objects.select_related("item__project", "annotator").filter(pk=annotation_id).first()
+    if annotation is None:
+        raise NotFound("No such annotation.")
+    project = annotation.item.project
+    member_role = project.memberships.filter(user_id=user.pk).values_list("role", flat=True).first()
+    access = access_decide(
+        user=user, project=project, member_role=member_role, capability=capability, what="annotation"
+    )
+    return annotation, access

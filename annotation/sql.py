@@ -1,9 +1,8 @@
-"""Hand-written SQL for the hot paths (auth, next, submit) on PostgreSQL.
+"""Helpers for the hand-written statements of the hot paths (token auth, access checks, next, submit).
 
-The ORM spends about half a millisecond of CPU compiling each query; the labeling loop runs a
-handful of them per annotation, so on PostgreSQL those few statements are written out here
-(one round trip each, parameters bound by the driver). SQLite, the embedded default, keeps the
-ORM code paths: it serializes writers anyway and is not where throughput matters.
+Compiling an ORM query costs more CPU than PostgreSQL spends answering these few statements, and the
+labeling loop runs them for every annotation, so they are written out once each, as prepared statements;
+these helpers select a model's columns and load a row back into a model instance.
 """
 
 from __future__ import annotations
@@ -20,20 +19,6 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db import models as dj
 
 M = TypeVar("M", bound=dj.Model)
-
-
-_vendor: str | None = None
-
-
-def fast_path() -> bool:
-    """True where the hand-written PostgreSQL statements are used.
-
-    The database backend never changes in a running process, so its vendor is read once: `connection.vendor`
-    goes through a thread-local proxy each time, and the hot paths ask several times per request."""
-    global _vendor
-    if _vendor is None:
-        _vendor = connection.vendor
-    return _vendor == "postgresql"
 
 
 @cache
@@ -87,9 +72,9 @@ def _prepared_text(sql: str) -> tuple[str, tuple[str, ...]]:
 def fetchone_prepared(name: str, sql: str, params: dict[str, Any], *, prefix: str = "") -> tuple | None:
     """fetchone() through a server-side prepared statement, prepared once per connection.
 
-    Planning the queue's statement costs the server more than running it (about 1.5 ms against
-    0.2 ms), so the hot statements are PREPAREd and then only EXECUTEd. Every parameter in `sql`
-    carries an explicit cast, since PREPARE infers parameter types from context alone. Set
+    Planning the queue's statement costs the server more than running it (bench/README.md), so the hot
+    statements are PREPAREd and then only EXECUTEd. Every parameter in `sql` carries an explicit cast,
+    since PREPARE infers parameter types from context alone. Set
     TANDEM_PG_PREPARE=0 behind a pooler that does not keep sessions (PgBouncer in transaction mode).
     `prefix` is sent in the same round trip, e.g. "SET LOCAL ...;" (several statements sent at once
     run as one transaction).

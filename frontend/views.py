@@ -12,17 +12,18 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
+from annotation.access import Capability, ProjectAccess, project_access
 from annotation.exceptions import Forbidden, NotFound
-from annotation.models import Annotation, Project
-from annotation.permissions import ANNOTATE, project_for_user
+from annotation.models import Annotation
 from annotation.selectors.items import project_list_for_user
 from frontend.selectors import items_left_by_project
 
 
-def project_for_page(request: HttpRequest, project_id: int, capability) -> Project:
-    """The project for a page, or Django's 404 (non-members) / 403 (a role that may not) pages."""
+def access_for_page(request: HttpRequest, project_id: int, capability: Capability) -> ProjectAccess:
+    """The user's access to the project of a page, or Django's 404 (non-members) / 403 (a role that may not)
+    pages: the same decision as the REST API's (annotation.access)."""
     try:
-        return project_for_user(user=request.user, project_id=project_id, capability=capability)
+        return project_access(user=request.user, project_id=project_id, capability=capability)
     except NotFound as exc:
         raise Http404(exc.detail) from exc
     except Forbidden as exc:
@@ -43,7 +44,7 @@ def project_list(request: HttpRequest) -> HttpResponse:
 @ensure_csrf_cookie
 def label(request: HttpRequest, pk: int) -> HttpResponse:
     """The keyboard-first labeling page (static/frontend/label.js drives /api/projects/{id}/next and submit)."""
-    project = project_for_page(request, pk, ANNOTATE)
+    project = access_for_page(request, pk, Capability.ANNOTATE).project
     config = {
         "project": project.pk,
         "taskType": project.task_type,

@@ -15,11 +15,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
+from annotation.access import Capability
 from annotation.apis.serializers import ProjectOutput
-from annotation.models import Item, Job, Project
+from annotation.models import Item, Project
 from annotation.models.project import ReviewPolicy, Role, Sampling, TaskType
-from annotation.permissions import EXPORT, MANAGE
-from frontend.views import project_for_page
+from annotation.selectors.items import job_list
+from frontend.views import access_for_page
 
 NEW_PROJECT_DEFAULTS: dict[str, Any] = {
     "name": "",
@@ -66,7 +67,7 @@ def project_new(request: HttpRequest) -> HttpResponse:
 @ensure_csrf_cookie
 def project_settings(request: HttpRequest, pk: int) -> HttpResponse:
     """`/projects/{id}/settings`: labels, overlap, review, sampling, guidelines and members (managers, staff)."""
-    project = project_for_page(request, pk, MANAGE)
+    project = access_for_page(request, pk, Capability.MANAGE).project
     return render(request, "frontend/manage_project.html", _form_context(request, project))
 
 
@@ -74,21 +75,21 @@ def project_settings(request: HttpRequest, pk: int) -> HttpResponse:
 @ensure_csrf_cookie
 def project_import(request: HttpRequest, pk: int) -> HttpResponse:
     """`/projects/{id}/import`: upload a file, watch its import Job, see what was created and what was wrong."""
-    project = project_for_page(request, pk, MANAGE)
-    jobs = Job.objects.filter(project=project, kind="import").order_by("-id")[:10]
+    project = access_for_page(request, pk, Capability.MANAGE).project
+    jobs = job_list(project=project).filter(kind="import")[:10]
     return render(request, "frontend/manage_import.html", {"project": project, "jobs": jobs})
 
 
 @login_required
 def project_export(request: HttpRequest, pk: int) -> HttpResponse:
     """`/projects/{id}/export`: download links for the streamed JSONL / CSV export (managers, engineers, staff)."""
-    project = project_for_page(request, pk, EXPORT)
-    role = project.user_role  # type: ignore[attr-defined]
+    access = access_for_page(request, pk, Capability.EXPORT)
+    project = access.project
     counts = Item.objects.filter(project=project).aggregate(
         items=Count("id"), final=Count("id", filter=Q(final_label__isnull=False))
     )
     return render(
         request,
         "frontend/manage_export.html",
-        {"project": project, "counts": counts, "can_manage": role == "staff" or role in MANAGE},
+        {"project": project, "counts": counts, "can_manage": access.can(Capability.MANAGE)},
     )

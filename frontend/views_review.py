@@ -12,16 +12,16 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from annotation.permissions import MANAGE, REVIEW
-from frontend.views import project_for_page
+from annotation.access import Capability
+from frontend.views import access_for_page
 
 
 @login_required
 @ensure_csrf_cookie
 def review(request: HttpRequest, pk: int) -> HttpResponse:
     """`/projects/{id}/review` for reviewers, managers and staff (404 non-members, 403 other roles)."""
-    project = project_for_page(request, pk, REVIEW)
-    role = project.user_role  # type: ignore[attr-defined]
+    access = access_for_page(request, pk, Capability.REVIEW)
+    project = access.project
     config = {
         "project": project.pk,
         "taskType": project.task_type,
@@ -34,5 +34,5 @@ def review(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "frontend/review.html",
-        {"project": project, "config": config, "can_manage": role == "staff" or role in MANAGE},
+        {"project": project, "config": config, "can_manage": access.can(Capability.MANAGE)},
     )

@@ -14,13 +14,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.apis.pagination import PageNumberPagination
+from annotation.access import Capability, project_access
+from annotation.apis.pagination import paginated
 from annotation.apis.serializers import JobCreated, JobOutput
 from annotation.exceptions import InvalidInput, PayloadTooLarge
-from annotation.models import Job
-from annotation.permissions import EXPORT, MANAGE, VIEW, project_for_user
 from annotation.selectors.exporting import EXPORT_FORMATS, export_stream
-from annotation.selectors.items import job_for_user
+from annotation.selectors.items import job_for_user, job_list
 from annotation.services.importing import CHUNK, import_create
 
 CONTENT_TYPES = {"jsonl": "application/x-ndjson; charset=utf-8", "csv": "text/csv; charset=utf-8"}
@@ -51,7 +50,7 @@ class ProjectImportApi(APIView):
         responses={202: JobCreated},
     )
     def post(self, request: Request, pk: int) -> Response:
-        project = project_for_user(user=request.user, project_id=pk, capability=MANAGE)
+        project = project_access(user=request.user, project_id=pk, capability=Capability.MANAGE).project
         declared = request.META.get("CONTENT_LENGTH")
         declared_size = int(declared) if declared and declared.isdigit() else None
         on_error = request.query_params.get("on_error")
@@ -99,7 +98,7 @@ class ProjectExportApi(APIView):
         responses={(200, "application/x-ndjson"): OpenApiTypes.STR, (200, "text/csv"): OpenApiTypes.STR},
     )
     def get(self, request: Request, pk: int):
-        project = project_for_user(user=request.user, project_id=pk, capability=EXPORT)
+        project = project_access(user=request.user, project_id=pk, capability=Capability.EXPORT).project
         fmt = request.query_params.get("format", "jsonl").lower()
         if fmt not in EXPORT_FORMATS:
             raise InvalidInput("Unknown export format.", [{"field": "format", "message": "One of jsonl, csv."}])
@@ -118,7 +117,5 @@ class JobDetailApi(APIView):
 class ProjectJobsApi(APIView):
     @extend_schema(responses=JobOutput(many=True))
     def get(self, request: Request, pk: int) -> Response:
-        project = project_for_user(user=request.user, project_id=pk, capability=VIEW)
-        paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(Job.objects.filter(project=project).order_by("-id"), request, view=self)
-        return paginator.get_paginated_response(JobOutput(page, many=True).data)
+        project = project_access(user=request.user, project_id=pk, capability=Capability.VIEW).project
+        return paginated(request, job_list(project=project), lambda page: JobOutput(page, many=True).data, self)

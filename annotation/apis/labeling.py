@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import django_filters
-from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.access import MAX_BIGINT
-from annotation.apis.pagination import PageNumberPagination
+from annotation.access import Capability, annotation_access, item_access, project_access
+from annotation.apis.pagination import paginated
 from annotation.apis.serializers import (
     AnnotationInput,
     AnnotationOutput,
@@ -22,17 +19,13 @@ from annotation.apis.serializers import (
     annotation_out,
     next_out,
 )
-from annotation.auth import token_key, token_user_and_project
 from annotation.exceptions import Forbidden, InvalidInput, NotFound
-from annotation.models import Annotation
-from annotation.models.item import ItemStatus
-from annotation.permissions import ANNOTATE, REVIEW, VIEW, project_for_user, require_capability
-from annotation.selectors.items import item_filter_annotator, item_filter_label, item_for_user, item_list
-from annotation.services.queue import MAX_EXCLUDE, item_next_for_annotator, item_next_for_token
-from annotation.services.submitting import TokenRefused, annotation_submit_checked, annotation_update, item_skip
-from annotation.services.values import value_validate
-from annotation.sql import fast_path
+from annotation.selectors.items import item_list
+from annotation.selectors.labeling import annotation_list_for_item
+from annotation.services.queue import MAX_EXCLUDE, item_next_for_annotator
+from annotation.services.submitting import annotation_submit, annotation_update, item_skip
 
+MAX_BIGINT = 2**63 - 1  # item ids are bigint: a larger ?exclude= id is refused, never sent to the database
 MAX_KEY = 200
 
 
@@ -70,22 +63,6 @@ def _annotation_input(data: object) -> dict:
     return checked.validated_data
 
 
-class ItemFilter(django_filters.FilterSet):
-    status = django_filters.MultipleChoiceFilter(choices=ItemStatus.choices)
-    label = django_filters.CharFilter(method="filter_label")
-    annotator = django_filters.CharFilter(method="filter_annotator")
-    uncertainty_min = django_filters.NumberFilter(field_name="uncertainty", lookup_expr="gte")
-    uncertainty_max = django_filters.NumberFilter(field_name="uncertainty", lookup_expr="lte")
-    is_gold = django_filters.BooleanFilter()
-    external_id = django_filters.CharFilter()
-
-    def filter_label(self, qs: QuerySet, name: str, value: str) -> QuerySet:
-        return item_filter_label(qs, project=self.request.project, label=value)
-
-    def filter_annotator(self, qs: QuerySet, name: str, value: str) -> QuerySet:
-        return item_filter_annotator(qs, value)
-
-
 class ProjectItemsApi(APIView):
     @extend_schema(
         parameters=[
@@ -100,20 +77,15 @@ class ProjectItemsApi(APIView):
         responses=ItemOutput(many=True),
     )
     def get(self, request: Request, pk: int) -> Response:
-        project = project_for_user(user=request.user, project_id=pk, capability=VIEW)
-        request.project = project
-        filterset = ItemFilter(request.query_params, queryset=item_list(project=project), request=request)
-        if not filterset.is_valid():
-            raise ValidationError(filterset.errors)
-        paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(filterset.qs, request, view=self)
-        return paginator.get_paginated_response(ItemOutput(page, many=True).data)
+        project = project_access(user=request.user, project_id=pk, capability=Capability.VIEW).project
+        items = item_list(project=project, params=request.query_params)
+        return paginated(request, items, lambda page: ItemOutput(page, many=True).data, self)
 
 
 class ItemDetailApi(APIView):
     @extend_schema(responses=ItemOutput)
     def get(self, request: Request, pk: int) -> Response:
-        item = item_for_user(user=request.user, item_id=pk, capability=VIEW)
+        item = item_access(user=request.user, item_id=pk, capability=Capability.VIEW).item
         return Response(ItemOutput(item).data)
 
 
@@ -138,28 +110,6 @@ def _exclude_ids(request: Request) -> list[int]:
 class ProjectNextApi(APIView):
     content_negotiation_class = JsonFirstNegotiation
 
-    def initial(self, request: Request, *args, **kwargs) -> None:
-        # With `Authorization: Token` on PostgreSQL, the token lookup, the access check and (in the common
-        # case) the lease are one statement; then DRF finds request.user set and does not query again. Only
-        # for a request that DRF's negotiation will not refuse (a JSON Accept, no parameter but `exclude`),
-        # since the lease is taken before it runs.
-        self.folded = self.access = None
-        key = token_key(request) if fast_path() else None
-        plain = JsonFirstNegotiation.takes_json(request) and set(request.query_params) <= {"exclude"}
-        if key is not None and not plain:
-            self.access = token_user_and_project(request, kwargs["pk"])
-        elif key is not None:
-            try:
-                exclude = _exclude_ids(request)
-            except InvalidInput:  # answered in get(), after the access check, as on the general path
-                self.access = token_user_and_project(request, kwargs["pk"])
-            else:
-                self.folded = item_next_for_token(token=key, project_id=kwargs["pk"], exclude=exclude)
-                if self.folded is not None:
-                    request.user, request.auth = self.folded.user, key
-                    self.access = self.folded.access
-        super().initial(request, *args, **kwargs)
-
     @extend_schema(
         parameters=[
             OpenApiParameter(
@@ -172,20 +122,8 @@ class ProjectNextApi(APIView):
         responses={200: OpenApiTypes.OBJECT, 204: None},
     )
     def get(self, request: Request, pk: int) -> Response:
-        if self.access is not None:
-            require_capability(self.access.role, ANNOTATE)
-            project = self.access.project
-        elif int(pk) > MAX_BIGINT:  # beyond bigint: no such project (and no query that would fail on it)
-            raise NotFound("No such project.")
-        else:
-            project = project_for_user(user=request.user, project_id=pk, capability=ANNOTATE)
-        if self.folded is not None and self.folded.found is not None:
-            nxt = self.folded.found  # leased by the statement that checked access (initial)
-        else:
-            tried = self.folded is not None and self.folded.tried
-            nxt = item_next_for_annotator(
-                project=project, user=request.user, exclude=_exclude_ids(request), skip_locked_tried=tried
-            )
+        project = project_access(user=request.user, project_id=pk, capability=Capability.ANNOTATE).project
+        nxt = item_next_for_annotator(project=project, user=request.user, exclude=_exclude_ids(request))
         if nxt is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(next_out(nxt.item, nxt.expires_at))
@@ -206,37 +144,13 @@ def _idempotency_key(request: Request) -> str | None:
 
 class ItemAnnotationsApi(APIView):
     content_negotiation_class = JsonFirstNegotiation
-    # POST with `Authorization: Token <key>` on PostgreSQL: the submit's lock statement looks the token up
-    # (one round trip less); DRF's authentication and permission check run only when that does not apply,
-    # when the token is refused, or before answering a bad request (so a bad token is still a 401 first).
-    token: str | None = None
-
-    def initial(self, request: Request, *args, **kwargs) -> None:
-        self.token = token_key(request) if request.method == "POST" and fast_path() else None
-        super().initial(request, *args, **kwargs)
-
-    def perform_authentication(self, request: Request) -> None:
-        if self.token is None:
-            super().perform_authentication(request)
-
-    def check_permissions(self, request: Request) -> None:
-        if self.token is None:
-            super().check_permissions(request)
-
-    def _authenticate_now(self, request: Request) -> None:
-        """DRF's authentication and permission check, as for any other request (raises 401 / 403)."""
-        self.token = None
-        super().perform_authentication(request)
-        super().check_permissions(request)
 
     @extend_schema(responses=AnnotationOutput(many=True))
     def get(self, request: Request, pk: int) -> Response:
         """Annotations of an item: all of them for reviewers and managers, only your own otherwise."""
-        item = item_for_user(user=request.user, item_id=pk, capability=VIEW)
-        qs = Annotation.objects.filter(item=item).select_related("annotator").order_by("id")
-        if item.project.user_role not in REVIEW and item.project.user_role != "staff":
-            qs = qs.filter(annotator=request.user)
-        return Response(AnnotationOutput(qs, many=True).data)
+        found = item_access(user=request.user, item_id=pk, capability=Capability.VIEW)
+        annotations = annotation_list_for_item(item=found.item, access=found.access, user=request.user)
+        return Response(AnnotationOutput(annotations, many=True).data)
 
     @extend_schema(
         request=AnnotationInput,
@@ -244,30 +158,16 @@ class ItemAnnotationsApi(APIView):
         responses={201: AnnotationOutput, 200: AnnotationOutput},
     )
     def post(self, request: Request, pk: int) -> Response:
-        try:
-            key = _idempotency_key(request)
-            v = _annotation_input(request.data)
-        except Exception:
-            if self.token is not None:
-                self._authenticate_now(request)  # a bad token answers 401 before a bad body answers 400
-            raise
-        submit = {
-            "item_id": int(pk),
-            "value": v["value"],
-            "lead_time_ms": v.get("lead_time_ms"),
-            "accepted_suggestion": v.get("accepted_suggestion"),
-            "idempotency_key": key,
-        }
-        result = None
-        if self.token is not None:
-            try:
-                result = annotation_submit_checked(user=None, token=self.token, **submit)
-            except TokenRefused:
-                self._authenticate_now(request)  # raises DRF's 401 (unknown token, inactive user)
-            else:
-                request.user, request.auth = result.annotation.annotator, self.token
-        if result is None:
-            result = annotation_submit_checked(user=request.user, **submit)
+        key = _idempotency_key(request)
+        v = _annotation_input(request.data)
+        result = annotation_submit(
+            item_id=int(pk),
+            user=request.user,
+            value=v["value"],
+            lead_time_ms=v.get("lead_time_ms"),
+            accepted_suggestion=v.get("accepted_suggestion"),
+            idempotency_key=key,
+        )
         return Response(
             annotation_out(result.annotation, request.user.get_username()),
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
@@ -275,15 +175,11 @@ class ItemAnnotationsApi(APIView):
 
 
 class AnnotationDetailApi(APIView):
-    def _get(self, request: Request, pk: int) -> Annotation:
-        annotation = Annotation.objects.select_related("annotator").filter(pk=pk).first()
-        if annotation is None:
+    def _get(self, request: Request, pk: int):
+        """The annotation, if it is the user's own or the user may review the project (404 otherwise)."""
+        annotation, access = annotation_access(user=request.user, annotation_id=pk, capability=Capability.VIEW)
+        if annotation.annotator_id != request.user.pk and not access.can(Capability.REVIEW):
             raise NotFound("No such annotation.")
-        item = item_for_user(user=request.user, item_id=annotation.item_id, capability=VIEW)
-        role = item.project.user_role
-        if annotation.annotator_id != request.user.pk and role != "staff" and role not in REVIEW:
-            raise NotFound("No such annotation.")
-        annotation.item = item
         return annotation
 
     @extend_schema(responses=AnnotationOutput)
@@ -297,18 +193,10 @@ class AnnotationDetailApi(APIView):
             raise Forbidden("Only the annotator can edit an annotation; reviewers use the review endpoints.")
         data = AnnotationInput(data=request.data)
         data.is_valid(raise_exception=True)
-        project = annotation.item.project
-        value = value_validate(
-            task_type=project.task_type,
-            label_names=project.label_names,
-            value=data.validated_data["value"],
-            text=annotation.item.text,
-        )
         updated = annotation_update(
             annotation_id=annotation.pk,
-            project=project,
             user=request.user,
-            value=value,
+            value=data.validated_data["value"],
             lead_time_ms=data.validated_data.get("lead_time_ms"),
         )
         return Response(annotation_out(updated, request.user.get_username()))
@@ -319,6 +207,6 @@ class ItemSkipApi(APIView):
 
     @extend_schema(request=None, responses={204: None})
     def post(self, request: Request, pk: int) -> Response:
-        item = item_for_user(user=request.user, item_id=pk, capability=ANNOTATE)
+        item = item_access(user=request.user, item_id=pk, capability=Capability.ANNOTATE).item
         item_skip(item_id=item.pk, user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)

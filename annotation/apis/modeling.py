@@ -9,17 +9,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotation.access import Capability, item_access, project_access
 from annotation.apis.serializers import JobCreated
 from annotation.exceptions import Conflict, NotFound
-from annotation.permissions import MODEL, VIEW, project_for_user
-from annotation.selectors.items import item_for_user
 from modelsvc.services import explanation_for_item, prelabel_start
 
 
 class ProjectPrelabelApi(APIView):
     @extend_schema(request=None, responses={202: JobCreated})
     def post(self, request: Request, pk: int) -> Response:
-        project = project_for_user(user=request.user, project_id=pk, capability=MODEL)
+        project = project_access(user=request.user, project_id=pk, capability=Capability.MODEL).project
         job = prelabel_start(project=project, user=request.user)
         return Response({"job": job.pk}, status=status.HTTP_202_ACCEPTED)
 
@@ -33,7 +32,7 @@ class ItemExplanationApi(APIView):
         }
     )
     def get(self, request: Request, pk: int) -> Response:
-        item = item_for_user(user=request.user, item_id=pk, capability=VIEW)
+        item = item_access(user=request.user, item_id=pk, capability=Capability.VIEW).item
         try:
             code, body = explanation_for_item(item)
         except LookupError as exc:
@@ -49,7 +48,7 @@ class ProjectTrainApi(APIView):
     def post(self, request: Request, pk: int) -> Response:
         from modelsvc.registry import train_start
 
-        project = project_for_user(user=request.user, project_id=pk, capability=MODEL)
+        project = project_access(user=request.user, project_id=pk, capability=Capability.MODEL).project
         job = train_start(project=project, user=request.user, reason="manual")
         return Response({"job": job.pk}, status=status.HTTP_202_ACCEPTED)
 
@@ -80,7 +79,7 @@ class ProjectModelVersionsApi(APIView):
     def get(self, request: Request, pk: int) -> Response:
         from modelsvc.models import ModelVersion
 
-        project = project_for_user(user=request.user, project_id=pk, capability=VIEW)
+        project = project_access(user=request.user, project_id=pk, capability=Capability.VIEW).project
         versions = list(ModelVersion.objects.filter(project=project).order_by("-version"))
         curve = [
             {
@@ -101,7 +100,7 @@ class ModelVersionActivateApi(APIView):
         from modelsvc.models import ModelVersion
         from modelsvc.services import version_activate
 
-        project = project_for_user(user=request.user, project_id=pk, capability=MODEL)
+        project = project_access(user=request.user, project_id=pk, capability=Capability.MODEL).project
         target = ModelVersion.objects.filter(project=project, version=version).first()
         if target is None:
             raise NotFound("No such model version.")
@@ -150,14 +149,14 @@ class ProjectTrainingScheduleApi(APIView):
     def get(self, request: Request, pk: int) -> Response:
         from modelsvc.registry import schedule_get
 
-        project = project_for_user(user=request.user, project_id=pk, capability=VIEW)
+        project = project_access(user=request.user, project_id=pk, capability=Capability.VIEW).project
         return Response(schedule_get(project))
 
     @extend_schema(request=ScheduleInput, responses=OpenApiResponse(OpenApiTypes.OBJECT))
     def put(self, request: Request, pk: int) -> Response:
         from modelsvc.registry import schedule_set
 
-        project = project_for_user(user=request.user, project_id=pk, capability=MODEL)
+        project = project_access(user=request.user, project_id=pk, capability=Capability.MODEL).project
         data = ScheduleInput(data=request.data)
         data.is_valid(raise_exception=True)
         return Response(schedule_set(project, **data.validated_data))

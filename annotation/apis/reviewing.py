@@ -12,9 +12,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotation.access import Capability, annotation_access, project_access
 from annotation.apis.serializers import ItemOutput, ReviewInput, ReviewNextOutput, ReviewOutput, iso
-from annotation.permissions import REVIEW, project_for_user
-from annotation.selectors.reviewing import ReviewTask, annotation_for_reviewer, review_next_for_reviewer
+from annotation.selectors.reviewing import ReviewTask, review_next_for_reviewer
 from annotation.services.reviewing import ReviewResult, review_submit
 
 
@@ -64,7 +64,7 @@ class ProjectReviewNextApi(APIView):
     @extend_schema(responses={200: ReviewNextOutput, 204: None})
     def get(self, request: Request, pk: int) -> Response:
         """The item awaiting review (disagreements first, then the oldest) with all its annotations; 204 when none."""
-        project = project_for_user(user=request.user, project_id=pk, capability=REVIEW)
+        project = project_access(user=request.user, project_id=pk, capability=Capability.REVIEW).project
         task = review_next_for_reviewer(project=project)
         if task is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
@@ -75,13 +75,13 @@ class AnnotationReviewApi(APIView):
     @extend_schema(request=ReviewInput, responses={201: ReviewOutput, 200: ReviewOutput})
     def post(self, request: Request, pk: int) -> Response:
         """approve / reject / correct an annotation of an item in review; 201, or 200 for a repeat of the same verdict."""
-        annotation = annotation_for_reviewer(user=request.user, annotation_id=pk, capability=REVIEW)
+        annotation, access = annotation_access(user=request.user, annotation_id=pk, capability=Capability.REVIEW)
         data = ReviewInput(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
         result = review_submit(
             annotation=annotation,
-            project=annotation.item.project,
+            project=access.project,
             reviewer=request.user,
             verdict=v["verdict"],
             value=v.get("value"),

@@ -17,6 +17,21 @@ def iso(dt) -> str | None:
     return dt.isoformat().replace("+00:00", "Z") if dt else None
 
 
+class StrictInput(serializers.Serializer):
+    """An input serializer that refuses fields it does not know (a typo must not be silently ignored).
+    `tolerated`: names accepted and ignored, e.g. the read-only fields of the matching output shape, so a
+    client may send back what it read."""
+
+    tolerated: frozenset[str] = frozenset()
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        data = self.initial_data
+        unknown = set(data) - set(self.fields) - self.tolerated if isinstance(data, dict) else set()
+        if unknown:
+            raise serializers.ValidationError({k: "Unknown field." for k in sorted(unknown)})
+        return attrs
+
+
 class UserInput(serializers.Serializer):
     username = serializers.RegexField(r"^[\w.@+-]{1,150}$", max_length=150)
     password = serializers.CharField(min_length=8, max_length=128, write_only=True)
@@ -47,7 +62,9 @@ class LabelSerializer(serializers.Serializer):
     description = serializers.CharField(required=False)
 
 
-class ProjectInput(serializers.Serializer):
+class ProjectInput(StrictInput):
+    tolerated = frozenset({"id", "created_at", "updated_at", "item_count", "done_count", "role", "created_by"})
+
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, max_length=10000)
     task_type = serializers.ChoiceField(choices=TaskType.choices, required=False)
@@ -62,14 +79,6 @@ class ProjectInput(serializers.Serializer):
     uncertainty_measure = serializers.ChoiceField(choices=UncertaintyMeasure.choices, required=False)
     exploration_rate = serializers.FloatField(min_value=0, max_value=1, required=False)
     min_new_labels = serializers.IntegerField(min_value=1, required=False)
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(self.initial_data) - set(self.fields) if isinstance(self.initial_data, dict) else set()
-        read_only = {"id", "created_at", "updated_at", "item_count", "done_count", "role", "created_by"}
-        unknown -= read_only
-        if unknown:
-            raise serializers.ValidationError({k: "Unknown field." for k in sorted(unknown)})
-        return attrs
 
 
 class ProjectOutput(serializers.ModelSerializer):
@@ -97,7 +106,7 @@ class ProjectOutput(serializers.ModelSerializer):
         return getattr(obj, "done_count", None)
 
     def get_role(self, obj: Project) -> str | None:
-        return getattr(obj, "my_role", None) or getattr(obj, "user_role", None)
+        return getattr(obj, "my_role", None)
 
 
 class MemberInput(serializers.Serializer):
@@ -214,16 +223,10 @@ class JobCreated(serializers.Serializer):
 # ---------------------------------------------------------------- review (annotation/apis/reviewing.py)
 
 
-class ReviewInput(serializers.Serializer):
+class ReviewInput(StrictInput):
     verdict = serializers.ChoiceField(choices=["approve", "reject", "correct"])
     value = serializers.JSONField(required=False, allow_null=True)
     comment = serializers.CharField(required=False, allow_blank=True, max_length=5000, trim_whitespace=False)
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(self.initial_data) - set(self.fields) if isinstance(self.initial_data, dict) else set()
-        if unknown:
-            raise serializers.ValidationError({k: "Unknown field." for k in sorted(unknown)})
-        return attrs
 
 
 class ReviewOutput(serializers.Serializer):

@@ -6,10 +6,8 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Max, QuerySet
 
-from annotation.exceptions import NotFound
 from annotation.models import Annotation, Item, Project
 from annotation.models.item import ItemStatus
-from annotation.permissions import require_capability
 
 
 @dataclass
@@ -53,22 +51,3 @@ def review_next_for_reviewer(*, project: Project) -> ReviewTask | None:
         disagreement=item.distinct_values > 1,
         waiting=Item.objects.filter(project=project, status=ItemStatus.IN_REVIEW).count(),
     )
-
-
-def annotation_for_reviewer(*, user, annotation_id: int, capability) -> Annotation:
-    """The annotation with its item and project, if the user's role there has `capability`.
-
-    404 for a missing annotation or a non-member (never 403, which would confirm it exists), 403 for a
-    member whose role lacks the capability. Sets `annotation.item.project.user_role`.
-    """
-    annotation = Annotation.objects.select_related("item__project").filter(pk=annotation_id).first()
-    if annotation is None:
-        raise NotFound("No such annotation.")
-    project = annotation.item.project
-    if getattr(user, "is_staff", False):
-        role: str | None = "staff"
-    else:
-        role = project.memberships.filter(user_id=user.pk).values_list("role", flat=True).first()
-    require_capability(role, capability, what="annotation")
-    project.user_role = role  # type: ignore[attr-defined]
-    return annotation

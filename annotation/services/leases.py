@@ -8,8 +8,6 @@ Every function here expects the item row to be locked by the caller's transactio
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from django.db.models import Count, Min
 
 from annotation.models import Assignment, Item
@@ -30,27 +28,6 @@ def leases_drop_user(*, item: Item, user_id: int) -> int:
     if removed:
         _resync(item, removed)
     return removed
-
-
-def leases_drop_expired(*, item: Item, now: datetime) -> int:
-    """Delete every expired lease on the item (whose slots are free anyway). Item not saved."""
-    if item.lease_expires_at is None or item.lease_expires_at > now:
-        return 0
-    removed, _ = Assignment.objects.filter(item_id=item.pk, expires_at__lte=now).delete()
-    if removed:
-        _resync(item, removed)
-    return removed
-
-
-def leases_add(*, item: Item, user_id: int, project_id: int, expires_at: datetime) -> Assignment:
-    """Write a new lease for the user. Item not saved."""
-    assignment = Assignment.objects.create(
-        item_id=item.pk, user_id=user_id, project_id=project_id, expires_at=expires_at
-    )
-    item.lease_count += 1
-    if item.lease_expires_at is None or expires_at < item.lease_expires_at:
-        item.lease_expires_at = expires_at
-    return assignment
 
 
 def leases_save(item: Item, **extra: object) -> None:

@@ -1,0 +1,16 @@
+"""Reads of annotations for the labeling loop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+
+from annotation.access import Capability, ProjectAccess
+from annotation.models import Annotation, Item
+
+
+def annotation_list_for_item(*, item: Item, access: ProjectAccess, user: Any) -> QuerySet[Annotation]:
+    """The item's annotations the user may see: all of them for those who may review, else their own."""
+    qs = Annotation.objects.filter(item=item).select_related("annotator").order_by("id")
+    return qs if access.can(Capability.REVIEW) else qs.filter(annotator=user)
