@@ -3,6 +3,20 @@ from django.contrib import admin
 from annotation.models import Annotation, Assignment, FinalLabel, Item, Job, Membership, Project, Review
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Shown, never edited here: items, annotations and leases change only through the services, which keep
+    the counters the queue depends on (annotation_count, lease_count, lease_expires_at) equal to the rows."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0
@@ -17,7 +31,7 @@ class ProjectAdmin(admin.ModelAdmin):
 
 
 @admin.register(Item)
-class ItemAdmin(admin.ModelAdmin):
+class ItemAdmin(ReadOnlyAdmin):
     list_display = ["id", "project", "external_id", "status", "priority", "annotation_count", "lease_count"]
     list_filter = ["status", "is_gold"]
     search_fields = ["external_id"]
@@ -27,14 +41,14 @@ class ItemAdmin(admin.ModelAdmin):
 
 
 @admin.register(Annotation)
-class AnnotationAdmin(admin.ModelAdmin):
+class AnnotationAdmin(ReadOnlyAdmin):
     list_display = ["id", "item", "annotator", "created_at"]
     raw_id_fields = ["item", "annotator"]
     show_full_result_count = False
 
 
 @admin.register(Assignment)
-class AssignmentAdmin(admin.ModelAdmin):
+class AssignmentAdmin(ReadOnlyAdmin):
     list_display = ["id", "item", "user", "expires_at"]
     raw_id_fields = ["item", "user", "project"]
 

@@ -9,7 +9,6 @@ from annotation.models.project import Project
 class ItemStatus(models.TextChoices):
     OPEN = "open"  # no annotation yet
     IN_PROGRESS = "in_progress"  # some annotations, fewer than the project's overlap k
-    LABELED = "labeled"  # k annotations, awaiting nothing (kept for policies that defer a decision)
     IN_REVIEW = "in_review"
     APPROVED = "approved"
     REJECTED = "rejected"
