@@ -249,7 +249,6 @@ def run_one(
         with transaction.atomic():
             annotation_submit(
                 item_id=item_id,
-                project=project,
                 user=owner,
                 value={"label": gold[external_id]},
                 idempotency_key=f"al-{n}",

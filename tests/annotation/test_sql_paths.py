@@ -1,4 +1,6 @@
-"""The hand-written PostgreSQL hot paths work with and without server-side prepared statements."""
+"""The hand-written PostgreSQL hot paths (token authentication, the access check, next's queue statement,
+submit's lock and write) work with and without server-side prepared statements (TANDEM_PG_PREPARE=0 behind a
+pooler that does not keep sessions), with a session and with an API token."""
 
 import uuid
 
@@ -21,7 +23,7 @@ def test_next_and_submit_with_and_without_prepared_statements(settings, prepare,
     Item.objects.bulk_create([Item(project=project, external_id=f"e{i}", data={"text": f"t{i}"}) for i in range(3)])
     user = make_user()
     add_member(project, user)
-    if token:  # the statements that fold the token lookup in (next: item_next_for_token; submit's lock)
+    if token:  # DRF token authentication (annotation.auth: one prepared statement of its own)
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
     else:

@@ -19,7 +19,7 @@ def annotated(project, item, *values) -> list[Annotation]:
     for value in values:
         user = make_user()
         add_member(project, user, "annotator")
-        out.append(annotation_submit(item_id=item.pk, project=project, user=user, value=value).annotation)
+        out.append(annotation_submit(item_id=item.pk, user=user, value=value).annotation)
     return out
 
 

@@ -28,8 +28,9 @@ def _seed(project, n: int, tmp_path) -> None:
 @pytest.mark.parametrize(("k", "annotators", "items"), [(1, 8, 120), (2, 6, 60)])
 @pytest.mark.parametrize("auth", ["session", "token"])
 def test_concurrent_annotators_never_exceed_overlap(k, annotators, items, auth, tmp_path):
-    """`auth`: "session" authenticates as DRF does for any request; "token" sends `Authorization: Token`, so
-    next and submit take the statements that fold the token lookup in (one and two round trips)."""
+    """`auth`: "session" authenticates with force_authenticate; "token" sends `Authorization: Token`, which DRF's
+    pipeline checks with annotation.auth.TokenAuthentication (one prepared statement) before next (access, then
+    the queue statement) and submit (the lock, then the write with its COMMIT)."""
     assert connection.vendor == "postgresql"
     manager = make_user("boss")
     project = make_project(manager, labels=("a", "b"), annotations_per_item=k)

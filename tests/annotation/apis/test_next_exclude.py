@@ -1,7 +1,7 @@
 """GET /api/projects/{id}/next?exclude=<id>[,<id>...]: prefetching the next item while the expert works on the current one.
 
-Every behaviour test runs twice: on the PostgreSQL statement (`sql`) and on the ORM path that SQLite uses (`orm`,
-forced here by switching the fast path off)."""
+There is one implementation of next (annotation.services.queue: the access check, then the queue statement);
+the `path` fixture checks that each behaviour test went through that statement."""
 
 from __future__ import annotations
 
@@ -21,18 +21,15 @@ from tests.conftest import add_member, make_project, make_user
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(params=["sql", "orm"])
-def path(request, monkeypatch):
-    """Which implementation of next runs: the PostgreSQL statement or the ORM (SQLite's) path."""
+@pytest.fixture
+def path(monkeypatch):
+    """Records the calls of the queue statement (_next_statement), and fails the test if it never ran."""
     assert connection.vendor == "postgresql"
     calls: list[dict] = []
-    if request.param == "orm":
-        monkeypatch.setattr(queue, "fast_path", lambda: False)
-    name = "_orm_next" if request.param == "orm" else "_pg_next"
-    real = getattr(queue, name)
-    monkeypatch.setattr(queue, name, lambda **kw: calls.append(kw) or real(**kw))
-    yield request.param
-    assert calls, f"{name} did not run"
+    real = queue._next_statement
+    monkeypatch.setattr(queue, "_next_statement", lambda **kw: calls.append(kw) or real(**kw))
+    yield calls
+    assert calls, "_next_statement did not run"
 
 
 def nxt(client, project, *exclude, raw: str | None = None):

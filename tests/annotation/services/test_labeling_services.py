@@ -37,7 +37,7 @@ def test_lease_bookkeeping_on_the_item_row():
     item_next_for_annotator(project=project, user=b)
     item.refresh_from_db()
     assert item.lease_count == 2
-    annotation_submit(item_id=item.pk, project=project, user=a, value={"label": "sports"})
+    annotation_submit(item_id=item.pk, user=a, value={"label": "sports"})
     item.refresh_from_db()
     assert item.lease_count == 1
     assert item.annotation_count == 1
@@ -62,10 +62,10 @@ def test_submit_beyond_k_is_refused_even_without_leases():
     project = make_project(annotations_per_item=2)
     [item] = items(project, 1)
     a, b, c = users(project, 3)
-    annotation_submit(item_id=item.pk, project=project, user=a, value={"label": "sports"})
-    annotation_submit(item_id=item.pk, project=project, user=b, value={"label": "sports"})
+    annotation_submit(item_id=item.pk, user=a, value={"label": "sports"})
+    annotation_submit(item_id=item.pk, user=b, value={"label": "sports"})
     with pytest.raises(Conflict):
-        annotation_submit(item_id=item.pk, project=project, user=c, value={"label": "sports"})
+        annotation_submit(item_id=item.pk, user=c, value={"label": "sports"})
     item.refresh_from_db()
     assert item.annotation_count == 2
     assert item.status == "approved"
@@ -76,11 +76,11 @@ def test_update_re_decides_consensus():
     [item] = items(project, 1)
     a, b, c = users(project, 3)
     anns = [
-        annotation_submit(item_id=item.pk, project=project, user=u, value={"label": lab}).annotation
+        annotation_submit(item_id=item.pk, user=u, value={"label": lab}).annotation
         for u, lab in [(a, "tech"), (b, "tech"), (c, "sports")]
     ]
     assert FinalLabel.objects.get(item=item).value == {"label": "tech"}
-    annotation_update(annotation_id=anns[0].pk, project=project, user=a, value={"label": "sports"})
+    annotation_update(annotation_id=anns[0].pk, user=a, value={"label": "sports"})
     assert FinalLabel.objects.get(item=item).value == {"label": "sports"}
     item.refresh_from_db()
     assert item.status == "approved"
@@ -92,17 +92,17 @@ def test_update_of_someone_elses_annotation_is_not_found():
     project = make_project()
     [item] = items(project, 1)
     a, b = users(project, 2)
-    ann = annotation_submit(item_id=item.pk, project=project, user=a, value={"label": "tech"}).annotation
+    ann = annotation_submit(item_id=item.pk, user=a, value={"label": "tech"}).annotation
     with pytest.raises(NotFound):
-        annotation_update(annotation_id=ann.pk, project=project, user=b, value={"label": "sports"})
+        annotation_update(annotation_id=ann.pk, user=b, value={"label": "sports"})
 
 
 def test_idempotent_submit_returns_first():
     project = make_project()
     [item] = items(project, 1)
     [a] = users(project, 1)
-    first = annotation_submit(item_id=item.pk, project=project, user=a, value={"label": "tech"}, idempotency_key="k")
-    again = annotation_submit(item_id=item.pk, project=project, user=a, value={"label": "tech"}, idempotency_key="k")
+    first = annotation_submit(item_id=item.pk, user=a, value={"label": "tech"}, idempotency_key="k")
+    again = annotation_submit(item_id=item.pk, user=a, value={"label": "tech"}, idempotency_key="k")
     assert first.created
     assert not again.created
     assert again.annotation.pk == first.annotation.pk

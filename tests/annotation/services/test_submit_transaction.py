@@ -15,7 +15,7 @@ from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 from annotation.exceptions import ApplicationError
 from annotation.models import Annotation, Assignment, FinalLabel, Item
 from annotation.services.queue import item_next_for_annotator
-from annotation.services.submitting import annotation_submit_checked
+from annotation.services.submitting import annotation_submit
 from tests.conftest import add_member, make_project, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -40,14 +40,14 @@ def setup():
 def test_submit_commits_in_two_round_trips(setup):
     project, user, (item, _) = setup
     item_next_for_annotator(project=project, user=user)
-    annotation_submit_checked(item_id=item.pk, user=user, value={"label": "b"}, idempotency_key="warm")
+    annotation_submit(item_id=item.pk, user=user, value={"label": "b"}, idempotency_key="warm")
     other = item_next_for_annotator(project=project, user=user).item
     with CaptureQueriesContext(connection) as ctx:
-        result = annotation_submit_checked(item_id=other.pk, user=user, value={"label": "a"}, idempotency_key="k1")
+        result = annotation_submit(item_id=other.pk, user=user, value={"label": "a"}, idempotency_key="k1")
     assert result.created
     sqls = [q["sql"] for q in ctx.captured_queries]
     assert [s.split("(")[0] for s in sqls] == [
-        "BEGIN; EXECUTE tandem_submit_lock_checked",
+        "BEGIN; EXECUTE tandem_submit_lock",
         "EXECUTE tandem_submit_write",
     ]
     assert sqls[1].endswith("; COMMIT"), sqls
@@ -69,25 +69,25 @@ def test_every_refusal_rolls_back(setup):
     ]
     for kwargs, status in cases:
         with pytest.raises(ApplicationError) as err:
-            annotation_submit_checked(**kwargs)
+            annotation_submit(**kwargs)
         assert err.value.status_code == status
         assert idle(), kwargs
     # a full item (k=1): 409, nothing written, item row lock released
     other = make_user()
     add_member(project, other)
-    assert annotation_submit_checked(item_id=item.pk, user=other, value={"label": "a"}).created
+    assert annotation_submit(item_id=item.pk, user=other, value={"label": "a"}).created
     with pytest.raises(ApplicationError) as err:
-        annotation_submit_checked(item_id=item.pk, user=user, value={"label": "b"}, idempotency_key="k2")
+        annotation_submit(item_id=item.pk, user=user, value={"label": "b"}, idempotency_key="k2")
     assert err.value.status_code == 409
     assert idle()
     # a key already used for another item: 409 from inside the transaction
-    assert annotation_submit_checked(item_id=second.pk, user=user, value={"label": "b"}, idempotency_key="k3").created
+    assert annotation_submit(item_id=second.pk, user=user, value={"label": "b"}, idempotency_key="k3").created
     with pytest.raises(ApplicationError) as err:
-        annotation_submit_checked(item_id=item.pk, user=user, value={"label": "b"}, idempotency_key="k3")
+        annotation_submit(item_id=item.pk, user=user, value={"label": "b"}, idempotency_key="k3")
     assert err.value.status_code == 409
     assert idle()
     # the repeat of a submit answers the first annotation, created=False
-    again = annotation_submit_checked(item_id=second.pk, user=user, value={"label": "b"}, idempotency_key="k3")
+    again = annotation_submit(item_id=second.pk, user=user, value={"label": "b"}, idempotency_key="k3")
     assert not again.created
     assert idle()
     assert Annotation.objects.count() == 2
@@ -114,7 +114,7 @@ def test_a_write_that_finds_no_free_slot_is_undone_whole(setup):
     )
     Item.objects.filter(pk=item.pk).update(lease_count=2, lease_expires_at=now - timedelta(minutes=1))
     with CaptureQueriesContext(connection) as ctx, pytest.raises(ApplicationError) as err:
-        annotation_submit_checked(item_id=item.pk, user=user, value={"label": "a"}, idempotency_key="late")
+        annotation_submit(item_id=item.pk, user=user, value={"label": "a"}, idempotency_key="late")
     assert err.value.status_code == 409
     assert "others took it" in str(err.value.detail)
     assert ctx.captured_queries[-1]["sql"] == "ROLLBACK"
@@ -137,7 +137,7 @@ def test_the_kth_annotation_decides_with_the_others_values(setup):
     for u in users[1:]:
         add_member(project, u)
     for u, label in zip(users, ["a", "a", "b"], strict=True):
-        result = annotation_submit_checked(item_id=item.pk, user=u, value={"label": label})
+        result = annotation_submit(item_id=item.pk, user=u, value={"label": label})
         assert result.created
         assert idle()
     connection.close()

@@ -1,17 +1,25 @@
-"""`next` and submit with `Authorization: Token <key>` look the token up in the statement that checks access
-(next: annotation.services.queue.item_next_for_token, which also leases the item, or
-annotation.auth.token_user_and_project; submit: the lock statement). Every answer must equal the one
-of the general path (DRF's token authentication first), which the other API tests exercise with
-force_authenticate."""
+"""`next` and submit with `Authorization: Token <key>`: DRF's authentication pipeline runs
+annotation.auth.TokenAuthentication (DRF's contract: `(user, Token)`, the lookup one prepared statement), then
+the views' own access check and statement. Every answer must equal the one the other API tests get with
+force_authenticate, and the number of statements per request is pinned here:
+
+- next: token auth, project access, the queue statement (3); a `SELECT min/max` first for random sampling;
+  the waiting retry of the queue statement only when SKIP LOCKED found nothing.
+- submit: token auth, `BEGIN; EXECUTE lock`, `EXECUTE write; COMMIT` (3 round trips)."""
 
 from __future__ import annotations
 
 import pytest
 from django.db import connection
+from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
+from rest_framework import exceptions
 from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
+from rest_framework.response import Response
+from rest_framework.test import APIClient, APIRequestFactory
+from rest_framework.views import APIView
 
+from annotation.auth import TokenAuthentication
 from annotation.models import Annotation, Assignment
 from tests.annotation.apis.helpers import assert_error, make_items
 from tests.conftest import add_member, make_project, make_user
@@ -30,39 +38,139 @@ def token_client(user) -> APIClient:
     return with_header(f"Token {Token.objects.create(user=user).key}")
 
 
-def test_next_with_a_token_is_one_statement(project):
+def executed(ctx) -> list[str]:
+    """The statements a request sent, each up to its parameters; PREPAREs (sent once per connection, before a
+    statement's first EXECUTE) left out."""
+    return [q["sql"].split("(")[0] for q in ctx.captured_queries if not q["sql"].startswith("PREPARE ")]
+
+
+# ---------------------------------------------------------------- DRF's contract: (user, Token)
+
+
+def test_authenticate_returns_the_user_and_the_token_instance():
+    user = make_user()
+    token = Token.objects.create(user=user)
+    request = RequestFactory().get("/api/projects/1/next", HTTP_AUTHORIZATION=f"Token {token.key}")
+    got_user, auth = TokenAuthentication().authenticate(request)
+    assert isinstance(auth, Token)
+    assert auth.key == token.key
+    assert auth.user_id == user.pk
+    assert auth.user == user
+    assert got_user == user
+    assert got_user.is_active
+    assert TokenAuthentication().authenticate_header(request) == "Token"
+    # no header: not this authenticator's request (DRF tries the next one)
+    assert TokenAuthentication().authenticate(RequestFactory().get("/")) is None
+    bad = RequestFactory().get("/", HTTP_AUTHORIZATION="Token not-a-key")
+    with pytest.raises(exceptions.AuthenticationFailed, match=r"^Invalid token\.$"):
+        TokenAuthentication().authenticate(bad)
+
+
+class _WhoAmI(APIView):
+    """A view DRF authenticates with the project's default authentication classes."""
+
+    seen: list = []
+
+    def get(self, request):
+        self.seen.append((request.user, request.auth))
+        return Response({"user": request.user.get_username()})
+
+
+def test_request_auth_is_the_token_in_a_view():
+    user = make_user()
+    token = Token.objects.create(user=user)
+    _WhoAmI.seen = []
+    request = APIRequestFactory().get("/who", HTTP_AUTHORIZATION=f"Token {token.key}")
+    r = _WhoAmI.as_view()(request)
+    assert r.status_code == 200
+    [(seen_user, auth)] = _WhoAmI.seen
+    assert seen_user == user
+    assert isinstance(auth, Token)
+    assert (auth.key, auth.user_id) == (token.key, user.pk)
+
+
+# ---------------------------------------------------------------- next
+
+
+@pytest.mark.django_db(transaction=True)
+def test_next_with_a_token_is_three_statements(project):
+    """Autocommit, as in production: auth, access, then the queue statement, which is its own transaction
+    and so is sent with `SET LOCAL synchronous_commit = off` (a lease's commit need not wait for the WAL)."""
     first, second = make_items(project, 2)
     user = make_user()
     add_member(project, user)
     client = token_client(user)
-    client.get(f"/api/projects/{project.pk}/next")  # prepares the statements on this connection
+    assert client.get(f"/api/projects/{project.pk}/next").status_code == 200  # prepares the statements
     for query, expected in (("", first), (f"?exclude={first.pk}", second)):
         with CaptureQueriesContext(connection) as ctx:
             r = client.get(f"/api/projects/{project.pk}/next{query}")
         assert r.status_code == 200
         assert r.json()["id"] == expected.pk
-        sqls = [q["sql"] for q in ctx.captured_queries]
-        assert len(sqls) == 1, sqls
-        assert sqls[0].startswith("EXECUTE tandem_next_token("), sqls
+        assert executed(ctx) == [
+            "EXECUTE tandem_auth",
+            "EXECUTE tandem_project_access",
+            "SET LOCAL synchronous_commit = off; EXECUTE tandem_next_prio_skip",
+        ], ctx.captured_queries
+        assert len(ctx.captured_queries) == 3  # nothing left to prepare on this connection
     assert set(Assignment.objects.values_list("item_id", "user_id")) == {(first.pk, user.pk), (second.pk, user.pk)}
 
 
+def test_next_with_a_token_counts_with_django_assert_num_queries(project, django_assert_num_queries):
+    """The same count through pytest-django's fixture (inside the test's transaction: no SET LOCAL prefix)."""
+    make_items(project, 2)
+    user = make_user()
+    add_member(project, user)
+    client = token_client(user)
+    assert client.get(f"/api/projects/{project.pk}/next").status_code == 200  # prepares the statements
+    with django_assert_num_queries(3):
+        assert client.get(f"/api/projects/{project.pk}/next").status_code == 200  # the live lease
+    with django_assert_num_queries(3):
+        assert client.get(f"/api/projects/{project.pk}/next?exclude=1").status_code == 200
+
+
+def test_next_with_a_token_and_random_sampling_reads_the_id_range_first(project):
+    project.sampling = "random"
+    project.save()
+    make_items(project, 3)
+    user = make_user()
+    add_member(project, user)
+    client = token_client(user)
+    held = client.get(f"/api/projects/{project.pk}/next").json()["id"]  # prepares the statements
+    with CaptureQueriesContext(connection) as ctx:
+        r = client.get(f"/api/projects/{project.pk}/next?exclude={held}")
+    assert r.status_code == 200
+    assert r.json()["id"] != held
+    sqls = executed(ctx)
+    assert sqls[:2] == ["EXECUTE tandem_auth", "EXECUTE tandem_project_access"], sqls
+    assert sqls[2] == "SELECT min", sqls
+    assert ctx.captured_queries[2]["sql"].startswith("SELECT min(id), max(id) FROM annotation_item"), sqls
+    # from a random id upwards; from the lowest id only when nothing lies above the random start
+    assert sqls[3:] in (
+        ["EXECUTE tandem_next_rand_from_skip"],
+        ["EXECUTE tandem_next_rand_from_skip", "EXECUTE tandem_next_rand_skip"],
+    ), sqls
+
+
 def test_next_with_a_token_when_nothing_is_left(project):
-    """The folded statement found nothing: only the waiting statement is left to try, then 204."""
+    """SKIP LOCKED found nothing: the waiting statement is tried once, then 204."""
     user = make_user()
     add_member(project, user)
     client = token_client(user)
     with CaptureQueriesContext(connection) as ctx:
         r = client.get(f"/api/projects/{project.pk}/next")
     assert r.status_code == 204
-    sqls = [q["sql"].split("(")[0] for q in ctx.captured_queries if not q["sql"].startswith("PREPARE")]
-    assert sqls == ["EXECUTE tandem_next_token", "EXECUTE tandem_next_prio_wait"], sqls
+    assert executed(ctx) == [
+        "EXECUTE tandem_auth",
+        "EXECUTE tandem_project_access",
+        "EXECUTE tandem_next_prio_skip",
+        "EXECUTE tandem_next_prio_wait",
+    ], ctx.captured_queries
 
 
 def test_refused_requests_lease_nothing(project):
-    """The fold leases before DRF's negotiation and permission checks run: a request any of them would refuse
-    must not take a lease (a stranger, a bad `exclude`, an Accept DRF answers 406). A query parameter other
-    than `exclude` also skips the fold (DRF's negotiation reads `format`)."""
+    """A request that authentication, access, the `exclude` check or DRF's negotiation refuses takes no lease
+    (a stranger, a bad `exclude`, an Accept DRF answers 406); `?format=json` (read by DRF's negotiation) is
+    served."""
     [item] = make_items(project, 1)
     user, stranger = make_user(), make_user()
     add_member(project, user)
@@ -74,7 +182,7 @@ def test_refused_requests_lease_nothing(project):
     assert assert_error(client.get(f"{url}?exclude=x"), 400)["errors"][0]["field"] == "exclude"
     assert client.get(url, HTTP_ACCEPT="text/csv").status_code == 406
     assert not Assignment.objects.exists()
-    # a parameter other than `exclude` goes the general way (DRF's negotiation first), and is served
+    # a parameter DRF's negotiation reads is served
     r = client.get(f"{url}?format=json")
     assert r.status_code == 200
     assert r.json()["id"] == item.pk
@@ -157,7 +265,7 @@ def test_the_token_user_is_the_one_leasing(project):
 
 
 def test_session_login_still_works(project):
-    """The browser: session cookie, no token header (the fold does not apply)."""
+    """The browser: session cookie, no token header (DRF's SessionAuthentication)."""
     [item] = make_items(project, 1)
     user = make_user(password="pw-secret-123")
     add_member(project, user)
@@ -169,7 +277,7 @@ def test_session_login_still_works(project):
 
 
 def test_other_project_fields_come_through(project):
-    """The project loaded by the fold drives next as project_for_user's would (k, sampling)."""
+    """The project loaded by the access check (annotation.access.project_access) drives next (k, sampling)."""
     other = make_project(name="seq", sampling="sequential", annotations_per_item=2)
     first, _ = make_items(other, 2)
     u1, u2 = make_user(), make_user()
@@ -189,8 +297,9 @@ def post(client, item_id, body, key="k-1"):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_submit_with_a_token_is_two_round_trips(project):
-    """Autocommit, as in production: the transaction begins in the lock's round trip."""
+def test_submit_with_a_token_is_three_round_trips(project):
+    """Autocommit, as in production: the token lookup, then the transaction begins in the lock's round trip and
+    commits in the write's."""
     first, second = make_items(project, 2)
     user = make_user()
     add_member(project, user)
@@ -200,8 +309,12 @@ def test_submit_with_a_token_is_two_round_trips(project):
         r = post(client, second.pk, {"value": {"label": "tech"}, "lead_time_ms": 5})
     assert r.status_code == 201, r.content
     sqls = [q["sql"] for q in ctx.captured_queries]
-    assert [s.split("(")[0] for s in sqls] == ["BEGIN; EXECUTE tandem_submit_lock_token", "EXECUTE tandem_submit_write"]
-    assert sqls[1].endswith("; COMMIT"), sqls
+    assert [s.split("(")[0] for s in sqls] == [
+        "EXECUTE tandem_auth",
+        "BEGIN; EXECUTE tandem_submit_lock",
+        "EXECUTE tandem_submit_write",
+    ], sqls
+    assert sqls[2].endswith("; COMMIT"), sqls
     body = r.json()
     assert body["annotator"] == user.username
     assert (body["item"], body["value"], body["lead_time_ms"]) == (second.pk, {"label": "tech"}, 5)
