@@ -3,7 +3,8 @@ digits (below 2**63), so a longer one is a plain 404, never a database overflow.
 
 from django.urls import re_path
 
-from annotation.apis import accounts, data, labeling, modeling, projects, reviewing
+from annotation.apis import accounts, data, labeling, projects, reviewing
+from modelsvc import apis as modeling
 
 
 def route(pattern: str, view, name: str):

@@ -8,7 +8,7 @@
 For every (strategy, seed) a fresh project on a fresh PostgreSQL database is driven exactly as experts
 and the model loop drive it: the pool is imported (annotation.services.importing.import_file); 25
 stratified initial items are labeled with the gold label (annotation_submit); then 20 rounds of: a
-training run (modelsvc.registry.train_start: fixed validation reserve, fine-tune with warm start,
+training run (modelsvc.services.training.train_start: fixed validation reserve, fine-tune with warm start,
 promotion if the candidate beats the active version on validation, then the pool re-scored by the
 pre-label Job),
 and 25 items served by `next` (item_next_for_annotator: the project's sampling = random, or uncertainty
@@ -222,7 +222,7 @@ def run_one(
     from annotation.services.queue import item_next_for_annotator
     from annotation.services.submitting import annotation_submit
     from modelsvc.models import ModelVersion
-    from modelsvc.registry import evaluate_version, train_start
+    from modelsvc.services.training import evaluate_version, train_start
 
     user_model = get_user_model()
     owner = user_model.objects.create_user(username=f"owner-{strategy}-{seed}", password="x-" + secrets.token_hex(8))

@@ -35,8 +35,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from modelsvc.runtime.config import EncoderConfig  # noqa: E402
 from modelsvc.runtime.encoders import make_encoder  # noqa: E402
-from modelsvc.runtime.hf import Encoder, EncoderConfig  # noqa: E402
+from modelsvc.runtime.hf import Encoder  # noqa: E402
 
 CPU_RUNTIMES = "torch,torch-int8,onnx-int8,onnx"
 DEFAULT_DATASET = ROOT.parent / "shared" / "datasets" / "ag_news" / "test.jsonl"

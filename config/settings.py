@@ -226,7 +226,13 @@ TANDEM_COLD_START_PICKS = env.int("TANDEM_COLD_START_PICKS", default=10)  # dive
 TANDEM_COLD_START_SAMPLE = env.int("TANDEM_COLD_START_SAMPLE", default=500)  # embedded for that pick
 TANDEM_EXPLAIN_HEAD = env.int("TANDEM_EXPLAIN_HEAD", default=20)  # explained after each pre-label
 TANDEM_EXPLAIN_MAX_VARIANTS = env.int("TANDEM_EXPLAIN_MAX_VARIANTS", default=64)
-# Training (modelsvc.registry / modelsvc.training)
+# Time limits of the model tasks (modelsvc/tasks.py), in s: at the soft limit the task's Job fails with the
+# reason, TANDEM_TASK_KILL_GRACE later the worker child is killed (a hung model load or ONNX export included)
+TANDEM_PRELABEL_TASK_TIME_LIMIT = env.int("TANDEM_PRELABEL_TASK_TIME_LIMIT", default=1800)  # plan or one chunk
+TANDEM_EXPLAIN_TASK_TIME_LIMIT = env.int("TANDEM_EXPLAIN_TASK_TIME_LIMIT", default=600)
+TANDEM_BEAT_TASK_TIME_LIMIT = env.int("TANDEM_BEAT_TASK_TIME_LIMIT", default=120)  # training check, schedules
+TANDEM_TASK_KILL_GRACE = env.int("TANDEM_TASK_KILL_GRACE", default=60)
+# Training (modelsvc.services.training / modelsvc.training)
 TANDEM_VALIDATION_FRACTION = env.float("TANDEM_VALIDATION_FRACTION", default=0.2)  # reserved, never trained on
 TANDEM_TRAIN_MIN_LABELS = env.int("TANDEM_TRAIN_MIN_LABELS", default=10)  # fewer: the run is skipped
 TANDEM_TRAIN_MAX_EPOCHS = env.int("TANDEM_TRAIN_MAX_EPOCHS", default=10)
@@ -239,7 +245,7 @@ TANDEM_TRAIN_FREEZE_EMBEDDINGS = env.bool(
 )  # word embeddings as pre-trained
 TANDEM_TRAIN_MAX_LENGTH = env.int("TANDEM_TRAIN_MAX_LENGTH", default=128)  # tokens per text
 TANDEM_TRAIN_TIME_LIMIT = env.int("TANDEM_TRAIN_TIME_LIMIT", default=1800)  # s of training; then stop early
-TANDEM_TRAIN_TASK_TIME_LIMIT = env.int("TANDEM_TRAIN_TASK_TIME_LIMIT", default=3600)  # s; past it the run fails
+TANDEM_TRAIN_TASK_TIME_LIMIT = env.int("TANDEM_TRAIN_TASK_TIME_LIMIT", default=3600)  # s (soft); then the run fails
 TANDEM_TRAIN_STALE_SECONDS = env.int("TANDEM_TRAIN_STALE_SECONDS", default=600)  # no heartbeat: worker lost
 TANDEM_PROMOTION_METRIC = env.str("TANDEM_PROMOTION_METRIC", default="accuracy")  # or macro_f1
 TANDEM_PROMOTION_MARGIN = env.float("TANDEM_PROMOTION_MARGIN", default=0.0)  # must beat active by more

@@ -1,4 +1,6 @@
-"""Validation metrics of a model version (numpy + scikit-learn; no torch).
+"""Validation metrics of a model version (numpy + scikit-learn; no torch, no Django).
+
+`evaluate_predictor` runs a loaded predictor over validation examples and picks the metrics by task type.
 
 Classification: accuracy, macro-F1, per-label F1, confusion matrix (rows gold, columns predicted, in
 label order) and expected calibration error (ECE: 10 equal-width bins of the top probability, the
@@ -15,6 +17,9 @@ from typing import Any
 
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, multilabel_confusion_matrix
+
+from modelsvc.contracts import Predictor
+from modelsvc.scoring import decode_spans
 
 
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
@@ -107,3 +112,27 @@ def span_metrics(
         "log_loss": None,
         "n": len(gold),
     }
+
+
+def evaluate_predictor(
+    predictor: Predictor, task_type: str, labels: Sequence[str], validation: Sequence[tuple[int, str, Any]]
+) -> dict[str, Any]:
+    """The metrics of a loaded predictor (zero-shot or fine-tuned) on validation (item id, text, target)
+    examples, by task type."""
+    raws = predictor.predict([text for _, text, _ in validation])
+    if task_type == "classification":
+        return classification_metrics(np.stack([r.probabilities for r in raws]), [t for _, _, t in validation], labels)
+    if task_type == "multilabel":
+        gold = np.zeros((len(validation), len(labels)), dtype=np.int64)
+        for row, (_, _, target) in enumerate(validation):
+            gold[row, target] = 1
+        return multilabel_metrics(np.stack([r.probabilities for r in raws]), gold, labels)
+    predicted = [
+        [
+            (s["start"], s["end"], s["label"])
+            for s in decode_spans(r.tags, np.asarray(r.marginals), np.asarray(r.offsets))
+        ]
+        for r in raws
+    ]
+    gold_spans = [[(s, e, labels[j]) for s, e, j in target] for _, _, target in validation]
+    return span_metrics(predicted, gold_spans, labels)

@@ -60,13 +60,6 @@ class Scored(NamedTuple):
     uncertainty: float  # unrounded score of the project's measure
 
 
-def to_contract(
-    raw: RawPrediction, *, task_type: str, labels: Sequence[str], measure: str, model_version: int
-) -> dict[str, Any]:
-    """The REST prediction for one item."""
-    return score(raw, task_type=task_type, labels=labels, measure=measure, model_version=model_version).contract
-
-
 def score(raw: RawPrediction, *, task_type: str, labels: Sequence[str], measure: str, model_version: int) -> Scored:
     """The REST prediction for one item and its exact scores. Rounding is for the JSON only: ranked by
     6-decimal values, the many confident items tie and the queue would fall back to id order among them,

@@ -1,14 +1,46 @@
 """Celery tasks of the model loop (routed to queue `model`): ids in, one service call, nothing else.
+Each imports its service inside its body, so the services can import the tasks they queue.
 
-acks_late + reject_on_worker_lost: a task whose worker dies is redelivered; the services are
-idempotent (see modelsvc.services).
+acks_late + reject_on_worker_lost: a task whose worker dies is redelivered; the services are idempotent.
+Every task has a soft and a hard time limit (settings TANDEM_*_TASK_TIME_LIMIT, the hard one
+TANDEM_TASK_KILL_GRACE seconds later), so a hung model load or ONNX export cannot hold the `model`
+worker until the broker's visibility timeout. At the soft limit the service's own handler fails its Job
+with the reason; code stuck outside Python (inside a C extension) does not see the soft limit, so at the
+hard limit Celery kills the child process and `JobTask.on_failure` fails the Job from the worker's main
+process.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
+from celery.contrib.django.task import DjangoTask
+from celery.exceptions import TimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
+from django.utils.module_loading import import_string
+
+
+class JobTask(DjangoTask):
+    """A task whose first argument is a Job id. Killed at its hard time limit, the Job is failed by
+    `job_fail_path` (a function taking job_id and error), so it does not stay `running`."""
+
+    job_fail_path = "annotation.services.jobs.job_fail"
+
+    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        if isinstance(exc, TimeLimitExceeded) and args:
+            fail = import_string(self.job_fail_path)
+            fail(
+                job_id=args[0],
+                error=f"{self.name} was killed at its hard time limit of {self.time_limit} s "
+                "(the TANDEM_*_TASK_TIME_LIMIT settings).",
+            )
+
+
+def _limits(soft: int) -> dict[str, Any]:
+    return {"soft_time_limit": soft, "time_limit": soft + settings.TANDEM_TASK_KILL_GRACE}
+
 
 _RETRY = {
     "acks_late": True,
@@ -20,59 +52,58 @@ _RETRY = {
 }
 
 
-@shared_task(**_RETRY)
+@shared_task(base=JobTask, **_RETRY, **_limits(settings.TANDEM_PRELABEL_TASK_TIME_LIMIT))
 def prelabel_plan_task(job_id: int) -> None:
-    from modelsvc.services import prelabel_plan
+    from modelsvc.services.prelabel import prelabel_plan
 
     prelabel_plan(job_id=job_id)
 
 
-@shared_task(**_RETRY)
+@shared_task(base=JobTask, **_RETRY, **_limits(settings.TANDEM_PRELABEL_TASK_TIME_LIMIT))
 def prelabel_chunk_task(job_id: int, index: int, lo: int, hi: int, size: int) -> None:
-    from modelsvc.services import prelabel_chunk
+    from modelsvc.services.prelabel import prelabel_chunk
 
     prelabel_chunk(job_id=job_id, index=index, lo=lo, hi=hi, size=size)
 
 
-@shared_task(**_RETRY)
+# explanations have no Job (they are recorded on the Prediction, and a later request queues them again)
+@shared_task(**_RETRY, **_limits(settings.TANDEM_EXPLAIN_TASK_TIME_LIMIT))
 def explain_task(prediction_id: int) -> None:
-    from modelsvc.services import explain_prediction
+    from modelsvc.services.explanations import explain_prediction
 
     explain_prediction(prediction_id=prediction_id)
 
 
-@shared_task(**_RETRY)
+@shared_task(**_RETRY, **_limits(settings.TANDEM_EXPLAIN_TASK_TIME_LIMIT))
 def explain_head_task(project_id: int) -> None:
-    from modelsvc.services import explain_head
+    from modelsvc.services.explanations import explain_head
 
     explain_head(project_id=project_id)
 
 
 @shared_task(
+    base=JobTask,
+    job_fail_path="modelsvc.services.training.train_fail",  # also releases the project's training lock
     acks_late=True,
     reject_on_worker_lost=True,  # redelivered after a crash: train_run then fails the run (never half-registers)
     ignore_result=True,
-    soft_time_limit=settings.TANDEM_TRAIN_TASK_TIME_LIMIT,
-    time_limit=settings.TANDEM_TRAIN_TASK_TIME_LIMIT + 60,
+    **_limits(settings.TANDEM_TRAIN_TASK_TIME_LIMIT),
 )
 def train_task(job_id: int) -> None:
-    from modelsvc.registry import train_run
+    from modelsvc.services.training import train_run
 
     train_run(job_id=job_id)
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, **_limits(settings.TANDEM_BEAT_TASK_TIME_LIMIT))
 def train_scheduled_task(project_id: int) -> None:
-    from annotation.models import Project
-    from modelsvc.registry import train_start
+    from modelsvc.services.training import train_scheduled
 
-    project = Project.objects.filter(pk=project_id).first()
-    if project is not None:
-        train_start(project=project, reason="schedule")
+    train_scheduled(project_id=project_id)
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, **_limits(settings.TANDEM_BEAT_TASK_TIME_LIMIT))
 def training_check_task() -> None:
-    from modelsvc.registry import training_check
+    from modelsvc.services.training import training_check
 
     training_check()

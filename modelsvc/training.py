@@ -8,7 +8,8 @@ the validation loss; a wall-clock budget; deterministic for a seed on one machin
 temperature on the validation logits (so the confidences experts see are calibrated) and saves
 safetensors + tokenizer + config + tandem.json (labels, temperature) into `out_dir`.
 
-No Django here: the orchestration (data, registry, promotion) is in modelsvc/services.py.
+No Django here: the orchestration (split, evaluation, registration, promotion) is in
+modelsvc/services/training.py.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
+from modelsvc.runtime.config import ModelLoadError, default_model_path, length_batches
 from modelsvc.runtime.export import sha256_file
-from modelsvc.runtime.hf import ModelLoadError, default_model_path
 
 ARTIFACT_META = "tandem.json"
 WEIGHTS = "model.safetensors"
@@ -57,7 +58,7 @@ class TrainConfig:
     time_limit_s: float = 600.0
     cpu_threads: int | None = None
     # the word-embedding matrix (half of MiniLM's parameters) stays as pre-trained: its dense gradient
-    # and AdamW state cost more than the six layers' on short texts (38 -> 62 examples/s on 2 cores)
+    # and AdamW state cost more than the six layers' on short texts (bench/README.md "active_learning")
     freeze_word_embeddings: bool = True
 
 
@@ -127,8 +128,7 @@ def _inside_previous(offsets: torch.Tensor, t: int, span_start: int) -> bool:
 
 def _batches(examples: Sequence[Example], size: int, rng: random.Random | None) -> list[list[Example]]:
     """Length-sorted batches (dynamic padding pads each to its own longest text); shuffled batch order."""
-    order = sorted(range(len(examples)), key=lambda i: len(examples[i].text))
-    batches = [[examples[i] for i in order[j : j + size]] for j in range(0, len(order), size)]
+    batches = [[examples[i] for i in batch] for batch in length_batches([e.text for e in examples], size)]
     if rng is not None:
         rng.shuffle(batches)
     return batches

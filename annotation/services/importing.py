@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection, connections, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from annotation.exceptions import InvalidInput, PayloadTooLarge
 from annotation.models import Item, Job, Project
-from annotation.models.job import JobKind, JobStatus
+from annotation.models.job import JobKind
+from annotation.services.jobs import job_claim, job_fail, job_failure_text, job_progress, job_succeed
 from annotation.storable import find_unstorable, string_problem
 
 logger = logging.getLogger(__name__)
@@ -170,7 +171,7 @@ def import_create(**kwargs: Any) -> Job:
     from annotation.tasks import import_items_task
 
     job = import_job_create(**kwargs)
-    transaction.on_commit(lambda: import_items_task.delay(job.pk))
+    import_items_task.delay_on_commit(job.pk)
     return job
 
 
@@ -483,22 +484,17 @@ class _Rollback(Exception):
 
 
 def _progress(job_id: int, done: int) -> None:
-    """Publish progress from inside the import's transaction on a second connection (PostgreSQL);
-    SQLite allows one writer, so there the bar moves only when the Job ends."""
-    if "jobs" in connections.databases and connection.vendor == "postgresql":
-        Job.objects.using("jobs").filter(pk=job_id).update(progress=done)
+    """Publish the bytes read so far while the import's transaction is still open."""
+    job_progress(job_id=job_id, progress=done, publish=True)
 
 
 def import_run(*, job_id: int) -> Job | None:
     """Run an import Job: parse, validate, insert. Idempotent: a redelivered message re-runs a Job
     that was left `running` by a killed worker (its transaction rolled back) and ignores a finished one.
     A lost database connection propagates (the task retries); any other failure fails the Job."""
-    claimed = Job.objects.filter(pk=job_id, status__in=(JobStatus.QUEUED, JobStatus.RUNNING)).update(
-        status=JobStatus.RUNNING, started_at=timezone.now(), progress=0
-    )
-    if not claimed:
+    job = job_claim(job_id=job_id, reclaim=True)
+    if job is None:
         return None
-    job = Job.objects.select_related("project").get(pk=job_id)
     try:
         return _import(job)
     except (OperationalError, InterfaceError):
@@ -508,7 +504,7 @@ def import_run(*, job_id: int) -> Job | None:
         return _finish(
             job,
             ok=False,
-            error=f"The import failed: {type(exc).__name__}: {exc}"[:1000],
+            error=job_failure_text(exc, doing="The import"),
             result=None,
             path=Path(job.params.get("path", "")) if job.params.get("path") else None,
         )
@@ -603,19 +599,18 @@ def _import(job: Job) -> Job:
     }
     job = _finish(job, ok=True, error="", result=result, path=path)
     if created and settings.TANDEM_PRELABEL_ON_IMPORT:
-        from modelsvc.services import prelabel_start
+        from modelsvc.services.prelabel import prelabel_start
 
         prelabel_start(project=job.project, user=job.created_by)
     return job
 
 
 def _finish(job: Job, *, ok: bool, error: str, result: dict | None, path: Path | None = None) -> Job:
-    job.status = JobStatus.SUCCEEDED if ok else JobStatus.FAILED
-    job.error = error
-    job.result = result
-    job.finished_at = timezone.now()
-    job.progress = job.total or 0
-    job.save(update_fields=["status", "error", "result", "finished_at", "progress"])
+    """End the Job (succeeded with `result`, or failed with `error`) and remove its upload."""
+    if ok:
+        job_succeed(job_id=job.pk, result=result or {})
+    else:
+        job_fail(job_id=job.pk, error=error, result=result)
     if path is not None:
         path.unlink(missing_ok=True)
-    return job
+    return Job.objects.select_related("project", "created_by").get(pk=job.pk)

@@ -1,9 +1,14 @@
 """Model runtimes, loaded lazily in worker processes: `get_predictor(spec)`.
 
-`hf` is the only module (with training) that imports torch / transformers; this module imports it
-inside `get_predictor` only, so web code can import modelsvc without pulling torch in.
-`fake` is a deterministic predictor for fast unit tests (TANDEM_MODEL_BACKEND=fake), never for
-acceptance checks.
+    config.py      torch-free: encoder configuration, runtime names, batching, the CUDA question
+    encoders.py    torch-free: picks and keeps the encoder (ONNX Runtime or torch) for a runtime name
+    predictors.py  torch-free: the zero-shot predictor and `load_predictor` for a ModelVersion spec
+    onnx.py        the encoder on ONNX Runtime (no torch); export.py writes its graphs (torch, once)
+    hf.py          the encoder on torch + transformers, token states, fine-tuned versions
+    fake.py        a deterministic predictor for fast unit tests (TANDEM_MODEL_BACKEND=fake) only
+
+Only hf.py (and modelsvc/training.py) import torch, and only for the torch runtimes, CUDA, span
+projects or fine-tuned versions: a CPU worker serving zero-shot versions on ONNX never loads it.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ _PREDICTORS: dict[PredictorSpec, Predictor] = {}
 _MAX_LOADED = 4  # label sets per process; they share one encoder
 
 
-def get_predictor(spec: PredictorSpec) -> Predictor:
-    """The loaded predictor for `spec`, cached per worker process. Raises ModelUnavailable."""
+def get_predictor(spec: PredictorSpec, *, cache: bool = True) -> Predictor:
+    """The loaded predictor for `spec`, cached per worker process unless `cache` is False (a model
+    evaluated once, e.g. a candidate in its staging directory). Raises ModelUnavailable."""
     predictor = _PREDICTORS.get(spec)
     if predictor is not None:
         return predictor
@@ -26,7 +32,7 @@ def get_predictor(spec: PredictorSpec) -> Predictor:
 
         predictor = FakePredictor(spec)
     elif spec.backend == "hf":
-        from modelsvc.runtime.hf import load_predictor
+        from modelsvc.runtime.predictors import load_predictor
 
         predictor = load_predictor(
             spec,
@@ -38,6 +44,8 @@ def get_predictor(spec: PredictorSpec) -> Predictor:
         )
     else:
         raise ValueError(f"unknown TANDEM_MODEL_BACKEND {spec.backend!r} (hf or fake)")
+    if not cache:
+        return predictor
     if len(_PREDICTORS) >= _MAX_LOADED:
         _PREDICTORS.pop(next(iter(_PREDICTORS)))
     _PREDICTORS[spec] = predictor

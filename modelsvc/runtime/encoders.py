@@ -1,58 +1,45 @@
-"""Pick the sentence-encoder runtime: `make_encoder(config, runtime)`.
+"""Pick and keep the sentence encoder: `make_encoder(config, runtime)` and `shared_encoder(config, runtime)`.
 
-CPU runtimes (setting TANDEM_CPU_RUNTIME):
-
-- `onnx-int8` (default): ONNX Runtime, dynamic int8 per-channel MatMul weights. The fastest on the
-  2-core CPU measured and within a point of fp32 zero-shot accuracy (bench/README.md "prelabel").
-- `onnx`: ONNX Runtime fp32 (the reference numbers, torch-free).
-- `torch`: PyTorch fp32 (`modelsvc.runtime.hf.Encoder`).
-- `torch-int8`: PyTorch dynamic int8 (per-tensor): fast, but its embeddings drift from fp32.
-
-On CUDA the runtime is always torch (bf16). Every encoder has `embed(texts, *, batch_size=32,
-pad_to=None) -> np.ndarray`, `hidden_size` and `device` (`.type` is "cpu" or "cuda").
-torch is imported only for the torch runtimes, or to ask whether CUDA is there when `config.device`
-is None.
+Torch-free: the runtime modules are imported when an encoder of theirs is made (hf.py for the torch
+runtimes and CUDA, onnx.py for the ONNX ones), so choosing ONNX never loads torch. Neither runtime
+module imports this one, so there is no cycle.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
+from modelsvc.runtime.config import (
+    DEFAULT_CPU_RUNTIME,
+    RUNTIMES,
+    TORCH_RUNTIMES,
+    EncoderConfig,
+    SentenceEncoder,
+    cuda_available,
+)
 
-if TYPE_CHECKING:
-    from modelsvc.runtime.hf import EncoderConfig
-
-RUNTIMES = ("onnx-int8", "onnx", "torch", "torch-int8")
-DEFAULT_CPU_RUNTIME = "onnx-int8"
-
-
-class SentenceEncoder(Protocol):
-    hidden_size: int
-    device: Any
-
-    def embed(self, texts: Sequence[str], *, batch_size: int = 32, pad_to: int | None = None) -> np.ndarray: ...
-
-
-def _cuda_available() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return bool(torch.cuda.is_available())
+_ENCODERS: dict[tuple, SentenceEncoder] = {}
 
 
 def make_encoder(config: EncoderConfig, runtime: str = DEFAULT_CPU_RUNTIME) -> SentenceEncoder:
     """The encoder for `config` on `runtime` (one of RUNTIMES); CUDA always gets torch bf16."""
     if runtime not in RUNTIMES:
         raise ValueError(f"Unknown encoder runtime {runtime!r}: expected one of {', '.join(RUNTIMES)}.")
-    cuda = config.device == "cuda" or (config.device is None and _cuda_available())
-    if cuda or runtime in ("torch", "torch-int8"):
+    cuda = config.device == "cuda" or (config.device is None and cuda_available())
+    if cuda or runtime in TORCH_RUNTIMES:
         from modelsvc.runtime.hf import Encoder
 
         return Encoder(dataclasses.replace(config, quantize_int8=runtime == "torch-int8" and not cuda))
     from modelsvc.runtime.onnx import OnnxEncoder
 
     return OnnxEncoder(dataclasses.replace(config, device="cpu", quantize_int8=runtime == "onnx-int8"))
+
+
+def shared_encoder(config: EncoderConfig, runtime: str = DEFAULT_CPU_RUNTIME) -> SentenceEncoder:
+    """One loaded encoder per worker process: a new configuration or runtime replaces the previous one
+    (the label sets of all zero-shot versions share it)."""
+    key = (runtime, config.model_path, config.device, config.max_length, config.cpu_threads, config.cache_dir)
+    if key not in _ENCODERS:
+        _ENCODERS.clear()
+        _ENCODERS[key] = make_encoder(config, runtime)
+    return _ENCODERS[key]

@@ -5,14 +5,13 @@ and returns `embedding`: the L2-normalised mean-pooled last hidden state, the sa
 `modelsvc.runtime.hf.Encoder.embed` computes, so ONNX Runtime inference needs no torch and copies back
 only (batch, hidden) floats.
 
-Quantisation recipe (chosen by measurement, see bench/README.md "prelabel"): dynamic int8 on the
-MatMul weights only, per output channel, 7-bit range. Per-tensor int8 drifted (mean cosine 0.94 to
-fp32, zero-shot ag_news accuracy 5 points down); per-channel keeps cosine ≈ 0.99 and accuracy within a
-point. `reduce_range` costs nothing measurable here and avoids the u8-by-s8 saturation of CPUs without
-VNNI (AVX2 only). The embedding table (Gather) stays fp32.
+Quantisation recipe (chosen by measurement, figures in bench/README.md "prelabel"): dynamic int8 on the
+MatMul weights only, per output channel, 7-bit range. Per-tensor int8 drifted from fp32 and lost zero-shot
+accuracy; per-channel stays close to fp32 on both. `reduce_range` avoids the u8-by-s8 saturation of CPUs
+without VNNI (AVX2 only) at no measurable cost. The embedding table (Gather) stays fp32.
 
 torch and transformers are imported inside `export_onnx` only: importing this module is cheap, and
-`modelsvc.runtime.onnx` imports it only when it has to export.
+`modelsvc.runtime.onnx` calls `export_onnx` only when it has to export.
 """
 
 from __future__ import annotations

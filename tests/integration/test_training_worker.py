@@ -10,8 +10,8 @@ import pytest
 
 from annotation.models import FinalLabel, Item, Job
 from modelsvc.models import ModelVersion, TrainingState
-from modelsvc.registry import train_start
-from modelsvc.services import version_ensure_active
+from modelsvc.services.training import train_start
+from modelsvc.services.versions import version_ensure_active
 from tests.conftest import make_project, make_user
 from tests.integration.conftest import wait_for
 

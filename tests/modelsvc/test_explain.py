@@ -48,14 +48,16 @@ def test_long_texts_are_occluded_in_windows_of_one_batch():
 def test_real_model_puts_a_planted_keyword_on_top():
     """The real MiniLM, zero-shot: the planted word that decides the label gets the top attribution."""
     from modelsvc.contracts import PredictorSpec
-    from modelsvc.runtime.hf import EncoderConfig, ZeroShotPredictor, shared_encoder
+    from modelsvc.runtime.config import EncoderConfig
+    from modelsvc.runtime.encoders import shared_encoder
+    from modelsvc.runtime.predictors import ZeroShotPredictor
 
     spec = PredictorSpec(
         backend="hf",
         task_type="classification",
         labels=(("football", "sports, matches, goals"), ("cooking", "food, recipes, kitchen")),
     )
-    predictor = ZeroShotPredictor(spec, shared_encoder(EncoderConfig(cpu_threads=2)))
+    predictor = ZeroShotPredictor(spec, shared_encoder(EncoderConfig(cpu_threads=2), "torch"))
     for text, planted in (
         ("I told my neighbour about the weekend and the striker was amazing", "striker"),
         ("We spent the afternoon at home, and the recipe turned out great", "recipe"),

@@ -1,4 +1,5 @@
-"""The ONNX Runtime encoder (modelsvc.runtime.onnx) and the runtime factory (modelsvc.runtime.encoders)."""
+"""The ONNX Runtime encoder (modelsvc.runtime.onnx), the runtime factory (modelsvc.runtime.encoders), and
+that neither they nor the model services load torch."""
 
 import json
 import os
@@ -22,18 +23,41 @@ TEXTS = [
 ]
 
 
-def test_importing_the_onnx_runtime_does_not_import_torch():
+def _run_without_torch(code: str, **env: str) -> str:
+    """Run `code` in a fresh interpreter (Django set up) and return what it printed; it fails if torch
+    or transformers were imported by the end."""
     code = (
-        "import sys; import modelsvc.runtime.onnx, modelsvc.runtime.encoders; "
-        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+        "import django, os, sys; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings_test'); "
+        f"django.setup()\n{code}\n"
+        "loaded = sorted(m for m in ('torch', 'transformers') if m in sys.modules)\n"
+        "assert not loaded, loaded\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env={**os.environ, **env}
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
+def test_the_runtime_the_services_and_the_api_do_not_import_torch():
+    """An ONNX worker and the web process load the runtime package, the ONNX path and every model service
+    without torch; predicting with the fake runtime through them loads none either."""
+    _run_without_torch(
+        "import modelsvc.runtime, modelsvc.runtime.config, modelsvc.runtime.encoders, modelsvc.runtime.predictors\n"
+        "import modelsvc.runtime.onnx, modelsvc.runtime.export, modelsvc.runtime.fake\n"
+        "import modelsvc.services.versions, modelsvc.services.prelabel, modelsvc.services.explanations\n"
+        "import modelsvc.services.training, modelsvc.services.schedules, modelsvc.tasks, modelsvc.apis\n"
+        "import modelsvc.splits, modelsvc.promotion, modelsvc.evaluation, modelsvc.selectors, config.urls\n"
+        "from modelsvc.contracts import PredictorSpec\n"
+        "from modelsvc.runtime import get_predictor\n"
+        "spec = PredictorSpec(backend='fake', task_type='classification', labels=(('a', ''), ('b', '')))\n"
+        "print(get_predictor(spec).predict(['a text about a'])[0].probabilities.shape)\n"
+    )
 
 
 def test_unknown_runtime_is_refused():
+    from modelsvc.runtime.config import EncoderConfig
     from modelsvc.runtime.encoders import make_encoder
-    from modelsvc.runtime.hf import EncoderConfig
 
     with pytest.raises(ValueError, match="onnx-int8"):
         make_encoder(EncoderConfig(device="cpu"), "tensorrt")
@@ -46,15 +70,16 @@ def cache_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def torch_fp32():
-    from modelsvc.runtime.hf import Encoder, EncoderConfig
+    from modelsvc.runtime.config import EncoderConfig
+    from modelsvc.runtime.hf import Encoder
 
     return Encoder(EncoderConfig(device="cpu", cpu_threads=2))
 
 
 @pytest.fixture(scope="module")
 def onnx_int8(cache_dir):
+    from modelsvc.runtime.config import EncoderConfig
     from modelsvc.runtime.encoders import make_encoder
-    from modelsvc.runtime.hf import EncoderConfig
 
     return make_encoder(EncoderConfig(device="cpu", cpu_threads=2, cache_dir=str(cache_dir)), "onnx-int8")
 
@@ -83,8 +108,8 @@ def test_int8_embeddings_stay_close_to_torch_fp32(onnx_int8, torch_fp32):
 
 @pytest.mark.ml
 def test_fp32_export_matches_torch_and_keeps_order(cache_dir, torch_fp32):
+    from modelsvc.runtime.config import EncoderConfig
     from modelsvc.runtime.encoders import make_encoder
-    from modelsvc.runtime.hf import EncoderConfig
 
     enc = make_encoder(EncoderConfig(device="cpu", cpu_threads=2, cache_dir=str(cache_dir)), "onnx")
     assert not enc.int8
@@ -108,7 +133,7 @@ def test_tokenization_matches_transformers(onnx_int8, torch_fp32):
 
 @pytest.mark.ml
 def test_cache_is_reused_and_a_tampered_export_is_refused_or_exported_again(cache_dir, onnx_int8, tmp_path):
-    from modelsvc.runtime.hf import EncoderConfig
+    from modelsvc.runtime.config import EncoderConfig
     from modelsvc.runtime.onnx import MANIFEST, OnnxCacheError, OnnxEncoder
 
     [export_dir] = [p for p in cache_dir.iterdir() if p.is_dir()]
@@ -143,8 +168,9 @@ def test_cache_is_reused_and_a_tampered_export_is_refused_or_exported_again(cach
 
 @pytest.mark.ml
 def test_torch_runtimes_through_the_factory():
+    from modelsvc.runtime.config import EncoderConfig
     from modelsvc.runtime.encoders import make_encoder
-    from modelsvc.runtime.hf import Encoder, EncoderConfig
+    from modelsvc.runtime.hf import Encoder
 
     enc = make_encoder(EncoderConfig(device="cpu", cpu_threads=2), "torch-int8")
     assert isinstance(enc, Encoder)
@@ -155,17 +181,32 @@ def test_torch_runtimes_through_the_factory():
 @pytest.mark.ml
 def test_cuda_always_gets_torch_whatever_the_cpu_runtime(monkeypatch):
     from modelsvc.runtime import encoders
-    from modelsvc.runtime.hf import Encoder, EncoderConfig
+    from modelsvc.runtime.config import EncoderConfig
+    from modelsvc.runtime.hf import Encoder
 
-    monkeypatch.setattr(encoders, "_cuda_available", lambda: True)
+    monkeypatch.setattr(encoders, "cuda_available", lambda: True)
     enc = encoders.make_encoder(EncoderConfig(cpu_threads=2), "onnx-int8")
     assert isinstance(enc, Encoder)
     assert not enc.config.quantize_int8
 
 
+@pytest.mark.ml
+def test_an_onnx_worker_predicts_zero_shot_without_torch(cache_dir, onnx_int8):
+    """With the export cached, the default CPU runtime loads, embeds and predicts without torch."""
+    out = _run_without_torch(
+        "from modelsvc.contracts import PredictorSpec\n"
+        "from modelsvc.runtime.predictors import load_predictor\n"
+        "spec = PredictorSpec(backend='hf', task_type='classification', labels=(('sports', ''), ('cooking', '')))\n"
+        f"p = load_predictor(spec, cpu_threads=2, batch_size=8, runtime='onnx-int8', cache_dir={str(cache_dir)!r})\n"
+        "print(p.encoder.__class__.__name__, p.predict(['The striker scored twice'])[0].probabilities.argmax())\n",
+        CUDA_VISIBLE_DEVICES="",
+    )
+    assert out.split() == ["OnnxEncoder", "0"]
+
+
 def test_missing_model_or_unwritable_cache_is_a_clear_error(tmp_path):
     from modelsvc.contracts import ModelUnavailable
-    from modelsvc.runtime.hf import EncoderConfig
+    from modelsvc.runtime.config import EncoderConfig
     from modelsvc.runtime.onnx import OnnxCacheError, OnnxEncoder
 
     with pytest.raises(ModelUnavailable, match="No model directory"):

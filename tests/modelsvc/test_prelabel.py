@@ -8,7 +8,7 @@ import pytest
 from annotation.models import Item, Job
 from annotation.models.job import JobStatus
 from modelsvc.models import ModelVersion, Prediction, PrelabelChunk
-from modelsvc.services import prelabel_chunk, prelabel_start
+from modelsvc.services.prelabel import prelabel_chunk, prelabel_start
 from tests.conftest import add_member, client_for, make_project, make_user
 
 pytestmark = pytest.mark.django_db
@@ -269,7 +269,7 @@ def test_head_of_queue_is_explained_after_prelabel(setup, settings, django_captu
 
 
 def test_activating_a_version_rescores_the_open_items(setup, django_capture_on_commit_callbacks):
-    from modelsvc.services import version_activate
+    from modelsvc.services.prelabel import prelabel_rescore
 
     project, manager = setup
     run_prelabel(project, manager, django_capture_on_commit_callbacks)
@@ -283,7 +283,7 @@ def test_activating_a_version_rescores_the_open_items(setup, django_capture_on_c
         task_type="classification",
     )
     with django_capture_on_commit_callbacks(execute=True):
-        job = version_activate(version=v2, user=manager)
+        job = prelabel_rescore(version=v2, user=manager)
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED
     assert dict(ModelVersion.objects.filter(project=project).values_list("version", "status")) == {
@@ -294,7 +294,7 @@ def test_activating_a_version_rescores_the_open_items(setup, django_capture_on_c
 
 
 def test_a_trained_version_for_other_labels_gives_way_to_zero_shot(setup):
-    from modelsvc.services import version_ensure_active
+    from modelsvc.services.versions import version_ensure_active
 
     project, _ = setup
     trained = ModelVersion.objects.create(

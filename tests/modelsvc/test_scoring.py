@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 
 from modelsvc.contracts import RawPrediction
-from modelsvc.scoring import decode_spans, priorities, score, to_contract
+from modelsvc.scoring import decode_spans, priorities, score
 
 
 def test_classification_contract_by_hand():
-    out = to_contract(
+    out = score(
         RawPrediction(probabilities=np.array([0.7, 0.2, 0.1])),
         task_type="classification",
         labels=["a", "b", "c"],
         measure="margin",
         model_version=3,
-    )
+    ).contract
     assert out["value"] == {"label": "a"}
     assert out["model_version"] == 3
     assert out["probabilities"] == {"a": 0.7, "b": 0.2, "c": 0.1}
@@ -32,10 +32,10 @@ def test_classification_contract_by_hand():
 def test_measure_picks_the_uncertainty():
     raw = RawPrediction(probabilities=np.array([0.5, 0.5]))
     for measure, expected in (("least_confidence", 0.5), ("margin", 1.0), ("entropy", 1.0)):
-        out = to_contract(raw, task_type="classification", labels=["x", "y"], measure=measure, model_version=1)
+        out = score(raw, task_type="classification", labels=["x", "y"], measure=measure, model_version=1).contract
         assert out["uncertainty"] == pytest.approx(expected)
     with pytest.raises(ValueError):
-        to_contract(raw, task_type="classification", labels=["x", "y"], measure="vibes", model_version=1)
+        score(raw, task_type="classification", labels=["x", "y"], measure="vibes", model_version=1)
 
 
 def test_exact_scores_keep_apart_what_the_json_rounds_together():
@@ -59,13 +59,13 @@ def test_exact_scores_keep_apart_what_the_json_rounds_together():
 
 
 def test_multilabel_contract_by_hand():
-    out = to_contract(
+    out = score(
         RawPrediction(probabilities=np.array([0.9, 0.5, 0.1])),
         task_type="multilabel",
         labels=["a", "b", "c"],
         measure="entropy",
         model_version=1,
-    )
+    ).contract
     assert out["value"] == {"labels": ["a", "b"]}
     h = lambda q: -(q * math.log2(q) + (1 - q) * math.log2(1 - q))  # noqa: E731
     assert out["scores"]["entropy"] == pytest.approx((h(0.9) + 1.0 + h(0.1)) / 3, abs=1e-6)
@@ -91,13 +91,13 @@ def test_span_decoding_bio():
         {"start": 13, "end": 19, "label": "LOC", "score": pytest.approx(0.8)},
         {"start": 20, "end": 24, "label": "PER", "score": pytest.approx(0.6)},
     ]
-    out = to_contract(
+    out = score(
         RawPrediction(probabilities=np.array([0.8, 0.8]), tags=tags, marginals=m, offsets=offsets),
         task_type="spans",
         labels=["PER", "LOC"],
         measure="entropy",
         model_version=1,
-    )
+    ).contract
     assert out["value"]["spans"][0]["label"] == "PER"
     assert 0 < out["uncertainty"] < 1
 

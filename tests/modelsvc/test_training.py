@@ -12,7 +12,9 @@ from django_celery_beat.models import PeriodicTask
 from annotation.models import FinalLabel, Item, Job
 from annotation.models.job import JobStatus
 from modelsvc.models import ModelVersion, TrainedItem, TrainingState, ValidationItem
-from modelsvc.registry import beats, train_start, training_check, training_split
+from modelsvc.promotion import beats
+from modelsvc.services.training import train_start, training_check
+from modelsvc.splits import training_split
 from tests.conftest import add_member, client_for, make_project, make_user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.ml]

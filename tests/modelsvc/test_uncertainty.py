@@ -5,32 +5,26 @@ import math
 import numpy as np
 import pytest
 
-from modelsvc.uncertainty import (
-    binary_entropy,
-    classification_scores,
-    entropy,
-    least_confidence,
-    margin,
-    multilabel_scores,
-    span_scores,
-)
+from modelsvc.contracts import RawPrediction
+from modelsvc.scoring import score
+from modelsvc.uncertainty import classification_scores
 
 P = np.array([[0.7, 0.2, 0.1], [0.4, 0.4, 0.2], [1.0, 0.0, 0.0], [1 / 3, 1 / 3, 1 / 3]])
 
 
 def test_least_confidence_by_hand():
-    np.testing.assert_allclose(least_confidence(P), [0.3, 0.6, 0.0, 2 / 3])
+    np.testing.assert_allclose(classification_scores(P)["least_confidence"], [0.3, 0.6, 0.0, 2 / 3])
 
 
 def test_margin_by_hand():
     # 1 - (best - second best): 1 - 0.5, a tie, certain, a three-way tie
-    np.testing.assert_allclose(margin(P), [0.5, 1.0, 0.0, 1.0])
+    np.testing.assert_allclose(classification_scores(P)["margin"], [0.5, 1.0, 0.0, 1.0])
 
 
 def test_entropy_by_hand():
     h0 = -(0.7 * math.log(0.7) + 0.2 * math.log(0.2) + 0.1 * math.log(0.1)) / math.log(3)
     h1 = -(2 * 0.4 * math.log(0.4) + 0.2 * math.log(0.2)) / math.log(3)
-    np.testing.assert_allclose(entropy(P), [h0, h1, 0.0, 1.0], atol=1e-9)
+    np.testing.assert_allclose(classification_scores(P)["entropy"], [h0, h1, 0.0, 1.0], atol=1e-9)
 
 
 def test_scores_rank_the_uncertain_item_first():
@@ -52,8 +46,8 @@ def test_two_classes_all_three_measures_rank_alike():
         np.testing.assert_array_equal(np.argsort(-scores[name], kind="stable"), order)
     # not so with three classes: (0.5, 0.25, 0.25) is less confident but more decided than (0.6, 0.4, 0.0)
     three = np.array([[0.5, 0.25, 0.25], [0.6, 0.4, 0.0]])
-    assert least_confidence(three)[0] > least_confidence(three)[1]
-    assert margin(three)[0] < margin(three)[1]
+    assert classification_scores(three)["least_confidence"][0] > classification_scores(three)["least_confidence"][1]
+    assert classification_scores(three)["margin"][0] < classification_scores(three)["margin"][1]
 
 
 def test_saturated_rows_keep_their_order():
@@ -78,24 +72,33 @@ def test_saturated_rows_keep_their_order():
 
 def test_rejects_rows_that_are_not_distributions():
     with pytest.raises(ValueError, match="probability distribution"):
-        margin(np.array([[0.5, 0.6]]))
+        classification_scores(np.array([[0.5, 0.6]]))
     with pytest.raises(ValueError, match="shape"):
-        entropy(np.array([0.5, 0.5]))
+        classification_scores(np.array([0.5, 0.5]))
 
 
-def test_binary_entropy_by_hand():
-    np.testing.assert_allclose(binary_entropy(np.array([0.5, 0.0, 1.0, 0.25])), [1.0, 0.0, 0.0, 0.8112781244591328])
-
-
-def test_multilabel_mean_and_max():
-    s = multilabel_scores(np.array([[0.5, 0.0, 1.0], [0.25, 0.25, 0.25]]))
-    np.testing.assert_allclose(s["mean_entropy"], [1 / 3, 0.8112781244591328])
-    np.testing.assert_allclose(s["max_entropy"], [1.0, 0.8112781244591328])
+def test_multilabel_scores_each_labels_yes_no_distribution_by_mean_and_max():
+    h = lambda q: -(q * math.log2(q) + (1 - q) * math.log2(1 - q))  # noqa: E731 - binary entropy in bits
+    out = score(
+        RawPrediction(probabilities=np.array([0.5, 0.25, 0.25])),
+        task_type="multilabel",
+        labels=["a", "b", "c"],
+        measure="entropy",
+        model_version=1,
+    )
+    assert out.scores["entropy"] == pytest.approx((1.0 + 2 * h(0.25)) / 3)
+    assert out.scores["entropy_max"] == pytest.approx(1.0)
 
 
 def test_span_token_marginals_mean_and_max():
+    tags = ["O", "B-X", "I-X"]
     sure = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # two tokens, tags O/B/I
     torn = np.array([[1.0, 0.0, 0.0], [1 / 3, 1 / 3, 1 / 3]])
-    s = span_scores([sure, torn, np.zeros((0, 3))])
-    np.testing.assert_allclose(s["mean_entropy"], [0.0, 0.5, 0.0], atol=1e-9)
-    np.testing.assert_allclose(s["max_entropy"], [0.0, 1.0, 0.0], atol=1e-9)
+    offsets = np.array([[0, 1], [2, 3]])
+    for marginals, mean, most in ((sure, 0.0, 0.0), (torn, 0.5, 1.0)):
+        raw = RawPrediction.spans(tags, marginals, offsets)
+        out = score(raw, task_type="spans", labels=["X"], measure="entropy", model_version=1)
+        assert out.scores["entropy"] == pytest.approx(mean, abs=1e-9)
+        assert out.scores["entropy_max"] == pytest.approx(most, abs=1e-9)
+    empty = RawPrediction.spans(tags, np.zeros((0, 3)), np.zeros((0, 2), dtype=np.int64))
+    assert score(empty, task_type="spans", labels=["X"], measure="entropy", model_version=1).uncertainty == 0.0

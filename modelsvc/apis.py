@@ -1,6 +1,10 @@
-"""The model loop over REST: pre-label a project, explain an item's suggestion."""
+"""The model loop over REST: pre-label, explain a suggestion, train, list and activate versions, and the
+training schedule. Each view checks access (annotation.access), calls one service or selector, and
+serializes."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -11,15 +15,19 @@ from rest_framework.views import APIView
 
 from annotation.access import Capability, item_access, project_access
 from annotation.apis.serializers import JobCreated
-from annotation.exceptions import Conflict, NotFound
-from modelsvc.services import explanation_for_item, prelabel_start
+from modelsvc.models import ModelVersion
+from modelsvc.selectors import learning_curve, version_get, version_list
+from modelsvc.services.explanations import explanation_for_item
+from modelsvc.services.prelabel import prelabel_rescore, prelabel_start
+from modelsvc.services.schedules import schedule_get, schedule_set
+from modelsvc.services.training import train_start
 
 
 class ProjectPrelabelApi(APIView):
     @extend_schema(request=None, responses={202: JobCreated})
     def post(self, request: Request, pk: int) -> Response:
-        project = project_access(user=request.user, project_id=pk, capability=Capability.MODEL).project
-        job = prelabel_start(project=project, user=request.user)
+        access = project_access(user=request.user, project_id=pk, capability=Capability.MODEL)
+        job = prelabel_start(project=access.project, user=request.user)
         return Response({"job": job.pk}, status=status.HTTP_202_ACCEPTED)
 
 
@@ -32,29 +40,24 @@ class ItemExplanationApi(APIView):
         }
     )
     def get(self, request: Request, pk: int) -> Response:
-        item = item_access(user=request.user, item_id=pk, capability=Capability.VIEW).item
-        try:
-            code, body = explanation_for_item(item)
-        except LookupError as exc:
-            raise NotFound(str(exc)) from exc
-        response = Response(body, status=code)
-        if code == status.HTTP_202_ACCEPTED:
-            response["Retry-After"] = "1"
+        found = item_access(user=request.user, item_id=pk, capability=Capability.VIEW)
+        ready, body = explanation_for_item(item=found.item)
+        if ready:
+            return Response(body)
+        response = Response(body, status=status.HTTP_202_ACCEPTED)
+        response["Retry-After"] = "1"
         return response
 
 
 class ProjectTrainApi(APIView):
     @extend_schema(request=None, responses={202: JobCreated})
     def post(self, request: Request, pk: int) -> Response:
-        from modelsvc.registry import train_start
-
-        project = project_access(user=request.user, project_id=pk, capability=Capability.MODEL).project
-        job = train_start(project=project, user=request.user, reason="manual")
+        access = project_access(user=request.user, project_id=pk, capability=Capability.MODEL)
+        job = train_start(project=access.project, user=request.user, reason="manual")
         return Response({"job": job.pk}, status=status.HTTP_202_ACCEPTED)
 
 
-def _version_out(v) -> dict:
-    metrics = v.metrics or {}
+def _version_out(v: ModelVersion) -> dict[str, Any]:
     return {
         "version": v.version,
         "kind": v.kind,
@@ -63,7 +66,7 @@ def _version_out(v) -> dict:
         "labels": [label["name"] for label in v.labels],
         "sha256": v.sha256,
         "has_artifact": bool(v.artifact_path) or v.kind == "zero_shot",
-        "metrics": metrics,
+        "metrics": v.metrics or {},
         "created_at": v.created_at.isoformat().replace("+00:00", "Z"),
         "activated_at": v.activated_at.isoformat().replace("+00:00", "Z") if v.activated_at else None,
     }
@@ -77,44 +80,17 @@ class ProjectModelVersionsApi(APIView):
         )
     )
     def get(self, request: Request, pk: int) -> Response:
-        from modelsvc.models import ModelVersion
-
-        project = project_access(user=request.user, project_id=pk, capability=Capability.VIEW).project
-        versions = list(ModelVersion.objects.filter(project=project).order_by("-version"))
-        curve = [
-            {
-                "version": v.version,
-                "n_train": v.metrics.get("n_train", 0),
-                "accuracy": v.metrics.get("accuracy"),
-                "macro_f1": v.metrics.get("macro_f1"),
-            }
-            for v in sorted(versions, key=lambda v: v.version)
-            if v.metrics and "accuracy" in v.metrics
-        ]
-        return Response({"results": [_version_out(v) for v in versions], "learning_curve": curve})
+        access = project_access(user=request.user, project_id=pk, capability=Capability.VIEW)
+        versions = version_list(project=access.project)
+        return Response({"results": [_version_out(v) for v in versions], "learning_curve": learning_curve(versions)})
 
 
 class ModelVersionActivateApi(APIView):
     @extend_schema(request=None, responses={202: JobCreated})
     def post(self, request: Request, pk: int, version: int) -> Response:
-        from modelsvc.models import ModelVersion
-        from modelsvc.services import version_activate
-
-        project = project_access(user=request.user, project_id=pk, capability=Capability.MODEL).project
-        target = ModelVersion.objects.filter(project=project, version=version).first()
-        if target is None:
-            raise NotFound("No such model version.")
-        if target.kind == "fine_tuned" and not target.artifact_path:
-            raise Conflict(
-                "This version's artifacts were pruned (TANDEM_MODEL_RETENTION); it cannot be activated.",
-                [{"field": "version", "message": "artifacts pruned"}],
-            )
-        if [label["name"] for label in target.labels] != project.label_names or target.task_type != project.task_type:
-            raise Conflict(
-                "This version was trained for other labels or another task type than the project has now.",
-                [{"field": "version", "message": "labels differ"}],
-            )
-        job = version_activate(version=target, user=request.user)
+        access = project_access(user=request.user, project_id=pk, capability=Capability.MODEL)
+        target = version_get(project=access.project, number=version)
+        job = prelabel_rescore(version=target, user=request.user)
         return Response({"job": job.pk, "version": target.version, "status": "active"}, status=status.HTTP_202_ACCEPTED)
 
 
@@ -123,7 +99,7 @@ class ScheduleInput(serializers.Serializer):
     every_minutes = serializers.IntegerField(min_value=1, max_value=60 * 24 * 31, required=False, allow_null=True)
     cron = serializers.CharField(max_length=100, required=False, allow_null=True)
 
-    def validate(self, attrs):
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs.get("enabled", True):
             has_interval = attrs.get("every_minutes") is not None
             has_cron = bool(attrs.get("cron"))
@@ -147,16 +123,12 @@ class ScheduleInput(serializers.Serializer):
 class ProjectTrainingScheduleApi(APIView):
     @extend_schema(responses=OpenApiResponse(OpenApiTypes.OBJECT, description='{"enabled", "every_minutes", "cron"}'))
     def get(self, request: Request, pk: int) -> Response:
-        from modelsvc.registry import schedule_get
-
-        project = project_access(user=request.user, project_id=pk, capability=Capability.VIEW).project
-        return Response(schedule_get(project))
+        access = project_access(user=request.user, project_id=pk, capability=Capability.VIEW)
+        return Response(schedule_get(access.project))
 
     @extend_schema(request=ScheduleInput, responses=OpenApiResponse(OpenApiTypes.OBJECT))
     def put(self, request: Request, pk: int) -> Response:
-        from modelsvc.registry import schedule_set
-
-        project = project_access(user=request.user, project_id=pk, capability=Capability.MODEL).project
+        access = project_access(user=request.user, project_id=pk, capability=Capability.MODEL)
         data = ScheduleInput(data=request.data)
         data.is_valid(raise_exception=True)
-        return Response(schedule_set(project, **data.validated_data))
+        return Response(schedule_set(access.project, **data.validated_data))
