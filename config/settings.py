@@ -116,12 +116,6 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = DEBUG
-# npm-managed browser assets (package.json + package-lock.json, `npm ci`): served straight from
-# node_modules (collectstatic copies them for gunicorn; the finders serve them in DEBUG and tests).
-STATICFILES_DIRS = [
-    ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
-    ("vendor/alpinejs", BASE_DIR / "node_modules" / "@alpinejs" / "csp" / "dist"),
-]
 
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"

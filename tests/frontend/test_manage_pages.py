@@ -82,7 +82,7 @@ def test_new_project_page_for_any_user(db):
     assert config["project"] is None
     assert config["fields"]["annotations_per_item"] == 1
     assert {c["value"] for c in config["choices"]["task_type"]} == {"classification", "multilabel", "spans"}
-    assert "/static/frontend/manage.js" in html
+    assert "/static/frontend/manage/main.js" in html
     assert inline_scripts(html) == []
 
 

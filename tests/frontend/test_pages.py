@@ -65,29 +65,38 @@ def test_every_html_page_has_a_strict_csp():
     assert "Content-Security-Policy" not in logged_in(user).get("/api/projects/")
 
 
-def test_htmx_is_configured_for_the_csp():
+def test_pages_load_only_their_own_modules_and_carry_the_csrf_token():
+    """No page loads a library it does not use (htmx and Alpine.js are gone); page code is ES modules."""
+    project = make_project()
     user = make_user()
-    html = logged_in(user).get("/").content.decode()
-    m = re.search(r"<meta name=\"htmx-config\" content='([^']*)'>", html)
-    assert m, "htmx-config meta tag missing"
-    conf = json.loads(m.group(1))
-    assert conf["includeIndicatorStyles"] is False
-    assert conf["allowEval"] is False
-    assert conf["allowScriptTags"] is False
-    assert "vendor/htmx/htmx.min.js" in html
-    assert "vendor/alpinejs/cdn.min.js" in html
+    add_member(project, user)
+    for url in ["/", f"/projects/{project.pk}/label"]:
+        html = logged_in(user).get(url).content.decode()
+        assert "htmx" not in html.lower()
+        assert "alpine" not in html.lower()
+        assert "/static/vendor/" not in html
+        for tag in re.findall(r"<script\b[^>]*\bsrc=[^>]*>", html):
+            assert 'type="module"' in tag, tag
+        # the one place the modules read the CSRF token from (lib/http.js)
+        assert re.search(r'<meta name="csrf-token" content="[^"]+">', html)
+    html = logged_in(user).get(f"/projects/{project.pk}/label").content.decode()
+    assert '<script type="module" src="/static/frontend/label/main.js">' in html
 
 
-def test_vendor_assets_are_found_by_staticfiles():
+def test_page_modules_are_found_by_staticfiles():
     from django.contrib.staticfiles import finders
 
-    htmx = finders.find("vendor/htmx/htmx.min.js")
-    alpine = finders.find("vendor/alpinejs/cdn.min.js")
-    assert htmx, "run `npm ci`: node_modules/htmx.org is missing"
-    assert alpine, "run `npm ci`: node_modules/@alpinejs/csp is missing"
-    assert 'version:"2.0.' in open(htmx, encoding="utf-8").read().replace(" ", "")
-    assert finders.find("frontend/label.js")
-    assert finders.find("frontend/app.css")
+    for path in [
+        "frontend/label/main.js",
+        "frontend/review/main.js",
+        "frontend/manage/main.js",
+        "frontend/lib/http.js",
+        "frontend/lib/dom.js",
+        "frontend/lib/offsets.js",
+        "frontend/app.css",
+    ]:
+        assert finders.find(path), path
+    assert not finders.find("vendor/htmx/htmx.min.js")
 
 
 def test_guidelines_markdown_is_rendered_and_sanitized():

@@ -59,7 +59,7 @@ def test_reviewers_and_managers_get_the_page(project, role):
     assert r.status_code == 200
     html = r.content.decode()
     assert 'id="review-app"' in html
-    assert "/static/frontend/review.js" in html
+    assert "/static/frontend/review/main.js" in html
     assert inline_scripts(html) == []
     assert "script-src 'self'" in r["Content-Security-Policy"]
     config = json.loads(re.search(r'<script id="review-config" type="application/json">(.*?)</script>', html).group(1))
