@@ -409,3 +409,40 @@ def test_concurrent_verdicts_on_one_item_one_wins_the_other_409():
         assert FinalLabel.objects.filter(item=item).exists() is (winner == "approve")
         outcomes += results
     print("concurrent verdict outcomes:", outcomes)
+
+
+# ------------------------------------------------------------------ the `sample` policy: drawn once per item
+
+
+def test_sample_policy_is_decided_once_per_item(manager):
+    """review_sample_rate 0.5, k=1: whether an item goes to review is drawn once for the item, so the annotator's
+    edit (PATCH, which re-decides the item) leaves it where the submit put it, for every item: some in review,
+    some approved (with the edited value as their consensus label)."""
+    from annotation.services.submitting import sampled_for_review
+
+    project = make_project(manager, name="sampled", review_policy="sample", review_sample_rate=0.5)
+    items = make_items(project, 40)
+    _, client = member(project)
+    after_submit, after_edit = {}, {}
+    for item in items:
+        r = submit(client, item.pk, {"label": "sports"})
+        assert r.status_code == 201, r.content
+        after_submit[item.pk] = status_of(item)
+        for label in ("tech", "politics"):  # two edits: each re-decides the item
+            r = client.patch(f"/api/annotations/{r.json()['id']}", {"value": {"label": label}}, format="json")
+            assert r.status_code == 200, r.content
+            assert r.json()["value"] == {"label": label}
+        after_edit[item.pk] = status_of(item)
+        final = FinalLabel.objects.filter(item=item).first()
+        if after_edit[item.pk] == "approved":
+            assert (final.value, final.source) == ({"label": "politics"}, "consensus")
+        else:
+            assert final is None
+    assert after_edit == after_submit
+    assert set(after_submit.values()) == {"in_review", "approved"}, after_submit
+    # the draw is the item's own (its id), at the project's rate
+    assert after_submit == {
+        i.pk: "in_review" if sampled_for_review(item_id=i.pk, rate=0.5) else "approved" for i in items
+    }
+    assert not any(sampled_for_review(item_id=i.pk, rate=0.0) for i in items)
+    assert all(sampled_for_review(item_id=i.pk, rate=1.0) for i in items)
