@@ -97,6 +97,25 @@ def test_update_of_someone_elses_annotation_is_not_found():
         annotation_update(annotation_id=ann.pk, user=b, value={"label": "sports"})
 
 
+def test_update_validates_the_value_against_the_project():
+    """annotation_update checks the value itself (400, the field named); the annotation is left as it was."""
+    from annotation.exceptions import InvalidInput
+
+    project = make_project()
+    [item] = items(project, 1)
+    [a] = users(project, 1)
+    ann = annotation_submit(item_id=item.pk, user=a, value={"label": "tech"}).annotation
+    for bad in ({"label": "nope"}, {"labels": ["tech"]}, "tech"):
+        with pytest.raises(InvalidInput) as err:
+            annotation_update(annotation_id=ann.pk, user=a, value=bad)
+        assert err.value.status_code == 400
+        assert all(e.get("field", "").startswith("value") for e in err.value.errors), err.value.errors
+        assert err.value.errors
+    ann.refresh_from_db()
+    assert (ann.value, ann.history) == ({"label": "tech"}, [])
+    assert FinalLabel.objects.get(item=item).value == {"label": "tech"}
+
+
 def test_idempotent_submit_returns_first():
     project = make_project()
     [item] = items(project, 1)
