@@ -137,11 +137,7 @@ def prelabel_plan(*, job_id: int) -> None:
 def _plan(job: Job) -> bool:
     """Write the plan into the Job's params; False when there is nothing to queue (the Job has ended)."""
     project = job.project
-    try:
-        version = version_ensure_active(project)
-    except Exception as exc:
-        job_fail(job_id=job.pk, error=f"Could not prepare a model version: {exc}")
-        return False
+    version = version_ensure_active(project)
     predictor = _predictor(job, version)
     if predictor is None:
         return False
