@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from annotation.exceptions import Conflict, InvalidInput, NotFound
-from annotation.models import Item, Membership, Project
+from annotation.models import Assignment, Item, Membership, Project
 from annotation.models.item import QUEUE_STATUSES, ItemStatus
 from annotation.models.project import Role
 
@@ -173,8 +173,7 @@ def _requeue_for_overlap(project: Project) -> None:
     k = project.annotations_per_item
     items = Item.objects.filter(project=project)
     reopen = items.filter(annotation_count__lt=k, annotation_count__gt=0).filter(
-        Q(status=ItemStatus.IN_REVIEW)
-        | Q(status=ItemStatus.APPROVED, final_label__source="consensus")
+        Q(status=ItemStatus.IN_REVIEW) | Q(status=ItemStatus.APPROVED, final_label__source="consensus")
     )
     reopen_ids = list(reopen.values_list("id", flat=True))
     if reopen_ids:
@@ -182,6 +181,9 @@ def _requeue_for_overlap(project: Project) -> None:
         Item.objects.filter(id__in=reopen_ids).update(status=ItemStatus.IN_PROGRESS)
     for item in items.filter(status__in=QUEUE_STATUSES, annotation_count__gte=k).select_for_update():
         item_decide(item=item, project=project)
+        if item.lease_count:  # decided while leased: its leases hold no slot any more
+            Assignment.objects.filter(item_id=item.pk).delete()
+            Item.objects.filter(pk=item.pk).update(lease_count=0, lease_expires_at=None)
 
 
 def project_delete(*, project: Project) -> None:

@@ -29,9 +29,10 @@ class NextItem:
 
 _PG_NEXT = """
 WITH mine AS (
-    SELECT a.item_id, a.expires_at FROM annotation_assignment a
+    -- the user's live lease on an item still in the queue (an item decided while leased is not served)
+    SELECT a.item_id, a.expires_at FROM annotation_assignment a JOIN annotation_item li ON li.id = a.item_id
     WHERE a.user_id = %(user)s::integer AND a.project_id = %(project)s::bigint AND a.expires_at > %(now)s::timestamptz
-      AND a.item_id <> ALL (%(exclude)s::bigint[])
+      AND a.item_id <> ALL (%(exclude)s::bigint[]) AND li.status IN ('open', 'in_progress')
     ORDER BY a.created_at LIMIT 1
 ),
 pick AS (

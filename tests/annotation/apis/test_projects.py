@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from annotation.models import Membership, Project
+from annotation.models import Assignment, Membership, Project
 from tests.annotation.apis.helpers import annotate, assert_error, error_fields, make_items
 from tests.conftest import add_member, client_for, make_project, make_user
 
@@ -445,12 +445,10 @@ def test_lowering_k_while_a_lease_is_held_refuses_the_lease_holders_submit(manag
     assert holder_client.get(f"/api/projects/{project.pk}/next?exclude={item.pk}").status_code == 204
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: next's `mine` CTE (annotation/services/queue.py, _PG_NEXT) returns the user's live lease "
-    "whatever the item's status, and lowering k (_requeue_for_overlap) leaves the leases of the items it "
-    "decides; so the lease holder is served the approved item, whose submit is 409, until the lease expires",
-)
 def test_an_item_decided_by_lowering_k_is_not_served_to_its_lease_holder(manager, manager_client):
-    project, _item, _first, holder_client = _decided_while_leased(manager, manager_client)
+    """Lowering k decides the item and drops its leases; next never serves a decided item from a live lease."""
+    project, item, _first, holder_client = _decided_while_leased(manager, manager_client)
     assert holder_client.get(f"/api/projects/{project.pk}/next").status_code == 204
+    item.refresh_from_db()
+    assert (item.lease_count, item.lease_expires_at) == (0, None)
+    assert not Assignment.objects.filter(item=item).exists()
