@@ -398,7 +398,7 @@ def test_prefetch_renders_next_item_before_the_submit_returns(page: Page, live_s
     held[0].continue_()
     page.unroute("**/api/items/*/annotations")
     wait_saved(page)
-    # the loop, measured: submit (keypress) -> next item rendered, from performance.measure in label.js
+    # the loop, measured: submit (keypress) -> next item rendered, from performance.measure in label/page.js
     for _ in range(n - 2):
         before = current_item(page)
         # the expert reads for a moment: the prefetch of the next item has come back (or found none)
