@@ -13,5 +13,5 @@ if [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium >/dev/null || { $SUDO apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium >/dev/null; }
 fi
-node --test frontend/tests/
+node --test frontend/tests/*.test.mjs
 exec "$VENV/bin/python" -m pytest "$@"
