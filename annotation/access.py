@@ -83,6 +83,12 @@ def access_decide(
     return access
 
 
+def project_access_of(*, user: Any, project: Project, member_role: str | None) -> ProjectAccess:
+    """The access of a member (or staff user) to a project already read, e.g. by a project list that
+    annotated each row with the user's membership role; for listing what the user may do, nothing required."""
+    return access_decide(user=user, project=project, member_role=member_role, capability=Capability.VIEW)
+
+
 def project_access(*, user: Any, project_id: int | str, capability: Capability = Capability.VIEW) -> ProjectAccess:
     """The user's access to the project, with `capability` required (404 / 403 as the module says). One query."""
     row = fetchone_prepared(

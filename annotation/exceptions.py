@@ -16,7 +16,7 @@ from rest_framework.views import exception_handler
 class ApplicationError(Exception):
     """A business-rule failure with an HTTP status and optional per-field errors."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
 
     def __init__(self, detail: str, errors: list[dict[str, Any]] | None = None, status_code: int | None = None):
         super().__init__(detail)
@@ -93,6 +93,6 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         errors = _flatten(exc.detail)
         response.data = {"detail": _summary(errors, "Invalid input."), "errors": errors}
     else:
-        detail = response.data.get("detail") if isinstance(response.data, dict) else response.data
-        response.data = {"detail": str(detail), "errors": []}
+        message = response.data.get("detail") if isinstance(response.data, dict) else response.data
+        response.data = {"detail": str(message), "errors": []}
     return response

@@ -26,7 +26,7 @@ def _fields(model: type[dj.Model]) -> tuple[tuple[str, ...], tuple[str, ...], tu
     concrete = model._meta.concrete_fields
     return (
         tuple(f.attname for f in concrete),
-        tuple(f.column for f in concrete),
+        tuple(str(f.column) for f in concrete),
         tuple(isinstance(f, dj.JSONField) for f in concrete),
     )
 
@@ -105,7 +105,7 @@ def _prepared(name: str, sql: str, params: dict[str, Any], *, prefix: str, suffi
     raw = db.connection
     state = getattr(db, "_tandem_prepared", None)
     if state is None or state[0] is not raw:  # a new connection has no prepared statements yet
-        state = (raw, set())
+        state = (raw, set[str]())
         db._tandem_prepared = state  # type: ignore[attr-defined]
     with db.cursor() as cursor:
         if name not in state[1]:

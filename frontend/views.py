@@ -12,7 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from annotation.access import Capability, ProjectAccess, project_access
+from annotation.access import Capability, ProjectAccess, project_access, project_access_of
 from annotation.exceptions import Forbidden, NotFound
 from annotation.models import Annotation
 from annotation.selectors.items import project_list_for_user
@@ -34,10 +34,21 @@ def access_for_page(request: HttpRequest, project_id: int, capability: Capabilit
 def project_list(request: HttpRequest) -> HttpResponse:
     projects = list(project_list_for_user(user=request.user))
     left = items_left_by_project(user=request.user, project_ids=[p.pk for p in projects])
+    rows = []
     for p in projects:
-        p.percent_done = round(100 * p.done_count / p.item_count) if p.item_count else 0
-        p.left_for_me = left.get(p.pk, 0)
-    return render(request, "frontend/projects.html", {"projects": projects})
+        # my_role, item_count, done_count: annotated by project_list_for_user
+        access = project_access_of(user=request.user, project=p, member_role=p.my_role)  # type: ignore[attr-defined]
+        done, total = p.done_count, p.item_count  # type: ignore[attr-defined]
+        rows.append(
+            {
+                "project": p,
+                "role": access.role,
+                "can": {capability.value: access.can(capability) for capability in Capability},
+                "percent_done": round(100 * done / total) if total else 0,
+                "left_for_me": left.get(p.pk, 0),
+            }
+        )
+    return render(request, "frontend/projects.html", {"projects": rows})
 
 
 @login_required
@@ -55,7 +66,7 @@ def label(request: HttpRequest, pk: int) -> HttpResponse:
         "user": request.user.pk,
     }
     progress = {
-        "done": Annotation.objects.filter(item__project=project, annotator=request.user).count(),
+        "done": Annotation.objects.filter(item__project=project, annotator_id=request.user.pk).count(),
         "left": items_left_by_project(user=request.user, project_ids=[project.pk]).get(project.pk, 0),
     }
     config["progress"] = progress

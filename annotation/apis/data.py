@@ -64,8 +64,10 @@ class ProjectImportApi(APIView):
             upload = request.FILES.get("file")
             if upload is None:
                 raise InvalidInput("No file.", [{"field": "file", "message": "Send the items as the 'file' part."}])
-            on_error = on_error or request.data.get("on_error")
-            fmt = fmt or request.data.get("format")
+            form = request.data  # multipart: a QueryDict
+            assert isinstance(form, dict)
+            on_error = on_error or form.get("on_error")
+            fmt = fmt or form.get("format")
             job = import_create(
                 project=project,
                 user=request.user,

@@ -46,7 +46,7 @@ class JsonFirstNegotiation(DefaultContentNegotiation):
         return super().select_renderer(request, renderers, format_suffix)
 
 
-_MAX_LEAD_MS = AnnotationInput._declared_fields["lead_time_ms"].max_value
+_MAX_LEAD_MS = AnnotationInput.LEAD_TIME_MS_MAX
 
 
 def _annotation_input(data: object) -> dict:

@@ -128,10 +128,10 @@ class MemberOutput(serializers.ModelSerializer):
 
 
 class AnnotationInput(serializers.Serializer):
+    LEAD_TIME_MS_MAX = 7 * 24 * 3600 * 1000  # a week
+
     value = serializers.JSONField()
-    lead_time_ms = serializers.IntegerField(
-        min_value=0, max_value=7 * 24 * 3600 * 1000, required=False, allow_null=True
-    )
+    lead_time_ms = serializers.IntegerField(min_value=0, max_value=LEAD_TIME_MS_MAX, required=False, allow_null=True)
     accepted_suggestion = serializers.BooleanField(required=False, allow_null=True)
 
 

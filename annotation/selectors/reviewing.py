@@ -48,6 +48,6 @@ def review_next_for_reviewer(*, project: Project) -> ReviewTask | None:
     return ReviewTask(
         item=item,
         annotations=annotations,
-        disagreement=item.distinct_values > 1,
+        disagreement=item.distinct_values > 1,  # type: ignore[attr-defined]  # annotated by review_queue
         waiting=Item.objects.filter(project=project, status=ItemStatus.IN_REVIEW).count(),
     )

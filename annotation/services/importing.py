@@ -31,6 +31,7 @@ from annotation.models import Item, Job, Project
 from annotation.models.job import JobKind
 from annotation.services.jobs import job_claim, job_fail, job_failure_text, job_progress, job_succeed
 from annotation.storable import find_unstorable, string_problem
+from modelsvc.services.prelabel import prelabel_start
 
 logger = logging.getLogger(__name__)
 
@@ -599,8 +600,6 @@ def _import(job: Job) -> Job:
     }
     job = _finish(job, ok=True, error="", result=result, path=path)
     if created and settings.TANDEM_PRELABEL_ON_IMPORT:
-        from modelsvc.services.prelabel import prelabel_start
-
         prelabel_start(project=job.project, user=job.created_by)
     return job
 

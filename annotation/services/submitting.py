@@ -278,7 +278,8 @@ def _submit_locked(
             "Every slot of this item is taken: it already has its annotations.",
             [{"field": "item", "message": f"{annotations} of {k} annotations."}],
         )
-    new_status, final = ItemStatus.IN_PROGRESS, None
+    new_status: str = ItemStatus.IN_PROGRESS
+    final: Any | None = None
     if annotations + 1 >= k:
         new_status, final = consensus(
             values=[value, *json.loads(others or "[]")], project=project, item_id=int(item_id)

@@ -6,7 +6,7 @@ spans `{"spans": [{"start": 0, "end": 5, "label": "PER"}]}` with character (code
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from annotation.exceptions import InvalidInput
 from annotation.models.project import TaskType
@@ -14,7 +14,7 @@ from annotation.models.project import TaskType
 MAX_SPANS = 2000
 
 
-def _int(v: Any) -> bool:
+def _int(v: Any) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
@@ -87,10 +87,10 @@ def value_validate(*, task_type: str, label_names: list[str], value: Any, text: 
             if not _int(end) or end < 0:
                 err(f"{where}.end", "A non-negative integer character offset.")
                 ok = False
-            if ok and end <= start:
+            if ok and _int(start) and _int(end) and end <= start:
                 err(where, f"end ({end}) must be greater than start ({start}).")
                 ok = False
-            if ok and end > len(text):
+            if ok and _int(end) and end > len(text):
                 err(f"{where}.end", f"{end} is past the end of the text ({len(text)} characters).")
                 ok = False
             if not isinstance(label, str) or label not in allowed:

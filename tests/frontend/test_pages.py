@@ -158,9 +158,21 @@ def test_project_list_shows_items_left_for_me_and_progress():
     r = logged_in(me).get("/")
     assert r.status_code == 200
     (row,) = r.context["projects"]
-    assert row.left_for_me == 2  # items 1 and 2: 0 is annotated by me, 3 is done
-    assert row.percent_done == 25
-    assert f'href="/projects/{project.pk}/label"' in r.content.decode()
+    assert row["left_for_me"] == 2  # items 1 and 2: 0 is annotated by me, 3 is done
+    assert row["percent_done"] == 25
+    assert row["role"] == "annotator"
+    assert row["can"] == {
+        "view": True,
+        "annotate": True,
+        "review": False,
+        "manage": False,
+        "export": False,
+        "model": False,
+    }
+    page = r.content.decode()
+    assert f'href="/projects/{project.pk}/label"' in page
+    assert f'href="/projects/{project.pk}/review"' not in page  # the links follow the access API
+    assert f'href="/projects/{project.pk}/settings"' not in page
     other = make_project(name="not mine")
     assert "not mine" not in r.content.decode()
     assert other.pk

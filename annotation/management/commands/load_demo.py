@@ -52,7 +52,8 @@ class Command(BaseCommand):
         job = import_file(project=project, user=user, path=DEMO_FILE)
         if job.status != "succeeded":
             raise CommandError(f"demo import failed: {job.error}")
+        result = job.result or {}
         self.stdout.write(
-            f"demo project {project.pk} '{DEMO_NAME}': {job.result['created']} new items, "
-            f"{job.result['duplicates']} already there"
+            f"demo project {project.pk} '{DEMO_NAME}': {result.get('created')} new items, "
+            f"{result.get('duplicates')} already there"
         )
