@@ -122,11 +122,12 @@ def test_quickstart_runs_web_worker_and_beat(tmp_path):
         running = "\n".join(command_lines(tree))
         for process in ("celery -A config worker", "celery -A config beat", "granian --interface wsgi"):
             assert process in running, running
-        web = next(p for p in tree if "granian --interface wsgi" in " ".join(command_lines({p})))
-        web_env = _environ(web)
-        assert f"host={var / 'pg'}" in web_env["DATABASE_URL"], web_env["DATABASE_URL"]
-        assert "127.0.0.1" not in web_env["DATABASE_URL"]
-        assert web_env["CELERY_BROKER_URL"] == f"redis+socket://{var / 'broker' / 'valkey.sock'}"
+        for process in ("granian --interface wsgi", "celery -A config worker", "celery -A config beat"):
+            pid = next(p for p in tree if process in " ".join(command_lines({p})))
+            env_of = _environ(pid)
+            assert f"host={var / 'pg'}" in env_of["DATABASE_URL"], (process, env_of["DATABASE_URL"])
+            assert "127.0.0.1" not in env_of["DATABASE_URL"]
+            assert env_of["CELERY_BROKER_URL"] == f"redis+socket://{var / 'broker' / 'valkey.sock'}", process
         assert _query(var, "SELECT version()")[0][0].startswith("PostgreSQL ")
 
         status, body = http("POST", f"{base}/api/auth/token/", {"username": "admin", "password": "smoke-admin-pw"})
