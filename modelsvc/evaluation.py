@@ -13,7 +13,7 @@ spans (start, end, label); the micro F1 is reported as "accuracy", with macro-F1
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, SupportsFloat
 
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, multilabel_confusion_matrix
@@ -37,7 +37,7 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
     return float(ece)
 
 
-def _r(x: float) -> float:
+def _r(x: SupportsFloat) -> float:
     return round(float(x), 6)
 
 

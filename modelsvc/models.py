@@ -1,9 +1,9 @@
-"""The model registry and the predictions it makes.
+"""The model registry's tables and the predictions its versions make (the rules: modelsvc.services).
 
 ModelVersion: one per model a project has used, numbered per project. A zero-shot version (cold
 start: label-name similarity over the base encoder, no artifact) is created when a project is first
-pre-labeled; trained versions (the training issue) add artifacts and metrics. At most one is active
-per project (a partial unique index).
+pre-labeled; a fine-tuned version, registered by a training run, has an artifact and metrics. At most
+one is active per project (a partial unique index).
 
 Prediction: one per (item, model version), upserted, so a redelivered pre-label chunk writes nothing
 twice. The item row carries the active version's prediction in the REST shape (Item.prediction).
@@ -31,8 +31,8 @@ class ModelVersion(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_versions")
     version = models.PositiveIntegerField()
     kind = models.CharField(max_length=20, choices=VersionKind.choices)
-    base_model = models.CharField(max_length=500)  # model directory or "all-MiniLM-L6-v2 (packaged)"
-    labels = models.JSONField(default=list)  # label names, in order, the version predicts
+    base_model = models.CharField(max_length=500)  # TANDEM_MODEL's directory, or services.versions.PACKAGED_MODEL
+    labels = models.JSONField(default=list)  # [{"name", "description"}] in the order the version predicts
     task_type = models.CharField(max_length=20)
     artifact_path = models.CharField(max_length=1000, blank=True, default="")
     sha256 = models.CharField(max_length=64, blank=True, default="")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, SupportsFloat
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from modelsvc.contracts import RawPrediction
 MEASURES = ("least_confidence", "margin", "entropy")
 
 
-def _r(x: float) -> float:
+def _r(x: SupportsFloat) -> float:
     return round(float(x), 6)
 
 

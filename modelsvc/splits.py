@@ -27,7 +27,8 @@ def label_target(task_type: str, labels: list[str], value: Any) -> Any:
     if not isinstance(value, dict):
         return None
     if task_type == "classification":
-        return index.get(value.get("label"))
+        label = value.get("label")
+        return index.get(label) if isinstance(label, str) else None
     if task_type == "multilabel":
         names = value.get("labels")
         return [index[n] for n in names if n in index] if isinstance(names, list) else None

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -40,7 +41,7 @@ WEIGHTS = "model.safetensors"
 @dataclass
 class Example:
     text: str
-    target: object  # classification: label index; multilabel: list of label indexes; spans: [(start, end, label index)]
+    target: Any  # classification: label index; multilabel: list of label indexes; spans: [(start, end, label index)]
 
 
 @dataclass
@@ -139,7 +140,7 @@ def _load(config: TrainConfig):
     if not any(source.glob("*.safetensors")):
         raise ModelLoadError(f"{source} has no .safetensors weights (other formats are not loaded).")
     k = len(config.labels)
-    kwargs = {"local_files_only": True, "use_safetensors": True}
+    kwargs: dict[str, Any] = {"local_files_only": True, "use_safetensors": True}
     if config.task_type == "spans":
         tags = bio_tags(config.labels)
         model = AutoModelForTokenClassification.from_pretrained(
@@ -167,8 +168,10 @@ def _load(config: TrainConfig):
 
 
 @torch.no_grad()
-def _logits(model, tokenizer, config: TrainConfig, examples: Sequence[Example]) -> tuple[list[torch.Tensor], float]:
-    """Validation logits per batch and the mean loss."""
+def _logits(
+    model, tokenizer, config: TrainConfig, examples: Sequence[Example]
+) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], float]:
+    """Validation (logits, labels) per batch and the mean loss."""
     model.eval()
     losses, out = [], []
     for batch in _batches(examples, 64, None):

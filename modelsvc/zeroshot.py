@@ -5,7 +5,8 @@ sentence encoder as the items; an item's probabilities are the softmax of its co
 the labels, divided by a temperature. Diversity: k-means on the item embeddings, and the item nearest
 each centre, so the first labels an expert gives cover the whole pool rather than its densest corner.
 
-Pure numpy + scikit-learn over embeddings (no torch here): the encoder runs in modelsvc/runtime/hf.py.
+Pure numpy + scikit-learn over embeddings (no torch here): the encoder is one of modelsvc/runtime's
+(ONNX Runtime on a CPU worker, torch on CUDA), used by modelsvc.runtime.predictors.
 """
 
 from __future__ import annotations

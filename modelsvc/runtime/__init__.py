@@ -22,11 +22,12 @@ _MAX_LOADED = 4  # label sets per process; they share one encoder
 def get_predictor(spec: PredictorSpec, *, cache: bool = True) -> Predictor:
     """The loaded predictor for `spec`, cached per worker process unless `cache` is False (a model
     evaluated once, e.g. a candidate in its staging directory). Raises ModelUnavailable."""
-    predictor = _PREDICTORS.get(spec)
-    if predictor is not None:
-        return predictor
+    cached = _PREDICTORS.get(spec)
+    if cached is not None:
+        return cached
     from django.conf import settings  # here, so that bench/prelabel.py can import the runtimes without Django
 
+    predictor: Predictor
     if spec.backend == "fake":
         from modelsvc.runtime.fake import FakePredictor
 

@@ -143,7 +143,7 @@ def token_embeddings(
 
 class FineTunedPredictor(PredictorBase):
     """A trained version: the artifact's head over its fine-tuned encoder, logits divided by the
-    temperature fitted on validation. The weights' sha256 is checked against the registry on load."""
+    temperature fitted on validation. The weights' sha256 is checked against the version's on load."""
 
     def __init__(self, spec: PredictorSpec, *, batch_size: int = 32, cpu_threads: int | None = None) -> None:
         self.spec = spec

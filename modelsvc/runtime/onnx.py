@@ -149,7 +149,7 @@ class OnnxEncoder:
         self.path = path
         self.device = CpuDevice()
         self.int8 = bool(config.quantize_int8)
-        cache_dir = Path(config.cache_dir) if getattr(config, "cache_dir", None) else default_cache_dir()
+        cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
         data, self.manifest = load_onnx_model(path, cache_dir, int8=self.int8, allow_export=allow_export)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from modelsvc.contracts import PredictorBase, PredictorSpec
+from modelsvc.contracts import Predictor, PredictorBase, PredictorSpec
 from modelsvc.runtime.config import EncoderConfig, ModelLoadError, SentenceEncoder, cuda_available
 from modelsvc.runtime.encoders import shared_encoder
 from modelsvc.zeroshot import DEFAULT_TEMPERATURE, label_prompts, zero_shot_probabilities
@@ -51,8 +51,10 @@ class ZeroShotPredictor(PredictorBase):
         return zero_shot_probabilities(emb, self.label_embeddings, temperature=self.temperature)
 
     def _span_outputs(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
-        from modelsvc.runtime.hf import token_embeddings  # token states: the torch encoder only
+        from modelsvc.runtime.hf import Encoder, token_embeddings
 
+        if not isinstance(self.encoder, Encoder):
+            raise ModelLoadError("Span projects need per-token states, which only the torch runtime gives.")
         out = []
         k = len(self.names)
         for offsets, states in token_embeddings(self.encoder, texts, batch_size=self.batch_size):
@@ -84,7 +86,7 @@ def load_predictor(
     gpu_batch_size: int = 1024,
     runtime: str = "torch",
     cache_dir: str | None = None,
-) -> PredictorBase:
+) -> Predictor:
     """The predictor for a ModelVersion spec: its fine-tuned artifact, or zero-shot over the base encoder.
 
     On CUDA the encoder runs in bf16 with `gpu_batch_size`; on CPU `runtime` picks torch fp32,

@@ -36,7 +36,7 @@ def _target_label(prediction: Prediction) -> str:
     if spans:
         return max(spans, key=lambda s: s.get("score", 0))["label"]
     probabilities = prediction.probabilities or {}
-    return max(probabilities, key=probabilities.get)
+    return max(probabilities, key=lambda name: probabilities[name])
 
 
 def explain_prediction(*, prediction_id: int) -> dict[str, Any] | None:

@@ -38,7 +38,6 @@ from annotation.models import FinalLabel, Job, Project
 from annotation.models.job import JobKind, JobStatus
 from annotation.services.jobs import job_claim, job_fail, job_failure_text, job_progress, job_succeed
 from modelsvc.contracts import ModelUnavailable, PredictorSpec
-from modelsvc.evaluation import evaluate_predictor
 from modelsvc.models import ModelVersion, TrainingState, VersionKind
 from modelsvc.promotion import beats
 from modelsvc.services.prelabel import prelabel_rescore
@@ -222,6 +221,7 @@ def _heartbeat(job_id: int) -> Callable[[int, int], None]:
 
 def evaluate_version(version: ModelVersion, validation: list[Example]) -> dict[str, Any]:
     """Metrics of a registered version (zero-shot or fine-tuned) on validation examples."""
+    from modelsvc.evaluation import evaluate_predictor  # scikit-learn: worker side, like the runtimes
     from modelsvc.runtime import get_predictor
 
     labels = [label["name"] for label in version.labels]
@@ -232,6 +232,7 @@ def _evaluate(
     project: Project, result: TrainResult, staging: Path, active: ModelVersion | None, validation: list[Example]
 ) -> _Evaluated:
     """The staged candidate and the active version (when it predicts the same labels) on the same set."""
+    from modelsvc.evaluation import evaluate_predictor  # scikit-learn: worker side, like the runtimes
     from modelsvc.runtime import get_predictor
 
     spec = PredictorSpec(
@@ -317,9 +318,11 @@ def training_check() -> dict[str, list[int]]:
     project with at least `min_new_labels` new approved labels since its last run."""
     stale_before = timezone.now() - timedelta(seconds=settings.TANDEM_TRAIN_STALE_SECONDS)
     reaped = []
-    for state in TrainingState.objects.filter(running_job__isnull=False, heartbeat_at__lt=stale_before):
-        train_fail(job_id=state.running_job_id, error=LOST)
-        reaped.append(state.project_id)
+    for project_id, job_id in TrainingState.objects.filter(
+        running_job__isnull=False, heartbeat_at__lt=stale_before
+    ).values_list("project_id", "running_job_id"):
+        train_fail(job_id=job_id, error=LOST)
+        reaped.append(project_id)
     # two queries for all projects: approved labels per project, and each project's training state
     counts = dict(
         FinalLabel.objects.values("item__project_id").annotate(n=Count("id")).values_list("item__project_id", "n")

@@ -83,7 +83,7 @@ def test_a_failure_after_training_registers_nothing(run, django_capture_on_commi
     def broken(*args, **kwargs):
         raise RuntimeError("evaluation broke")
 
-    monkeypatch.setattr(training, "evaluate_predictor", broken)
+    monkeypatch.setattr("modelsvc.evaluation.evaluate_predictor", broken)
     job = start(run, django_capture_on_commit_callbacks)
     train_run(job_id=job.pk)
     assert_failed_cleanly(run, job, "evaluation broke")
