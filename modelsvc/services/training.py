@@ -262,51 +262,58 @@ def _register_and_promote(
     result, metrics, active_metrics = evaluated.result, evaluated.metrics, evaluated.active_metrics
     n_validation = metrics["n"]
     compared = {k: active_metrics.get(k) for k in COMPARED} if active_metrics else {}
-    with transaction.atomic():
-        locked = Project.objects.select_for_update().get(pk=project.pk)
-        if not Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).exists():
-            return None
-        candidate = version_register(
-            project=project,
-            staging=staging,
-            base_model=active.base_model
-            if active.kind == VersionKind.FINE_TUNED
-            else (settings.TANDEM_MODEL or PACKAGED_MODEL),
-            sha256=result.sha256,
-            metrics={
-                **metrics,
-                "n_train": n_train,
-                "n_validation": n_validation,
-                "temperature": result.temperature,
-                "epochs": result.epochs,
-                "best_epoch": result.best_epoch,
-                "stopped": result.stopped,
-                "history": result.history,
-                "compared_with": {"version": active.version, **compared},
-                "promotion_metric": settings.TANDEM_PROMOTION_METRIC,
-            },
-        )
-        if active_metrics and (not active.metrics or active.kind == VersionKind.ZERO_SHOT):
-            ModelVersion.objects.filter(pk=active.pk).update(
-                metrics={**active_metrics, "n_validation": n_validation, "n_train": 0}
+    moved: list[Path] = []  # the artifact directory, once moved into place
+    try:
+        with transaction.atomic():
+            locked = Project.objects.select_for_update().get(pk=project.pk)
+            if not Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).exists():
+                return None
+            candidate = version_register(
+                project=project,
+                staging=staging,
+                base_model=active.base_model
+                if active.kind == VersionKind.FINE_TUNED
+                else (settings.TANDEM_MODEL or PACKAGED_MODEL),
+                sha256=result.sha256,
+                metrics={
+                    **metrics,
+                    "n_train": n_train,
+                    "n_validation": n_validation,
+                    "temperature": result.temperature,
+                    "epochs": result.epochs,
+                    "best_epoch": result.best_epoch,
+                    "stopped": result.stopped,
+                    "history": result.history,
+                    "compared_with": {"version": active.version, **compared},
+                    "promotion_metric": settings.TANDEM_PROMOTION_METRIC,
+                },
             )
-        # the project's labels may have changed while it trained: then it stays a candidate
-        promoted = beats(metrics, active_metrics) and version_fits(candidate, locked)
-        if promoted:
-            prelabel_rescore(version=candidate, user=job.created_by)
-        _succeed(
-            job,
-            {
-                "version": candidate.version,
-                "promoted": promoted,
-                "metric": settings.TANDEM_PROMOTION_METRIC,
-                "candidate": {k: metrics.get(k) for k in COMPARED},
-                "n_validation": n_validation,
-                "temperature": result.temperature,
-                "active": {"version": active.version, **compared},
-            },
-            labels_seen,
-        )
+            moved.append(Path(candidate.artifact_path))
+            if active_metrics and (not active.metrics or active.kind == VersionKind.ZERO_SHOT):
+                ModelVersion.objects.filter(pk=active.pk).update(
+                    metrics={**active_metrics, "n_validation": n_validation, "n_train": 0}
+                )
+            # the project's labels may have changed while it trained: then it stays a candidate
+            promoted = beats(metrics, active_metrics) and version_fits(candidate, locked)
+            if promoted:
+                prelabel_rescore(version=candidate, user=job.created_by)
+            _succeed(
+                job,
+                {
+                    "version": candidate.version,
+                    "promoted": promoted,
+                    "metric": settings.TANDEM_PROMOTION_METRIC,
+                    "candidate": {k: metrics.get(k) for k in COMPARED},
+                    "n_validation": n_validation,
+                    "temperature": result.temperature,
+                    "active": {"version": active.version, **compared},
+                },
+                labels_seen,
+            )
+    except BaseException:
+        for path in moved:  # its row rolled back: no artifact without a version either
+            shutil.rmtree(path, ignore_errors=True)
+        raise
     return candidate
 
 

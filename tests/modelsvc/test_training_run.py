@@ -89,6 +89,21 @@ def test_a_failure_after_training_registers_nothing(run, django_capture_on_commi
     assert_failed_cleanly(run, job, "evaluation broke")
 
 
+def test_a_failure_while_registering_leaves_no_version_and_no_artifact(
+    run, django_capture_on_commit_callbacks, monkeypatch
+):
+    def broken(**kwargs):
+        raise RuntimeError("promotion broke")
+
+    run.settings.TANDEM_PROMOTION_MARGIN = -1.0
+    monkeypatch.setattr(training, "prelabel_rescore", broken)
+    job = start(run, django_capture_on_commit_callbacks)
+    train_run(job_id=job.pk)
+    assert_failed_cleanly(run, job, "promotion broke")
+    project_dir = run.settings.MODEL_DIR / str(run.project.pk)
+    assert not [p for p in project_dir.iterdir() if p.name.isdigit()]
+
+
 def test_the_soft_time_limit_fails_the_run_with_its_reason(run, django_capture_on_commit_callbacks, monkeypatch):
     def too_slow(*args, **kwargs):
         raise SoftTimeLimitExceeded()
