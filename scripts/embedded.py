@@ -139,12 +139,15 @@ def _ping(path: Path) -> bool:
 
 
 def _broker_pid() -> int | None:
+    """The pid in valkey.pid while that process is still a valkey-server (a killed server leaves its pid file, and
+    the number may since belong to another process)."""
     try:
         pid = int((_broker_dir() / "valkey.pid").read_text().strip())
+        command = Path(f"/proc/{pid}/cmdline").read_bytes() if Path("/proc").is_dir() else b"valkey-server"
         os.kill(pid, 0)
     except (OSError, ValueError):
         return None
-    return pid
+    return pid if b"valkey-server" in command else None
 
 
 def start_broker() -> str:
@@ -179,7 +182,8 @@ def start_broker() -> str:
             ]
         )
     )
-    subprocess.run([str(get_binary_path()), str(config)], check=True, stdin=subprocess.DEVNULL)
+    # stdout carries the `export` lines that run.sh evaluates: whatever the server prints goes to stderr
+    subprocess.run([str(get_binary_path()), str(config)], check=True, stdin=subprocess.DEVNULL, stdout=sys.stderr)
     deadline = time.monotonic() + 15
     while not _ping(sock):
         if time.monotonic() > deadline:
@@ -245,7 +249,15 @@ def import_sqlite() -> int:
         capture_output=True,
         text=True,
     )
-    if check.returncode != 0 or check.stdout.strip() != "False":
+    if check.returncode != 0:
+        sys.stderr.write(check.stderr[-4000:])
+        _say(
+            f"{source} is an earlier quick start's SQLite database and could not be copied (PostgreSQL did not "
+            f"answer, see above); move it away (mv {shlex.quote(str(source))} {shlex.quote(str(source))}.old) "
+            "to start without it"
+        )
+        return 1
+    if check.stdout.strip() != "False":
         _say(
             f"{source} is an earlier quick start's SQLite database, and the embedded PostgreSQL already holds data: "
             f"move it away (mv {shlex.quote(str(source))} {shlex.quote(str(source))}.old), or move "
