@@ -1,8 +1,8 @@
 """Content-Security-Policy for every HTML page: no inline script, no eval.
 
 A small middleware instead of a package: one header, set on ``text/html`` responses that do not
-already carry one. htmx (configured by a ``<meta name="htmx-config">`` tag) and the CSP build of
-Alpine.js work under it; page code lives in ``frontend/static/frontend/*.js``.
+already carry one. Page code is ES modules under ``frontend/static/frontend/`` (``lib/`` and one
+folder per page), loaded with ``<script type="module" src=...>``, so nothing inline is needed.
 """
 
 from __future__ import annotations
