@@ -17,7 +17,7 @@ from django.conf import settings
 from annotation.models import FinalLabel, Item, Project
 from modelsvc.models import TrainedItem, ValidationItem
 
-Example = tuple[int, str, Any]  # (item id, text, target)
+LabeledRow = tuple[int, str, Any]  # (item id, text, target)
 
 
 def label_target(task_type: str, labels: list[str], value: Any) -> Any:
@@ -50,7 +50,7 @@ def _seeded(project_id: int, item_id: int) -> str:
     return hashlib.sha256(f"{project_id}:{item_id}".encode()).hexdigest()
 
 
-def training_split(project: Project) -> tuple[list[Example], list[Example]]:
+def training_split(project: Project) -> tuple[list[LabeledRow], list[LabeledRow]]:
     """(train, validation) as (item id, text, target), assigning the new approved items (see the module
     docstring); the assignments are written, so later calls keep them."""
     labels = project.label_names

@@ -50,7 +50,7 @@ from modelsvc.services.versions import (
     version_register,
     version_spec,
 )
-from modelsvc.splits import Example, training_split
+from modelsvc.splits import LabeledRow, training_split
 from modelsvc.tasks import train_task
 
 if TYPE_CHECKING:
@@ -172,13 +172,12 @@ def _fine_tune(
     job: Job,
     project: Project,
     warm: ModelVersion | None,
-    train_rows: list[Example],
-    validation: list[Example],
+    train_rows: list[LabeledRow],
+    validation: list[LabeledRow],
     staging: Path,
 ) -> TrainResult:
     """Fine-tune into `staging`, warm-started from `warm` when it is a fine-tuned version for these labels."""
-    from modelsvc.training import Example as TrainExample
-    from modelsvc.training import TrainConfig, train
+    from modelsvc.training import Example, TrainConfig, train
 
     config = TrainConfig(
         task_type=project.task_type,
@@ -197,8 +196,8 @@ def _fine_tune(
     )
     return train(
         config,
-        [TrainExample(text, target) for _, text, target in train_rows],
-        [TrainExample(text, target) for _, text, target in validation],
+        [Example(text, target) for _, text, target in train_rows],
+        [Example(text, target) for _, text, target in validation],
         staging,
         heartbeat=_heartbeat(job.pk),
     )
@@ -219,7 +218,7 @@ def _heartbeat(job_id: int) -> Callable[[int, int], None]:
     return beat
 
 
-def evaluate_version(version: ModelVersion, validation: list[Example]) -> dict[str, Any]:
+def evaluate_version(version: ModelVersion, validation: list[LabeledRow]) -> dict[str, Any]:
     """Metrics of a registered version (zero-shot or fine-tuned) on validation examples."""
     from modelsvc.evaluation import evaluate_predictor  # scikit-learn: worker side, like the runtimes
     from modelsvc.runtime import get_predictor
@@ -229,7 +228,7 @@ def evaluate_version(version: ModelVersion, validation: list[Example]) -> dict[s
 
 
 def _evaluate(
-    project: Project, result: TrainResult, staging: Path, active: ModelVersion | None, validation: list[Example]
+    project: Project, result: TrainResult, staging: Path, active: ModelVersion | None, validation: list[LabeledRow]
 ) -> _Evaluated:
     """The staged candidate and the active version (when it predicts the same labels) on the same set."""
     from modelsvc.evaluation import evaluate_predictor  # scikit-learn: worker side, like the runtimes
@@ -248,6 +247,33 @@ def _evaluate(
     return _Evaluated(result, metrics, evaluate_version(active, validation) if active is not None else None)
 
 
+def _compared(metrics: dict[str, Any] | None) -> dict[str, Any]:
+    return {k: metrics.get(k) for k in COMPARED} if metrics else {}
+
+
+def _base_model(active: ModelVersion) -> str:
+    """What a candidate was fine-tuned from: the active version's base when it warm-started, else the base."""
+    return active.base_model if active.kind == VersionKind.FINE_TUNED else (settings.TANDEM_MODEL or PACKAGED_MODEL)
+
+
+def _candidate_record(evaluated: _Evaluated, n_train: int, active_number: int) -> dict[str, Any]:
+    """The candidate's metrics as its ModelVersion keeps them: validation metrics, how it trained, and
+    what it was compared with."""
+    result = evaluated.result
+    return {
+        **evaluated.metrics,
+        "n_train": n_train,
+        "n_validation": evaluated.metrics["n"],
+        "temperature": result.temperature,
+        "epochs": result.epochs,
+        "best_epoch": result.best_epoch,
+        "stopped": result.stopped,
+        "history": result.history,
+        "compared_with": {"version": active_number, **_compared(evaluated.active_metrics)},
+        "promotion_metric": settings.TANDEM_PROMOTION_METRIC,
+    }
+
+
 def _register_and_promote(
     job: Job,
     project: Project,
@@ -261,7 +287,7 @@ def _register_and_promote(
     transaction. None when the Job was failed meanwhile (a stale heartbeat): nothing is registered."""
     result, metrics, active_metrics = evaluated.result, evaluated.metrics, evaluated.active_metrics
     n_validation = metrics["n"]
-    compared = {k: active_metrics.get(k) for k in COMPARED} if active_metrics else {}
+    compared = _compared(active_metrics)
     moved: list[Path] = []  # the artifact directory, once moved into place
     try:
         with transaction.atomic():
@@ -271,22 +297,9 @@ def _register_and_promote(
             candidate = version_register(
                 project=project,
                 staging=staging,
-                base_model=active.base_model
-                if active.kind == VersionKind.FINE_TUNED
-                else (settings.TANDEM_MODEL or PACKAGED_MODEL),
+                base_model=_base_model(active),
                 sha256=result.sha256,
-                metrics={
-                    **metrics,
-                    "n_train": n_train,
-                    "n_validation": n_validation,
-                    "temperature": result.temperature,
-                    "epochs": result.epochs,
-                    "best_epoch": result.best_epoch,
-                    "stopped": result.stopped,
-                    "history": result.history,
-                    "compared_with": {"version": active.version, **compared},
-                    "promotion_metric": settings.TANDEM_PROMOTION_METRIC,
-                },
+                metrics=_candidate_record(evaluated, n_train, active.version),
             )
             moved.append(Path(candidate.artifact_path))
             if active_metrics and (not active.metrics or active.kind == VersionKind.ZERO_SHOT):
@@ -303,7 +316,7 @@ def _register_and_promote(
                     "version": candidate.version,
                     "promoted": promoted,
                     "metric": settings.TANDEM_PROMOTION_METRIC,
-                    "candidate": {k: metrics.get(k) for k in COMPARED},
+                    "candidate": _compared(metrics),
                     "n_validation": n_validation,
                     "temperature": result.temperature,
                     "active": {"version": active.version, **compared},
