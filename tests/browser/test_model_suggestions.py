@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 
 from config.celery import app
 from modelsvc.models import Prediction
-from modelsvc.services import prelabel_start
+from modelsvc.services.prelabel import prelabel_start
 from tests.browser.conftest import project_with_items, screenshot
 from tests.conftest import make_user
 
