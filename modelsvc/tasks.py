@@ -66,7 +66,7 @@ def prelabel_chunk_task(job_id: int, index: int, lo: int, hi: int, size: int) ->
     prelabel_chunk(job_id=job_id, index=index, lo=lo, hi=hi, size=size)
 
 
-# explanations have no Job (they are recorded on the Prediction, and a later request queues them again)
+# on-demand explanations have no Job (they are recorded on the Prediction, and a later request queues them again)
 @shared_task(**_RETRY, **_limits(settings.TANDEM_EXPLAIN_TASK_TIME_LIMIT))
 def explain_task(prediction_id: int) -> None:
     from modelsvc.services.explanations import explain_prediction
@@ -74,11 +74,11 @@ def explain_task(prediction_id: int) -> None:
     explain_prediction(prediction_id=prediction_id)
 
 
-@shared_task(**_RETRY, **_limits(settings.TANDEM_EXPLAIN_TASK_TIME_LIMIT))
-def explain_head_task(project_id: int) -> None:
+@shared_task(base=JobTask, **_RETRY, **_limits(settings.TANDEM_EXPLAIN_TASK_TIME_LIMIT))
+def explain_head_task(job_id: int) -> None:
     from modelsvc.services.explanations import explain_head
 
-    explain_head(project_id=project_id)
+    explain_head(job_id=job_id)
 
 
 @shared_task(

@@ -11,6 +11,7 @@ class JobKind(models.TextChoices):
     EXPORT = "export"
     PRELABEL = "prelabel"
     TRAIN = "train"
+    EXPLAIN = "explain"  # the head of the queue explained after a pre-label (on-demand ones have no Job)
 
 
 class JobStatus(models.TextChoices):

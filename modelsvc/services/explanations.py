@@ -1,6 +1,7 @@
 """Why the model suggests a label: occlusion attributions (modelsvc.explain) of a prediction's suggested
-label, computed on the worker for the head of the queue after each pre-label, and on demand through
-the API. Stored on the Prediction; a request queues the computation at most once per EXPLANATION_RETRY.
+label, computed on the worker for the head of the queue after each pre-label (an `explain` Job, with
+progress), and on demand through the API. Stored on the Prediction; a request queues the computation at
+most once per EXPLANATION_RETRY (no Job: the Prediction records it).
 """
 
 from __future__ import annotations
@@ -10,16 +11,19 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.db.models import Q
 from django.utils import timezone
 
 from annotation.exceptions import NotFound
-from annotation.models import Item
+from annotation.models import Item, Job
 from annotation.models.item import QUEUE_STATUSES
-from modelsvc.contracts import ModelUnavailable
+from annotation.models.job import JobKind
+from annotation.services.jobs import job_claim, job_fail, job_failure_text, job_progress, job_succeed
+from modelsvc.contracts import ModelUnavailable, Predictor
 from modelsvc.models import ModelVersion, Prediction, VersionStatus
 from modelsvc.services.versions import version_spec
-from modelsvc.tasks import explain_task
+from modelsvc.tasks import explain_head_task, explain_task
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +43,23 @@ def _target_label(prediction: Prediction) -> str:
     return max(probabilities, key=lambda name: probabilities[name])
 
 
-def explain_prediction(*, prediction_id: int) -> dict[str, Any] | None:
-    """Compute and store the occlusion attributions of one prediction (worker side); None when the
-    prediction is gone or its model cannot be loaded. Idempotent: a stored explanation is returned."""
+def _explain(prediction: Prediction, predictor: Predictor) -> dict[str, Any]:
+    """Compute and store one prediction's occlusion attributions with `predictor` (its version's)."""
     from modelsvc.explain import occlusion
+
+    label = _target_label(prediction)
+    text = prediction.item.data.get("text", "")
+    tokens = occlusion(
+        text, lambda texts: predictor.score(texts, label), max_variants=settings.TANDEM_EXPLAIN_MAX_VARIANTS
+    )
+    explanation = {"label": label, "tokens": tokens}
+    Prediction.objects.filter(pk=prediction.pk).update(explanation=explanation)
+    return explanation
+
+
+def explain_prediction(*, prediction_id: int) -> dict[str, Any] | None:
+    """Compute and store the occlusion attributions of one prediction (worker side, on demand); None when
+    the prediction is gone or its model cannot be loaded. Idempotent: a stored explanation is returned."""
     from modelsvc.runtime import get_predictor
 
     prediction = Prediction.objects.select_related("model_version", "item").filter(pk=prediction_id).first()
@@ -55,34 +72,78 @@ def explain_prediction(*, prediction_id: int) -> dict[str, Any] | None:
     except ModelUnavailable as exc:
         logger.error("no explanation for prediction %s: %s", prediction_id, exc)
         return None
-    label = _target_label(prediction)
-    text = prediction.item.data.get("text", "")
-    tokens = occlusion(
-        text, lambda texts: predictor.score(texts, label), max_variants=settings.TANDEM_EXPLAIN_MAX_VARIANTS
-    )
-    explanation = {"label": label, "tokens": tokens}
-    Prediction.objects.filter(pk=prediction_id).update(explanation=explanation)
-    return explanation
+    return _explain(prediction, predictor)
 
 
-def explain_head(*, project_id: int) -> int:
-    """Explain the active version's predictions of the items at the head of the queue (what experts see
-    next); the number computed."""
+def explain_head_queue(*, project_id: int, user_id: int | None, params: dict[str, Any]) -> Job | None:
+    """Create the Job that explains the head of the project's queue and queue it on commit (the pre-label
+    that just finished calls this inside its transaction); None when TANDEM_EXPLAIN_HEAD is 0."""
+    if settings.TANDEM_EXPLAIN_HEAD <= 0:
+        return None
+    job = Job.objects.create(project_id=project_id, kind=JobKind.EXPLAIN, created_by_id=user_id, params=params)
+    explain_head_task.delay_on_commit(job.pk)
+    return job
+
+
+def _head(project_id: int) -> list[Prediction]:
+    """The active version's unexplained predictions of the TANDEM_EXPLAIN_HEAD items at the head of the
+    queue (what experts see next)."""
+    version = ModelVersion.objects.filter(project_id=project_id, status=VersionStatus.ACTIVE).first()
+    if version is None:
+        return []
     head = list(
         Item.objects.filter(project_id=project_id, status__in=QUEUE_STATUSES, prediction__isnull=False)
         .order_by("-priority", "id")
         .values_list("id", flat=True)[: settings.TANDEM_EXPLAIN_HEAD]
     )
-    version = ModelVersion.objects.filter(project_id=project_id, status=VersionStatus.ACTIVE).first()
-    if version is None:
+    return list(
+        Prediction.objects.select_related("model_version", "item")
+        .filter(item_id__in=head, model_version=version, explanation__isnull=True)
+        .order_by("id")
+    )
+
+
+def explain_head(*, job_id: int) -> None:
+    """Run an explain Job (worker side): claim it, explain the head of the queue with progress per
+    explanation, and succeed with {"explained": n}; a model that cannot be loaded or any other error
+    (a time limit included) fails it with the reason. A message redelivered after the Job ended does
+    nothing; one redelivered while it is running (its worker was lost) takes it over and explains what is
+    still unexplained (each explanation is stored on its own, so nothing is half-written or done twice)."""
+    if not Job.objects.filter(pk=job_id, kind=JobKind.EXPLAIN).exists():
+        return  # never claim another kind's Job
+    job = job_claim(job_id=job_id, reclaim=True)
+    if job is None:
+        return
+    try:
+        explained = _explain_head(job)
+    except (OperationalError, InterfaceError):
+        raise  # the task retries, and its retry takes the running Job over
+    except ModelUnavailable as exc:
+        job_fail(
+            job_id=job_id,
+            error=f"The model could not be loaded, so the head of the queue was not explained "
+            f"(suggestions and labeling go on): {exc}",
+        )
+        return
+    except Exception as exc:
+        logger.exception("explain job %s failed", job_id)
+        job_fail(job_id=job_id, error=job_failure_text(exc, doing="Explaining the head of the queue"))
+        return
+    job_succeed(job_id=job_id, result={"explained": explained})
+
+
+def _explain_head(job: Job) -> int:
+    from modelsvc.runtime import get_predictor
+
+    predictions = _head(job.project_id)
+    job_progress(job_id=job.pk, progress=0, total=len(predictions))
+    if not predictions:
         return 0
-    done = 0
-    for prediction_id in Prediction.objects.filter(
-        item_id__in=head, model_version=version, explanation__isnull=True
-    ).values_list("id", flat=True):
-        if explain_prediction(prediction_id=prediction_id) is not None:
-            done += 1
-    return done
+    predictor = get_predictor(version_spec(predictions[0].model_version))
+    for done, prediction in enumerate(predictions, start=1):
+        _explain(prediction, predictor)
+        job_progress(job_id=job.pk, progress=done)
+    return len(predictions)
 
 
 def explanation_for_item(*, item: Item) -> tuple[bool, dict[str, Any]]:

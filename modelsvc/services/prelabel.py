@@ -32,8 +32,9 @@ from annotation.services.jobs import job_claim, job_fail, job_failure_text, job_
 from modelsvc.contracts import ModelUnavailable, Predictor
 from modelsvc.models import ModelVersion, Prediction, PrelabelChunk, VersionKind, VersionStatus
 from modelsvc.scoring import Scored, priorities, score
+from modelsvc.services.explanations import explain_head_queue
 from modelsvc.services.versions import version_activate, version_ensure_active, version_spec
-from modelsvc.tasks import explain_head_task, prelabel_chunk_task, prelabel_plan_task
+from modelsvc.tasks import prelabel_chunk_task, prelabel_plan_task
 
 logger = logging.getLogger(__name__)
 
@@ -248,4 +249,8 @@ def _predict_chunk(job: Job, index: int, lo: int, hi: int, size: int) -> None:
             job_id=job.pk, result={"predicted": job.total, "model_version": version.version}, when_complete=True
         )
         if finished:
-            explain_head_task.delay_on_commit(project.pk)
+            explain_head_queue(
+                project_id=project.pk,
+                user_id=job.created_by_id,
+                params={"prelabel_job": job.pk, "model_version": version.version},
+            )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from annotation.models import Item, Job
-from annotation.models.job import JobStatus
+from annotation.models.job import JobKind, JobStatus
 from modelsvc.models import ModelVersion, Prediction, PrelabelChunk
 from modelsvc.services.prelabel import prelabel_chunk, prelabel_start
 from tests.conftest import add_member, client_for, make_project, make_user
@@ -261,11 +261,146 @@ def test_explanation_api_202_then_200_with_the_deciding_word(setup, settings, dj
 def test_head_of_queue_is_explained_after_prelabel(setup, settings, django_capture_on_commit_callbacks):
     project, manager = setup
     settings.TANDEM_EXPLAIN_HEAD = 3
-    run_prelabel(project, manager, django_capture_on_commit_callbacks)
+    prelabel = run_prelabel(project, manager, django_capture_on_commit_callbacks)
     head = Item.objects.filter(project=project).order_by("-priority", "id")[:3]
     explained = Prediction.objects.filter(item__in=head, explanation__isnull=False).count()
     assert explained == 3
     assert Prediction.objects.filter(explanation__isnull=False).count() == 3
+    job = Job.objects.get(project=project, kind=JobKind.EXPLAIN)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert job.result == {"explained": 3}
+    assert job.progress == job.total == 3
+    assert job.created_by == manager
+    assert job.params == {"prelabel_job": prelabel.pk, "model_version": 1}
+    assert (job.started_at, job.finished_at) != (None, None)
+    # the jobs API serializes it like any other Job
+    client = client_for(manager)
+    body = client.get(f"/api/jobs/{job.pk}").json()
+    assert (body["kind"], body["status"], body["result"], body["project"]) == (
+        "explain",
+        "succeeded",
+        {"explained": 3},
+        project.pk,
+    )
+    listed = client.get(f"/api/projects/{project.pk}/jobs").json()
+    rows = listed["results"] if isinstance(listed, dict) else listed
+    assert [(r["kind"], r["status"]) for r in rows] == [("explain", "succeeded"), ("prelabel", "succeeded")]
+
+
+def test_no_explain_job_when_the_head_is_not_explained(setup, settings, django_capture_on_commit_callbacks):
+    project, manager = setup
+    settings.TANDEM_EXPLAIN_HEAD = 0
+    run_prelabel(project, manager, django_capture_on_commit_callbacks)
+    assert not Job.objects.filter(kind=JobKind.EXPLAIN).exists()
+
+
+def _explain_job(project, manager, settings, django_capture_on_commit_callbacks) -> Job:
+    """Pre-label with nothing explained, then queue and run the explain Job on its own."""
+    from modelsvc.services.explanations import explain_head_queue
+
+    settings.TANDEM_EXPLAIN_HEAD = 0
+    run_prelabel(project, manager, django_capture_on_commit_callbacks)
+    settings.TANDEM_EXPLAIN_HEAD = 3
+    with django_capture_on_commit_callbacks(execute=True):
+        job = explain_head_queue(project_id=project.pk, user_id=manager.pk, params={})
+    assert job is not None
+    job.refresh_from_db()
+    return job
+
+
+def test_a_redelivered_explain_message_does_nothing(setup, settings, monkeypatch, django_capture_on_commit_callbacks):
+    import modelsvc.runtime
+    from modelsvc.contracts import ModelUnavailable
+    from modelsvc.tasks import explain_head_task
+
+    project, manager = setup
+    job = _explain_job(project, manager, settings, django_capture_on_commit_callbacks)
+    assert (job.status, job.result) == (JobStatus.SUCCEEDED, {"explained": 3})
+
+    def no_model(spec):
+        raise ModelUnavailable("must not be loaded")
+
+    monkeypatch.setattr(modelsvc.runtime, "get_predictor", no_model)
+    Prediction.objects.update(explanation=None)
+    explain_head_task.delay(job.pk)  # delivered again after it succeeded
+    again = Job.objects.get(pk=job.pk)
+    assert (again.status, again.result, again.finished_at, again.error) == (
+        JobStatus.SUCCEEDED,
+        {"explained": 3},
+        job.finished_at,
+        "",
+    )
+    assert not Prediction.objects.filter(explanation__isnull=False).exists()
+    prelabel = Job.objects.get(kind=JobKind.PRELABEL)
+    Job.objects.filter(pk=prelabel.pk).update(status=JobStatus.RUNNING)
+    explain_head_task.delay(prelabel.pk)  # a Job of another kind is never claimed
+    prelabel.refresh_from_db()
+    assert (prelabel.status, prelabel.error) == (JobStatus.RUNNING, "")
+
+
+def test_an_explain_job_whose_worker_was_lost_is_taken_over(setup, settings, django_capture_on_commit_callbacks):
+    from modelsvc.tasks import explain_head_task
+
+    project, manager = setup
+    job = _explain_job(project, manager, settings, django_capture_on_commit_callbacks)
+    first = Prediction.objects.filter(explanation__isnull=False).order_by("id").first()
+    Prediction.objects.exclude(pk=first.pk).update(explanation=None)  # the worker died after one of three
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING, progress=1, result=None, finished_at=None)
+    explain_head_task.delay(job.pk)  # redelivered (acks_late, reject_on_worker_lost)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert job.result == {"explained": 2}
+    assert job.progress == job.total == 2
+    assert Prediction.objects.filter(explanation__isnull=False).count() == 3
+
+
+def test_an_explain_job_fails_when_the_model_cannot_be_loaded(
+    setup, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    import modelsvc.runtime
+    from modelsvc.contracts import ModelUnavailable
+    from modelsvc.services.explanations import explain_head_queue
+
+    project, manager = setup
+    settings.TANDEM_EXPLAIN_HEAD = 0
+    run_prelabel(project, manager, django_capture_on_commit_callbacks)
+
+    def no_model(spec):
+        raise ModelUnavailable("the artifact is corrupt")
+
+    monkeypatch.setattr(modelsvc.runtime, "get_predictor", no_model)
+    settings.TANDEM_EXPLAIN_HEAD = 3
+    with django_capture_on_commit_callbacks(execute=True):
+        job = explain_head_queue(project_id=project.pk, user_id=manager.pk, params={})
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert "could not be loaded" in job.error
+    assert "the artifact is corrupt" in job.error
+    assert job.finished_at is not None
+    assert not Prediction.objects.filter(explanation__isnull=False).exists()
+
+
+def test_an_explain_job_fails_at_its_time_limits(setup, settings, monkeypatch, django_capture_on_commit_callbacks):
+    from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+
+    import modelsvc.services.explanations as explanations
+    from modelsvc.tasks import explain_head_task
+
+    project, manager = setup
+
+    def stuck(prediction, predictor):
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(explanations, "_explain", stuck)
+    job = _explain_job(project, manager, settings, django_capture_on_commit_callbacks)
+    assert job.status == JobStatus.FAILED
+    assert "Explaining the head of the queue ran past its time limit" in job.error
+    # killed at the hard limit: the worker's main process fails the Job (JobTask.on_failure)
+    hung = Job.objects.create(project=project, kind=JobKind.EXPLAIN, status=JobStatus.RUNNING)
+    explain_head_task.on_failure(TimeLimitExceeded(), "task-id", (hung.pk,), {}, None)
+    hung.refresh_from_db()
+    assert hung.status == JobStatus.FAILED
+    assert "hard time limit" in hung.error
 
 
 def test_activating_a_version_rescores_the_open_items(setup, django_capture_on_commit_callbacks):
