@@ -3,12 +3,6 @@
 #   --target model  the model workers (queue `model`, CPU or the gpu profile): requirements-model.txt, with torch
 # A plain `docker build .` builds the last stage, web.
 
-# browser assets (htmx, Alpine.js) exactly as package-lock.json pins them
-FROM node:20-slim AS assets
-WORKDIR /app
-COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund --omit=dev
-
 FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
@@ -27,7 +21,6 @@ FROM base AS web
 COPY requirements-web.txt ./
 RUN pip install -r requirements-web.txt
 COPY . .
-COPY --from=assets /app/node_modules ./node_modules
 # static files collected at build time (whitenoise serves them); the key only satisfies the settings check
 RUN DJANGO_SECRET_KEY=collectstatic-at-build-time-only-not-a-real-secret-key python manage.py collectstatic --noinput -v0 \
     && chown -R tandem /app

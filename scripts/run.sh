@@ -9,9 +9,6 @@ if [ -z "${TANDEM_SKIP_INSTALL:-}" ]; then
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   # one pip command: the torch==2.13.0 pin (the CPU build) holds for everything that needs torch
   "$VENV/bin/pip" install -q -r requirements.txt
-  # browser assets (htmx, Alpine.js) exactly as package-lock.json pins them; whitenoise serves them
-  command -v npm >/dev/null || { echo "npm (Node.js 18+) is needed for the browser assets: apt-get install -y npm" >&2; exit 1; }
-  npm ci --no-audit --no-fund --loglevel=error
 fi
 VENV_BIN=$(cd "$VENV/bin" && pwd)
 export PATH="$VENV_BIN:$PATH"
