@@ -434,8 +434,8 @@ def _insert_batch(cursor, project_id: int, batch: dict[str, str], now) -> int:
 class _BatchWriter:
     """Inserts batches of rows into the current transaction.
 
-    On PostgreSQL a second thread sends them over the same connection (so inside the same
-    transaction) while this thread parses the next batch: psycopg2 releases the GIL while the
+    A second thread sends them over the same connection (so inside the same transaction) while this
+    thread parses the next batch: psycopg2 releases the GIL while the
     server works, so parsing and inserting overlap. Always close() before the transaction ends.
     """
 
@@ -443,20 +443,14 @@ class _BatchWriter:
         self.project_id, self.now = project_id, now
         self.created = self.sent = 0
         self.error: BaseException | None = None
-        self.threaded = connection.vendor == "postgresql"
-        if self.threaded:
-            connection.ensure_connection()
-            self.raw = connection.connection
-            self.queue: queue.Queue[dict[str, str] | None] = queue.Queue(maxsize=2)
-            self.thread = threading.Thread(target=self._run, name="import-writer", daemon=True)
-            self.thread.start()
+        connection.ensure_connection()
+        self.raw = connection.connection
+        self.queue: queue.Queue[dict[str, str] | None] = queue.Queue(maxsize=2)
+        self.thread = threading.Thread(target=self._run, name="import-writer", daemon=True)
+        self.thread.start()
 
     def put(self, batch: dict[str, str]) -> None:
         self.sent += len(batch)
-        if not self.threaded:
-            with connection.cursor() as cursor:
-                self.created += _insert_batch(cursor, self.project_id, batch, self.now)
-            return
         if self.error is not None:
             raise self.error
         self.queue.put(batch)
@@ -473,7 +467,7 @@ class _BatchWriter:
 
     def close(self) -> None:
         """Wait for every batch; re-raise the first insert error."""
-        if self.threaded and self.thread.is_alive():
+        if self.thread.is_alive():
             self.queue.put(None)
             self.thread.join()
         if self.error is not None:
