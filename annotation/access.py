@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from django.db.models import QuerySet
+
 from annotation.exceptions import Forbidden, NotFound
-from annotation.models import Annotation, Item, Project
+from annotation.models import Annotation, Item, Job, Project
 from annotation.models.project import Role
 from annotation.sql import columns, fetchone_prepared, load, width
 
@@ -81,6 +83,23 @@ def access_decide(
     access = ProjectAccess(project=project, role=role)
     access.require(capability)
     return access
+
+
+def project_scope(*, user: Any) -> QuerySet[Project]:
+    """The projects the user may see at all: those they are a member of, every project for staff. Lists start
+    here, so a list shows exactly what the selectors below would not answer 404 for."""
+    if getattr(user, "is_staff", False):
+        return Project.objects.all()
+    return Project.objects.filter(memberships__user_id=user.pk)
+
+
+def job_access(*, user: Any, job_id: int | str) -> Job:
+    """A Job of a project the user may see (404 otherwise: a Job says nothing its project's members may not
+    know)."""
+    job = Job.objects.filter(pk=job_id, project__in=project_scope(user=user)).first()
+    if job is None:
+        raise NotFound("No such job.")
+    return job
 
 
 def project_access_of(*, user: Any, project: Project, member_role: str | None) -> ProjectAccess:

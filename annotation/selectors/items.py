@@ -8,6 +8,7 @@ import django_filters
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 
+from annotation.access import project_scope
 from annotation.exceptions import NotFound
 from annotation.models import Annotation, Item, Job, Membership, Project
 from annotation.models.item import QUEUE_STATUSES, ItemStatus
@@ -15,13 +16,17 @@ from annotation.models.project import TaskType
 
 
 def project_list_for_user(*, user: Any) -> QuerySet[Project]:
-    """Projects the user is a member of (all for staff), with their item counts and the user's role."""
-    qs = Project.objects.all() if user.is_staff else Project.objects.filter(memberships__user=user)
-    return qs.annotate(
-        item_count=Count("items", distinct=True),
-        done_count=Count("items", filter=~Q(items__status__in=QUEUE_STATUSES), distinct=True),
-        my_role=Subquery(Membership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1]),
-    ).order_by("id")
+    """The projects the user may see (annotation.access.project_scope), with their item counts and the user's
+    membership role."""
+    return (
+        project_scope(user=user)
+        .annotate(
+            item_count=Count("items", distinct=True),
+            done_count=Count("items", filter=~Q(items__status__in=QUEUE_STATUSES), distinct=True),
+            my_role=Subquery(Membership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1]),
+        )
+        .order_by("id")
+    )
 
 
 def member_list(*, project: Project) -> QuerySet[Membership]:
@@ -71,17 +76,6 @@ def item_list(*, project: Project, params: Any = None) -> QuerySet[Item]:
     if not filterset.is_valid():
         raise ValidationError(filterset.errors)
     return filterset.qs
-
-
-def job_for_user(*, user: Any, job_id: int) -> Job:
-    """A job of a project the user is a member of (404 otherwise)."""
-    qs = Job.objects.filter(pk=job_id)
-    if not user.is_staff:
-        qs = qs.filter(project__memberships__user=user)
-    job = qs.first()
-    if job is None:
-        raise NotFound("No such job.")
-    return job
 
 
 def job_list(*, project: Project) -> QuerySet[Job]:
