@@ -8,6 +8,9 @@ questions; nothing is attached to model instances.
 The rule: a user who is not a member of the project (or asks for an object that does not exist) gets 404,
 never 403, which would confirm that it exists; a member whose role lacks the capability gets 403. Staff
 users hold every capability in every project.
+
+A request that is malformed in itself (a bad header or body, an id past bigint) answers 400 before access is
+looked up: such an answer says nothing about whether the object exists.
 """
 
 from __future__ import annotations

@@ -4,8 +4,10 @@ from annotation.models import Annotation, Assignment, FinalLabel, Item, Job, Mem
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Shown, never edited here: items, annotations and leases change only through the services, which keep
-    the counters the queue depends on (annotation_count, lease_count, lease_expires_at) equal to the rows."""
+    """Shown, never edited here: items, annotations, leases, final labels and Jobs change only through the
+    services, which keep the counters the queue depends on (annotation_count, lease_count, lease_expires_at)
+    equal to the rows and move Jobs through their lifecycle. (So the admin cannot delete a project that has
+    items either: DELETE /api/projects/{id} does.)"""
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -25,6 +27,8 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
+    # changed through the settings page or PATCH /api/projects/{id}, whose service re-queues or decides items
+    readonly_fields = ["task_type", "labels", "annotations_per_item", "review_policy", "review_sample_rate"]
     list_display = ["id", "name", "task_type", "annotations_per_item", "review_policy", "sampling", "created_at"]
     search_fields = ["name"]
     inlines = [MembershipInline]
@@ -54,7 +58,7 @@ class AssignmentAdmin(ReadOnlyAdmin):
 
 
 @admin.register(FinalLabel)
-class FinalLabelAdmin(admin.ModelAdmin):
+class FinalLabelAdmin(ReadOnlyAdmin):
     list_display = ["id", "item", "source", "updated_at"]
     raw_id_fields = ["item"]
 
@@ -66,7 +70,7 @@ class ReviewAdmin(admin.ModelAdmin):
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(ReadOnlyAdmin):
     list_display = ["id", "kind", "project", "status", "progress", "total", "created_at", "finished_at"]
     list_filter = ["kind", "status"]
     raw_id_fields = ["project", "created_by"]

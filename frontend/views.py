@@ -1,7 +1,7 @@
 """Server-rendered pages; they read through the same selectors as the REST API.
 
 Pages are thin: the labeling page renders the project's labels, guidelines and settings, and its
-JavaScript module (static/frontend/label.js) drives the REST API with the session.
+JavaScript modules (static/frontend/label/, entry main.js) drive the REST API with the session.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def project_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @ensure_csrf_cookie
 def label(request: HttpRequest, pk: int) -> HttpResponse:
-    """The keyboard-first labeling page (static/frontend/label.js drives /api/projects/{id}/next and submit)."""
+    """The keyboard-first labeling page (static/frontend/label/ drives /api/projects/{id}/next and submit)."""
     project = access_for_page(request, pk, Capability.ANNOTATE).project
     config = {
         "project": project.pk,

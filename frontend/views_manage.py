@@ -1,7 +1,7 @@
 """Manager pages: create and edit a project (labels, overlap, sampling, members), import, export.
 
 Thin views: they check access with the same permission functions as the REST API and render a
-template; static/frontend/manage.js then calls the REST API (POST/PATCH /api/projects/, members,
+template; static/frontend/manage/ (ES modules) then calls the REST API (POST/PATCH /api/projects/, members,
 import, GET /api/jobs/{id}) with the session and CSRF token, so there is one set of rules.
 """
 

@@ -1,6 +1,6 @@
 """The review page: the item awaiting review with all its annotations side by side.
 
-The page is thin: static/frontend/review.js drives GET /api/projects/{id}/review/next and
+The page is thin: static/frontend/review/ (ES modules) drives GET /api/projects/{id}/review/next and
 POST /api/annotations/{id}/review with the session, so the rules live in one place
 (annotation/services/reviewing.py).
 """

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.access import Capability, item_access, project_access
-from annotation.apis.serializers import JobCreated
+from annotation.apis.serializers import JobCreated, StrictInput
 from modelsvc.models import ModelVersion
 from modelsvc.selectors import learning_curve, version_get, version_list
 from modelsvc.services.explanations import explanation_for_item
@@ -94,12 +94,13 @@ class ModelVersionActivateApi(APIView):
         return Response({"job": job.pk, "version": target.version, "status": "active"}, status=status.HTTP_202_ACCEPTED)
 
 
-class ScheduleInput(serializers.Serializer):
+class ScheduleInput(StrictInput):
     enabled = serializers.BooleanField(default=True)
     every_minutes = serializers.IntegerField(min_value=1, max_value=60 * 24 * 31, required=False, allow_null=True)
     cron = serializers.CharField(max_length=100, required=False, allow_null=True)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)  # unknown fields
         if attrs.get("enabled", True):
             has_interval = attrs.get("every_minutes") is not None
             has_cron = bool(attrs.get("cron"))

@@ -12,6 +12,7 @@ process.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import shared_task
@@ -21,21 +22,32 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.utils.module_loading import import_string
 
+logger = logging.getLogger(__name__)
+
 
 class JobTask(DjangoTask):
-    """A task whose first argument is a Job id. Killed at its hard time limit, the Job is failed by
-    `job_fail_path` (a function taking job_id and error), so it does not stay `running`."""
+    """A task whose first argument is a Job id. When the task fails for good (killed at its hard time limit, or
+    an error left after its retries, e.g. the database unreachable five times), the Job is failed by
+    `job_fail_path` (a function taking job_id and error), so it never stays `running`. A Job the service
+    already ended is left as it is (job_fail moves only an open Job)."""
 
     job_fail_path = "annotation.services.jobs.job_fail"
 
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
-        if isinstance(exc, TimeLimitExceeded) and args:
-            fail = import_string(self.job_fail_path)
-            fail(
-                job_id=args[0],
-                error=f"{self.name} was killed at its hard time limit of {self.time_limit} s "
-                "(the TANDEM_*_TASK_TIME_LIMIT settings).",
+        job_id = args[0] if args else kwargs.get("job_id")
+        if job_id is None:
+            return
+        if isinstance(exc, TimeLimitExceeded):
+            error = (
+                f"{self.name} was killed at its hard time limit of {self.time_limit} s "
+                "(the TANDEM_*_TASK_TIME_LIMIT settings)."
             )
+        else:
+            error = f"{self.name} failed after its retries: {type(exc).__name__}: {exc}"
+        try:
+            import_string(self.job_fail_path)(job_id=job_id, error=error)
+        except Exception:  # the database may be what failed: the beat sweep or a later trigger ends the Job
+            logger.exception("could not fail Job %s after %s", job_id, self.name)
 
 
 def _limits(soft: int) -> dict[str, Any]:

@@ -27,7 +27,9 @@ export PORT=${PORT:-8000}
 # the embedded PostgreSQL and broker; stopped again on every way out of this script
 HONCHO=""
 stop_all() {
-  trap - INT TERM EXIT
+  # a second Ctrl-C while stopping must not cut the shutdown short (the servers run in sessions of their own)
+  trap '' INT TERM
+  trap - EXIT
   if [ -n "$HONCHO" ]; then
     kill -TERM "$HONCHO" 2>/dev/null || true
     wait "$HONCHO" 2>/dev/null || true

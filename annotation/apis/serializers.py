@@ -32,7 +32,7 @@ class StrictInput(serializers.Serializer):
         return attrs
 
 
-class UserInput(serializers.Serializer):
+class UserInput(StrictInput):
     username = serializers.RegexField(r"^[\w.@+-]{1,150}$", max_length=150)
     password = serializers.CharField(min_length=8, max_length=128, write_only=True)
     email = serializers.EmailField(required=False, allow_blank=True)
@@ -109,12 +109,12 @@ class ProjectOutput(serializers.ModelSerializer):
         return getattr(obj, "my_role", None)
 
 
-class MemberInput(serializers.Serializer):
+class MemberInput(StrictInput):
     username = serializers.CharField(max_length=150)
     role = serializers.ChoiceField(choices=Role.choices, default=Role.ANNOTATOR)
 
 
-class MemberRoleInput(serializers.Serializer):
+class MemberRoleInput(StrictInput):
     role = serializers.ChoiceField(choices=Role.choices)
 
 

@@ -1,7 +1,6 @@
 """A function the submit's write statement calls to fail when it inserted nothing (every slot of the item is
 taken), so that the statement can be sent together with its COMMIT in one round trip: an error stops the
-COMMIT, while a statement that merely returned no row would have been committed. PostgreSQL only (SQLite
-keeps the ORM path)."""
+COMMIT, while a statement that merely returned no row would have been committed."""
 
 from django.db import migrations
 

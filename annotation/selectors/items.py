@@ -6,9 +6,9 @@ from typing import Any
 
 import django_filters
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Value
 
-from annotation.access import project_scope
+from annotation.access import STAFF, project_scope
 from annotation.exceptions import NotFound
 from annotation.models import Annotation, Item, Job, Membership, Project
 from annotation.models.item import QUEUE_STATUSES, ItemStatus
@@ -17,13 +17,14 @@ from annotation.models.project import TaskType
 
 def project_list_for_user(*, user: Any) -> QuerySet[Project]:
     """The projects the user may see (annotation.access.project_scope), with their item counts and the user's
-    membership role."""
+    role there as annotation.access gives it (`my_role`: STAFF for staff users, else the membership's)."""
+    member_role = Subquery(Membership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1])
     return (
         project_scope(user=user)
         .annotate(
             item_count=Count("items", distinct=True),
             done_count=Count("items", filter=~Q(items__status__in=QUEUE_STATUSES), distinct=True),
-            my_role=Subquery(Membership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1]),
+            my_role=Value(STAFF) if user.is_staff else member_role,
         )
         .order_by("id")
     )

@@ -281,9 +281,13 @@ def _submit_locked(
     new_status: str = ItemStatus.IN_PROGRESS
     final: Any | None = None
     if annotations + 1 >= k:
-        new_status, final = consensus(
-            values=[value, *json.loads(others or "[]")], project=project, item_id=int(item_id)
-        )
+        values = json.loads(others or "[]")
+        if len(values) != annotations:
+            # The lock waited for a concurrent submit of this item. PostgreSQL re-read the item row once that
+            # committed (so `annotations` counts it), but the statement's subquery kept its older snapshot and
+            # missed that annotation. A new statement sees it: we hold the row lock, so nothing else changes.
+            values = list(Annotation.objects.filter(item_id=item_id).order_by("id").values_list("value", flat=True))
+        new_status, final = consensus(values=[value, *values], project=project, item_id=int(item_id))
     params = {
         "id": ann_id,
         "item": int(item_id),

@@ -105,7 +105,8 @@ def train_fail(*, job_id: int, error: str) -> None:
 
 @transaction.atomic
 def _succeed(job: Job, result: dict[str, Any], labels_seen: int) -> None:
-    job_succeed(job_id=job.pk, result=result)
+    if not job_succeed(job_id=job.pk, result=result):
+        raise RuntimeError(f"training Job {job.pk} is no longer running")  # rolls the registration back
     _release(job.pk, labels_seen=labels_seen)
 
 
@@ -160,7 +161,7 @@ def _train(job: Job) -> None:
     shutil.rmtree(staging, ignore_errors=True)
     try:
         result = _fine_tune(job, project, active if comparable else None, train_rows, validation, staging)
-        evaluated = _evaluate(project, result, staging, active if comparable else None, validation)
+        evaluated = _evaluate(job.pk, project, result, staging, active if comparable else None, validation)
         candidate = _register_and_promote(job, project, active, staging, evaluated, len(train_rows), labels_seen)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -227,8 +228,18 @@ def evaluate_version(version: ModelVersion, validation: list[LabeledRow]) -> dic
     return evaluate_predictor(get_predictor(version_spec(version)), version.task_type, labels, validation)
 
 
+def _alive(job_id: int) -> None:
+    """Record liveness for the beat check between steps that report no progress of their own."""
+    TrainingState.objects.filter(running_job_id=job_id).update(heartbeat_at=timezone.now())
+
+
 def _evaluate(
-    project: Project, result: TrainResult, staging: Path, active: ModelVersion | None, validation: list[LabeledRow]
+    job_id: int,
+    project: Project,
+    result: TrainResult,
+    staging: Path,
+    active: ModelVersion | None,
+    validation: list[LabeledRow],
 ) -> _Evaluated:
     """The staged candidate and the active version (when it predicts the same labels) on the same set."""
     from modelsvc.evaluation import evaluate_predictor  # scikit-learn: worker side, like the runtimes
@@ -243,8 +254,12 @@ def _evaluate(
         artifact_path=str(staging),
         sha256=result.sha256,
     )
+    _alive(job_id)
     metrics = evaluate_predictor(get_predictor(spec, cache=False), project.task_type, project.label_names, validation)
-    return _Evaluated(result, metrics, evaluate_version(active, validation) if active is not None else None)
+    _alive(job_id)
+    active_metrics = evaluate_version(active, validation) if active is not None else None
+    _alive(job_id)
+    return _Evaluated(result, metrics, active_metrics)
 
 
 def _compared(metrics: dict[str, Any] | None) -> dict[str, Any]:
@@ -292,7 +307,9 @@ def _register_and_promote(
     try:
         with transaction.atomic():
             locked = Project.objects.select_for_update().get(pk=project.pk)
-            if not Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).exists():
+            # the Job's row lock, held to the end of this transaction: the beat check cannot fail the Job
+            # between this test and its success (its job_fail waits, then finds the Job ended)
+            if Job.objects.select_for_update().filter(pk=job.pk, status=JobStatus.RUNNING).first() is None:
                 return None
             candidate = version_register(
                 project=project,

@@ -125,18 +125,22 @@ def version_register(
     final_dir = Path(settings.MODEL_DIR) / str(project.pk) / str(number)
     shutil.rmtree(final_dir, ignore_errors=True)  # left by a run whose registration rolled back
     staging.rename(final_dir)
-    return ModelVersion.objects.create(
-        project=project,
-        version=number,
-        kind=VersionKind.FINE_TUNED,
-        base_model=base_model,
-        labels=label_spec(project),
-        task_type=project.task_type,
-        artifact_path=str(final_dir),
-        sha256=sha256,
-        metrics=metrics,
-        status=VersionStatus.CANDIDATE,
-    )
+    try:
+        return ModelVersion.objects.create(
+            project=project,
+            version=number,
+            kind=VersionKind.FINE_TUNED,
+            base_model=base_model,
+            labels=label_spec(project),
+            task_type=project.task_type,
+            artifact_path=str(final_dir),
+            sha256=sha256,
+            metrics=metrics,
+            status=VersionStatus.CANDIDATE,
+        )
+    except BaseException:  # no artifact without its version row
+        shutil.rmtree(final_dir, ignore_errors=True)
+        raise
 
 
 def version_artifacts_prune(project: Project) -> list[int]:

@@ -26,6 +26,12 @@ def test_admin_is_read_only_for_items_annotations_and_leases():
     assert client.get("/admin/annotation/item/add/").status_code == 403
     assert client.get("/admin/annotation/annotation/add/").status_code == 403
     assert client.get("/admin/annotation/assignment/add/").status_code == 403
+    assert client.get("/admin/annotation/finallabel/add/").status_code == 403
+    assert client.get("/admin/annotation/job/add/").status_code == 403
+    # the overlap k changes only through the project service, which re-queues or decides items
+    page = client.get(f"/admin/annotation/project/{project.pk}/change/").content.decode()
+    assert 'name="annotations_per_item"' not in page
+    assert 'name="name"' in page
     r = client.post(f"/admin/annotation/item/{item.pk}/change/", {"status": "open", "annotation_count": 0})
     assert r.status_code == 403
     r = client.post(f"/admin/annotation/annotation/{annotation.pk}/delete/", {"post": "yes"})

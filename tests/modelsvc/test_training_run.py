@@ -149,6 +149,45 @@ def test_time_limits_fail_a_prelabel_job(run, django_capture_on_commit_callbacks
     assert "hard time limit" in job.error
 
 
+def test_a_task_out_of_retries_fails_its_job_once(run, django_capture_on_commit_callbacks):
+    """The database unreachable past the task's retries: the Job is failed, not left running; a Job that had
+    already ended keeps its outcome."""
+    from django.db import OperationalError
+
+    with django_capture_on_commit_callbacks(execute=False):
+        job = prelabel_start(project=run.project, user=run.manager)
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
+    prelabel_plan_task.on_failure(OperationalError("server closed the connection"), "task-id", (job.pk,), {}, None)
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert "failed after its retries: OperationalError: server closed the connection" in job.error
+
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED, error="")
+    prelabel_plan_task.on_failure(OperationalError("late"), "task-id", (job.pk,), {}, None)
+    job.refresh_from_db()
+    assert (job.status, job.error) == (JobStatus.SUCCEEDED, "")
+
+
+def test_a_run_failed_meanwhile_registers_nothing(run, django_capture_on_commit_callbacks, monkeypatch):
+    """The beat check failed the Job (a stale heartbeat) while it evaluated: nothing is registered or promoted."""
+    real = training._evaluate
+
+    def evaluate_then_lost(job_id, *args, **kwargs):
+        evaluated = real(job_id, *args, **kwargs)
+        training.train_fail(job_id=job_id, error="lost (stale heartbeat)")
+        return evaluated
+
+    monkeypatch.setattr(training, "_evaluate", evaluate_then_lost)
+    job = start(run, django_capture_on_commit_callbacks)
+    train_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert "stale heartbeat" in job.error
+    assert not ModelVersion.objects.filter(project=run.project, kind="fine_tuned").exists()
+    project_dir = run.settings.MODEL_DIR / str(run.project.pk)
+    assert not [p for p in project_dir.iterdir() if p.name.isdigit()]
+
+
 def test_every_model_task_has_a_soft_and_a_hard_limit():
     from celery import Task
 

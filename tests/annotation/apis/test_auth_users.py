@@ -152,3 +152,34 @@ def test_user_create_reports_every_bad_field(staff):
     )
     body = assert_error(r, 400)
     assert {"username", "password", "email"} <= set(error_fields(body))
+
+
+def test_unknown_fields_are_refused_not_ignored(staff, project, manager_client):
+    """One unknown-field guard (serializers.StrictInput) for the users, members and schedule inputs: a typo is
+    a 400 naming the field, and nothing is written."""
+    body = assert_error(
+        client_for(staff).post("/api/users/", {"username": "typo", "password": "pw-long-enough-1", "is_stafff": True}),
+        400,
+    )
+    assert "is_stafff" in error_fields(body)
+    assert not get_user_model().objects.filter(username="typo").exists()
+    body = assert_error(
+        manager_client.post(
+            f"/api/projects/{project.pk}/members/", {"username": "root", "role": "reviewer", "rol": "x"}, format="json"
+        ),
+        400,
+    )
+    assert "rol" in error_fields(body)
+    body = assert_error(
+        manager_client.put(
+            f"/api/projects/{project.pk}/training-schedule", {"every_minutes": 60, "evry": 1}, format="json"
+        ),
+        400,
+    )
+    assert "evry" in error_fields(body)
+
+
+def test_staff_see_their_role_as_staff_in_the_project_list(staff, project):
+    """The project list's role is the one annotation.access decides with: staff hold every capability."""
+    rows = client_for(staff).get("/api/projects/").json()["results"]
+    assert [r["role"] for r in rows if r["id"] == project.pk] == ["staff"]

@@ -144,3 +144,63 @@ def test_the_kth_annotation_decides_with_the_others_values(setup):
     assert FinalLabel.objects.get(item=item).value == {"label": "a"}
     item.refresh_from_db()
     assert (item.annotation_count, item.status) == (3, "approved")
+
+
+def test_the_kth_submit_that_waited_for_the_lock_counts_the_annotation_it_waited_for():
+    """k=2, two annotators with different values. The first submit holds the item's row lock (its transaction
+    still open) while the second submit arrives and waits on it. Once the first commits, the second must decide
+    the item from both values: a tie, so review. (Its lock statement's subquery still has the older snapshot,
+    which lacks the first annotation; deciding from that alone would approve the item with one value.)"""
+    import threading
+
+    from django.db import connections, transaction
+
+    project = make_project(labels=("a", "b"), annotations_per_item=2)
+    item = Item.objects.create(project=project, external_id="race", data={"text": "t"})
+    first, second = make_user(), make_user()
+    add_member(project, first)
+    add_member(project, second)
+    first_written, release_first = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def first_submit() -> None:
+        try:
+            with transaction.atomic():
+                annotation_submit(item_id=item.pk, user=first, value={"label": "a"})
+                first_written.set()
+                assert release_first.wait(30)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    def second_submit() -> None:
+        try:
+            annotation_submit(item_id=item.pk, user=second, value={"label": "b"})
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    a = threading.Thread(target=first_submit)
+    a.start()
+    assert first_written.wait(30)
+    b = threading.Thread(target=second_submit)
+    b.start()
+    # wait until the second submit is blocked on the item's row lock, then let the first commit
+    for _ in range(300):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            if cursor.fetchone()[0]:
+                break
+        threading.Event().wait(0.05)
+    else:
+        pytest.fail("the second submit never waited for the lock")
+    release_first.set()
+    a.join(30)
+    b.join(30)
+    assert not errors, errors
+    item.refresh_from_db()
+    assert item.annotation_count == 2
+    assert item.status == "in_review"  # a tie of a and b goes to review
+    assert not FinalLabel.objects.filter(item=item).exists()
