@@ -10,8 +10,9 @@ MatMul weights only, per output channel, 7-bit range. Per-tensor int8 drifted fr
 accuracy; per-channel stays close to fp32 on both. `reduce_range` avoids the u8-by-s8 saturation of CPUs
 without VNNI (AVX2 only) at no measurable cost. The embedding table (Gather) stays fp32.
 
-torch and transformers are imported inside `export_onnx` only: importing this module is cheap, and
-`modelsvc.runtime.onnx` calls `export_onnx` only when it has to export.
+torch and transformers are imported inside `export_onnx` only: importing this module is cheap.
+`modelsvc.runtime.onnx` runs the export as `python -m modelsvc.runtime.export <model dir> <out dir>`, a child
+process, only when it has to export; the child writes the manifest entries to `<out dir>/export.json`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ EXPORT_VERSION = 1  # bump when the graph or the quantisation recipe changes: it
 OPSET = 18
 FP32_FILE = "model.fp32.onnx"
 INT8_FILE = "model.int8.onnx"
+EXPORT_RESULT = "export.json"  # what the child process (main) hands back: export_onnx's manifest entries
 QUANTIZATION = {"weight_type": "QInt8", "per_channel": True, "reduce_range": True, "op_types": ["MatMul"]}
 
 
@@ -116,3 +118,25 @@ def export_onnx(model_path: Path, out_dir: Path) -> dict[str, Any]:
         "hidden_size": int(model.config.hidden_size),
         "files": {FP32_FILE: sha256_file(fp32), INT8_FILE: sha256_file(int8)},
     }
+
+
+def main(argv: list[str]) -> int:
+    """`python -m modelsvc.runtime.export <model dir> <out dir>`: export, then write the manifest entries to
+    <out dir>/export.json. Exit status 1 with one line on stderr when it cannot (torch missing, say)."""
+    import json
+    import sys
+
+    model_path, out_dir = Path(argv[0]), Path(argv[1])
+    try:
+        manifest = export_onnx(model_path, out_dir)
+    except ImportError as exc:
+        print(f"torch is not installed to export an ONNX model ({exc})", file=sys.stderr)
+        return 1
+    (out_dir / EXPORT_RESULT).write_text(json.dumps(manifest))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

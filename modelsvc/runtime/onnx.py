@@ -10,10 +10,13 @@ The ONNX graphs are exported from the model directory once (`modelsvc.runtime.ex
 torch) and cached in `<cache_dir>/<fingerprint of the model's safetensors>/` with a `manifest.json`
 holding each file's sha256. On load the file is read once, its sha256 checked against the manifest,
 and the checked bytes are what ONNX Runtime loads. A missing or mismatching file is exported again
-(under a file lock, so concurrent workers export once); when re-exporting is not allowed, or torch is
-not installed, that is an `OnnxCacheError`.
+(under a file lock, so concurrent workers export once); when re-exporting is not allowed, or the export
+fails (torch not installed, say), that is an `OnnxCacheError`.
 
-Imports onnxruntime, numpy and tokenizers only: no torch and no transformers.
+Imports onnxruntime, numpy and tokenizers only: no torch and no transformers. The export, which needs torch,
+runs in a child process (`python -m modelsvc.runtime.export`), so a worker on the ONNX runtime never imports
+torch, and the memory torch takes is given back when the child exits; a task's time limit that interrupts
+the wait kills the child with it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -106,15 +111,9 @@ def load_onnx_model(
                 return data, manifest
             if (directory / name).exists():
                 logger.warning("ONNX export %s does not match its manifest's sha256: exporting again", directory / name)
-            try:
-                import torch  # noqa: F401  (the export needs it; inference does not)
-            except ImportError as exc:
-                raise OnnxCacheError(
-                    f"No valid ONNX export at {directory / name}, and torch is not installed to export one."
-                ) from exc
             tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=cache_dir))
             try:
-                manifest = exp.export_onnx(model_path, tmp)
+                manifest = _export_in_child(model_path, tmp)
                 manifest["model_path"] = str(model_path)
                 directory.mkdir(exist_ok=True)
                 (directory / MANIFEST).unlink(missing_ok=True)  # no manifest while its files are replaced
@@ -130,6 +129,21 @@ def load_onnx_model(
     if data is None:  # pragma: no cover - only if the directory is changed under us
         raise OnnxCacheError(f"The fresh ONNX export {directory / name} does not match its sha256.")
     return data, manifest
+
+
+def _export_in_child(model_path: Path, out_dir: Path) -> dict[str, Any]:
+    """exp.export_onnx in a child process (it needs torch; this process never imports it): its manifest."""
+    done = subprocess.run(  # noqa: S603 - our own module, argv without a shell
+        [sys.executable, "-m", "modelsvc.runtime.export", str(model_path), str(out_dir)],
+        cwd=Path(__file__).resolve().parents[2],  # the project root, so `-m modelsvc...` imports from any cwd
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        last = (done.stderr or done.stdout).strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
+        raise OnnxCacheError(f"Exporting {model_path} to ONNX failed: {last[0][:500]}")
+    return json.loads((out_dir / exp.EXPORT_RESULT).read_text())
 
 
 class OnnxEncoder:

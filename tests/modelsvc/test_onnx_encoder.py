@@ -204,6 +204,21 @@ def test_cuda_always_gets_torch_whatever_the_cpu_runtime(monkeypatch):
 @pytest.mark.ml
 def test_an_onnx_worker_predicts_zero_shot_without_torch(cache_dir, onnx_int8):
     """With the export cached, the default CPU runtime loads, embeds and predicts without torch."""
+    _predict_without_torch(cache_dir)
+
+
+@pytest.mark.ml
+def test_an_onnx_worker_exports_in_a_child_and_never_imports_torch(tmp_path):
+    """From an empty cache: the export (which needs torch) runs in a child process; the worker's own
+    interpreter embeds and predicts without ever importing torch, and the export is cached with its manifest."""
+    _predict_without_torch(tmp_path)
+    [export_dir] = [p for p in tmp_path.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    manifest = json.loads((export_dir / "manifest.json").read_text())
+    assert set(manifest["files"]) == {"model.fp32.onnx", "model.int8.onnx"}
+    assert not (export_dir / "export.json").exists()
+
+
+def _predict_without_torch(cache_dir) -> None:
     out = _run_without_torch(
         "from modelsvc.contracts import PredictorSpec\n"
         "from modelsvc.runtime.predictors import load_predictor\n"
