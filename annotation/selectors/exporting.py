@@ -58,6 +58,16 @@ def export_batches(*, project: Project, batch_size: int = 2000) -> Iterator[list
         last = hi
 
 
+# a spreadsheet reads a cell starting with one of these as a formula (OWASP "CSV injection")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(cell: str) -> str:
+    """A text cell as a spreadsheet will show it, never run it: a leading ' before a formula character (the
+    apostrophe is what spreadsheets themselves use to mark text). JSON and JSONL exports keep the text as is."""
+    return "'" + cell if cell.startswith(_FORMULA_START) else cell
+
+
 def export_stream(*, project: Project, fmt: str) -> Iterator[bytes]:
     """The export as a stream of byte chunks (one per batch)."""
     if fmt == "csv":
@@ -76,8 +86,8 @@ def export_stream(*, project: Project, fmt: str) -> Iterator[bytes]:
                 writer.writerow(
                     [
                         row["id"],
-                        row["external_id"],
-                        row["data"].get("text", ""),
+                        csv_safe(row["external_id"]),
+                        csv_safe(str(row["data"].get("text", ""))),
                         json.dumps(meta, ensure_ascii=False),
                         "" if row["final"] is None else json.dumps(row["final"], ensure_ascii=False),
                         json.dumps(row["annotations"], ensure_ascii=False),

@@ -138,3 +138,22 @@ def test_export_only_this_project(project, manager_client, manager):
     other = make_project(manager, name="other")
     make_items(other, 3, start=50)
     assert len(body_of(export(manager_client, project)).splitlines()) == 2
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_export_csv_never_hands_a_spreadsheet_a_formula(manager, start):
+    """A text or external id starting like a formula is written with a leading ' in CSV (read back by the csv
+    module), and unchanged in JSONL."""
+    from annotation.models import Item
+
+    project = make_project(manager)
+    text = f'{start}HYPERLINK("http://x.invalid","click")'
+    Item.objects.create(project=project, external_id=f"{start}cmd|' /C calc'!A0", data={"text": text})
+    Item.objects.create(project=project, external_id="plain", data={"text": "no formula = here"})
+    rows = list(csv.DictReader(io.StringIO(body_of(export(client_for(manager), project, "?format=csv")))))
+    assert rows[0]["text"] == "'" + text
+    assert rows[0]["external_id"] == f"'{start}cmd|' /C calc'!A0"
+    assert (rows[1]["external_id"], rows[1]["text"]) == ("plain", "no formula = here")
+    jsonl = [json.loads(line) for line in body_of(export(client_for(manager), project)).splitlines()]
+    assert jsonl[0]["data"]["text"] == text
+    assert jsonl[0]["external_id"] == f"{start}cmd|' /C calc'!A0"
