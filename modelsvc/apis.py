@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.access import Capability, item_access, project_access
-from annotation.apis.serializers import JobCreated, StrictInput
+from annotation.apis.serializers import JobCreated, StrictInput, iso
 from modelsvc.models import ModelVersion
 from modelsvc.selectors import learning_curve, version_get, version_list
 from modelsvc.services.explanations import explanation_for_item
@@ -67,8 +67,8 @@ def _version_out(v: ModelVersion) -> dict[str, Any]:
         "sha256": v.sha256,
         "has_artifact": bool(v.artifact_path) or v.kind == "zero_shot",
         "metrics": v.metrics or {},
-        "created_at": v.created_at.isoformat().replace("+00:00", "Z"),
-        "activated_at": v.activated_at.isoformat().replace("+00:00", "Z") if v.activated_at else None,
+        "created_at": iso(v.created_at),
+        "activated_at": iso(v.activated_at),
     }
 
 
