@@ -104,32 +104,45 @@ export class LabelPage {
   }
 
   // ------------------------------------------------------------ loading items
+  /**
+   * /next, excluding the items of unsaved answers: {item} (item null when none is left), or null when
+   * it failed. A fatal failure (401/403) is shown with `fatalHint`; any other is retried by loadNext() in 2 s.
+   */
+  async fetchNextOrRetry(fatalHint) {
+    try {
+      return { item: await this.fetchNext(this.outbox.itemIds()) };
+    } catch (err) {
+      if (err.fatal) {
+        this.alert(`${err.message} ${fatalHint}`);
+        this.setState("error");
+      } else {
+        this.say("Can't reach the server; retrying…");
+        setTimeout(() => this.loadNext(), 2000);
+      }
+      return null;
+    }
+  }
+
+  /**
+   * True when the server handed back an item whose answer is still in the outbox (it still leases the
+   * item to us because the answer is not saved yet, e.g. offline): the page waits, and flushed() loads on.
+   */
+  waitIfUnsaved(item, message) {
+    if (!item || !this.outbox.itemIds().includes(item.id)) return false;
+    this.waitingForSave = true;
+    this.say(message);
+    this.setState("waiting");
+    this.outbox.scheduleRetry();
+    return true;
+  }
+
   async loadNext() {
     this.setState("loading");
     this.say("Loading the next item…");
-    let item;
-    try {
-      item = await this.fetchNext(this.outbox.itemIds());
-    } catch (err) {
-      if (err.fatal) {
-        this.alert(`${err.message} Your session may have ended: reload the page and log in again.`);
-        this.setState("error");
-        return;
-      }
-      this.say("Can't reach the server; retrying…");
-      setTimeout(() => this.loadNext(), 2000);
-      return;
-    }
-    if (item && this.outbox.itemIds().includes(item.id)) {
-      // the server still holds this item for us because the answer is not saved yet (offline)
-      this.waitingForSave = true;
-      this.say("Saving your last answer… (the next item loads once it is saved)");
-      this.setState("waiting");
-      this.outbox.scheduleRetry();
-      return;
-    }
-    if (!item) return this.showEmpty();
-    this.showItem(item);
+    const got = await this.fetchNextOrRetry("Your session may have ended: reload the page and log in again.");
+    if (!got || this.waitIfUnsaved(got.item, "Saving your last answer… (the next item loads once it is saved)")) return;
+    if (!got.item) return this.showEmpty();
+    this.showItem(got.item);
   }
 
   showEmpty() {
@@ -406,27 +419,10 @@ export class LabelPage {
     this.updateProgress();
     this.outbox.flush(); // answers a previous visit could not send
     this.setState("loading");
-    let first;
-    try {
-      first = await this.fetchNext(this.outbox.itemIds());
-    } catch (err) {
-      if (err.fatal) {
-        this.alert(`${err.message} Reload the page and log in again.`);
-        this.setState("error");
-        return;
-      }
-      this.say("Can't reach the server; retrying…");
-      setTimeout(() => this.loadNext(), 2000);
-      return;
-    }
+    const got = await this.fetchNextOrRetry("Reload the page and log in again.");
+    if (!got || this.waitIfUnsaved(got.item, "Saving your last answer…")) return;
+    const first = got.item;
     if (!first) return this.showEmpty();
-    if (this.outbox.itemIds().includes(first.id)) {
-      this.waitingForSave = true;
-      this.say("Saving your last answer…");
-      this.setState("waiting");
-      this.outbox.scheduleRetry();
-      return;
-    }
     // After a reload the server may hand back the prefetched lease first: return to the item with a draft.
     const last = this.store.get(this.currentKey);
     if (last && last !== first.id && this.store.get(this.draftKey(last))) {
