@@ -64,10 +64,6 @@ class ProjectAccess:
         if not self.can(capability):
             raise Forbidden(f"Your role ({self.role}) does not allow this.")
 
-    @property
-    def is_staff(self) -> bool:
-        return self.role == STAFF
-
 
 @dataclass(frozen=True)
 class ItemAccess:

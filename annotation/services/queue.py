@@ -93,27 +93,11 @@ _PG_ORDERS = {
 }
 
 
-def _next_statement(
-    *, project: Project, user: Any, now: datetime, expires_at: datetime, wait: bool, exclude: list[int]
-) -> NextItem | None:
-    """One statement (so one implicit transaction): the user's oldest live lease outside `exclude` if any;
-    else lock the best candidate outside `exclude`, reclaim its expired leases, upsert this user's lease
-    and set the item's lease columns."""
-    params = {
-        "project": project.pk,
-        "k": project.annotations_per_item,
-        "user": user.pk,
-        "now": now,
-        "expires": expires_at,
-        "exclude": exclude,
-    }
-    if project.sampling == Sampling.RANDOM:
-        bounds = fetchone(
-            "SELECT min(id), max(id) FROM annotation_item WHERE project_id = %s AND status IN ('open', 'in_progress')",
-            [project.pk],
-        )
-        params["start"] = random.randint(bounds[0], bounds[1]) if bounds and bounds[0] is not None else 0  # noqa: S311
-    for name, where, order in _PG_ORDERS[Sampling(project.sampling)]:
+def _next_statement(*, sampling: str, wait: bool, params: dict[str, Any]) -> NextItem | None:
+    """One statement per serving order of the sampling (so one implicit transaction each): the user's oldest
+    live lease outside `exclude` if any; else lock the best candidate outside `exclude`, reclaim its expired
+    leases, upsert this user's lease and set the item's lease columns."""
+    for name, where, order in _PG_ORDERS[Sampling(sampling)]:
         row = fetchone_prepared(
             f"tandem_next_{name}_{'wait' if wait else 'skip'}",
             _next_sql(where=where, order=order, wait=wait),
@@ -162,9 +146,23 @@ def item_next_for_annotator(*, project: Project, user: Any, exclude: Sequence[in
     if len(ids) > MAX_EXCLUDE:
         raise ValueError(f"at most {MAX_EXCLUDE} excluded items")
     now = timezone.now()
-    expires_at = now + timedelta(seconds=settings.TANDEM_ASSIGNMENT_TTL_SECONDS)
+    params: dict[str, Any] = {
+        "project": project.pk,
+        "k": project.annotations_per_item,
+        "user": user.pk,
+        "now": now,
+        "expires": now + timedelta(seconds=settings.TANDEM_ASSIGNMENT_TTL_SECONDS),
+        "exclude": ids,
+    }
+    if project.sampling == Sampling.RANDOM:
+        # a uniform point in the open id range; the statement takes the next open id from there
+        bounds = fetchone(
+            "SELECT min(id), max(id) FROM annotation_item WHERE project_id = %s AND status IN ('open', 'in_progress')",
+            [project.pk],
+        )
+        params["start"] = random.randint(bounds[0], bounds[1]) if bounds and bounds[0] is not None else 0  # noqa: S311
     for wait in (False, True):
-        found = _next_statement(project=project, user=user, now=now, expires_at=expires_at, wait=wait, exclude=ids)
+        found = _next_statement(sampling=project.sampling, wait=wait, params=params)
         if found is not None:
             return found
     return None

@@ -249,10 +249,11 @@ def _submit_locked(
     """The body of annotation_submit. `own`: the transaction is ours, begun with the lock statement and
     committed with the write (a repeat, which writes nothing, is rolled back)."""
     now = timezone.now()
+    item_id = int(item_id)
     row = fetchone_prepared(
         "tandem_submit_lock",
         _lock_sql(),
-        {"user": user.pk, "key": idempotency_key, "item": int(item_id)},
+        {"user": user.pk, "key": idempotency_key, "item": item_id},
         prefix="BEGIN; " if own else "",
     )
     project = None if row is None else load(Project, row[_HEAD:])
@@ -287,10 +288,10 @@ def _submit_locked(
             # committed (so `annotations` counts it), but the statement's subquery kept its older snapshot and
             # missed that annotation. A new statement sees it: we hold the row lock, so nothing else changes.
             values = list(Annotation.objects.filter(item_id=item_id).order_by("id").values_list("value", flat=True))
-        new_status, final = consensus(values=[value, *values], project=project, item_id=int(item_id))
+        new_status, final = consensus(values=[value, *values], project=project, item_id=item_id)
     params = {
         "id": ann_id,
-        "item": int(item_id),
+        "item": item_id,
         "user": user.pk,
         "now": now,
         "value": json.dumps(value),
@@ -316,7 +317,7 @@ def _submit_locked(
         ) from None
     annotation = Annotation(
         id=ann_id,
-        item_id=int(item_id),
+        item_id=item_id,
         annotator=user,
         value=value,
         lead_time_ms=lead_time_ms,
