@@ -5,13 +5,15 @@
 //   S skip   U undo   R reasons   G guidelines   ? help     Esc  cancel the edit, or clear the selection
 //   spans:  ← → move by words (Shift: select)   Backspace/Delete remove the focused (or last) span
 
+import { isTyping } from "../lib/dom.js";
+
 /** What the key press happened on, as far as the keyboard map cares. */
 export function describeTarget(target) {
   const t = target instanceof Element ? target : null;
   if (!t) return {};
   const chip = t.closest(".span-chip");
   return {
-    typing: !!t.closest("input, textarea, select, [contenteditable='true'], [contenteditable='']"),
+    typing: isTyping(t),
     // a focused control keeps its own Enter (a label button chooses, a link follows), except the
     // submit button and span chips: there Enter submits
     ownEnter: t.matches("button, a, summary") && t.id !== "submit" && !t.classList.contains("span-chip"),

@@ -3,10 +3,10 @@
 // LabelPage owns the state of the item on screen; the outbox, the prefetcher, the reasons and the
 // keyboard selection own theirs (label/*.js). Offsets in values are code points (lib/offsets.js).
 
-import { $ } from "../lib/dom.js";
+import { $, renderMeta } from "../lib/dom.js";
 import { codePointIndex } from "../lib/offsets.js";
 import { annotateEntry, newKey, skipEntry } from "./outbox.js";
-import { renderLabels, renderMeta, renderSpanList, renderSuggestion, renderText } from "./render.js";
+import { renderLabels, renderSpanList, renderSuggestion, renderText } from "./render.js";
 import { KeyboardSelection, clearSelection, selectText, selectionOffsets } from "./spans.js";
 import { canonical, emptyValue, isComplete, sameValue, suggestionOf, withLabel, withSpan, withoutSpan } from "./values.js";
 

@@ -5,16 +5,6 @@ import { make, button } from "../lib/dom.js";
 import { segments } from "../lib/offsets.js";
 import { confidenceOf, pct, spanKey, suggestionText } from "./values.js";
 
-/** The item's metadata (every field but the text) as a definition list. */
-export function renderMeta(dl, data) {
-  dl.replaceChildren();
-  for (const [k, v] of Object.entries(data || {})) {
-    if (k === "text") continue;
-    dl.append(make("dt", null, k), make("dd", null, typeof v === "string" ? v : JSON.stringify(v)));
-  }
-  dl.hidden = dl.childElementCount === 0;
-}
-
 /** The model suggestion banner; hidden without a suggestion. */
 export function renderSuggestion(el, schema, item, sug) {
   el.replaceChildren();

@@ -33,6 +33,16 @@ export function fillSelect(select, choices, value) {
   }
 }
 
+/** An item's metadata (every field but the text) as a definition list; hidden when there is none. */
+export function renderMeta(dl, data) {
+  dl.replaceChildren();
+  for (const [k, v] of Object.entries(data || {})) {
+    if (k === "text") continue;
+    dl.append(make("dt", null, k), make("dd", null, typeof v === "string" ? v : JSON.stringify(v)));
+  }
+  dl.hidden = dl.childElementCount === 0;
+}
+
 /** A label color usable in CSS (a hex color), or a neutral grey. */
 export function safeColor(color) {
   return /^#[0-9a-f]{3,8}$/i.test(color || "") ? color : "#6b7280";

@@ -1,6 +1,6 @@
 // The members table of the project settings page: list, change a role, remove, add.
 
-import { $, fillSelect, make } from "../lib/dom.js";
+import { $, button, fillSelect, make } from "../lib/dom.js";
 import { api } from "../lib/http.js";
 import { errorOf, showErrors } from "./errors.js";
 
@@ -34,8 +34,7 @@ export function membersSection(config) {
     roleCell.appendChild(select);
     tr.appendChild(roleCell);
     const removeCell = make("td");
-    const remove = make("button", "btn btn-quiet", "Remove");
-    remove.type = "button";
+    const remove = button("btn btn-quiet", "Remove");
     remove.setAttribute("aria-label", "Remove " + m.username);
     remove.addEventListener("click", async () => {
       const r = await api("DELETE", base + m.user_id + "/");

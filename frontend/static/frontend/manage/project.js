@@ -1,7 +1,7 @@
 // The project settings page (manage_project.html): the project form with its label editor, and the
 // members table (members.js). Writes go through the REST API; errors show as errors.js does.
 
-import { $, fillSelect, make } from "../lib/dom.js";
+import { $, button, fillSelect, make } from "../lib/dom.js";
 import { api } from "../lib/http.js";
 import { errorOf, showErrors } from "./errors.js";
 import { PALETTE, labelsPayload, moveRow, newRow, rowsFrom } from "./labels.js";
@@ -51,9 +51,8 @@ export function projectPage(config) {
       label.color = label.color || PALETTE[i % PALETTE.length];
       tr.appendChild(input("label-color", label, i, "color", { type: "color" }));
       const actions = make("td", "row-actions");
-      const button = (text, title, disabled, action, role) => {
-        const b = make("button", "btn btn-quiet", text);
-        b.type = "button";
+      const rowButton = (text, title, disabled, action, role) => {
+        const b = button("btn btn-quiet", text);
         b.setAttribute("aria-label", title);
         b.title = title;
         b.disabled = disabled;
@@ -62,9 +61,9 @@ export function projectPage(config) {
         actions.appendChild(b);
       };
       const who = label.name ? "“" + label.name + "”" : "label " + (i + 1);
-      button("↑", "Move " + who + " up", i === 0, () => move(i, -1), "up");
-      button("↓", "Move " + who + " down", i === labels.length - 1, () => move(i, 1), "down");
-      button("Remove", "Remove " + who, labels.length === 1, () => remove(i), "remove");
+      rowButton("↑", "Move " + who + " up", i === 0, () => move(i, -1), "up");
+      rowButton("↓", "Move " + who + " down", i === labels.length - 1, () => move(i, 1), "down");
+      rowButton("Remove", "Remove " + who, labels.length === 1, () => remove(i), "remove");
       tr.appendChild(actions);
       rows.appendChild(tr);
     });

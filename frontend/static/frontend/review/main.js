@@ -2,7 +2,7 @@
 // GET /api/projects/{id}/review/next, then POST /api/annotations/{id}/review with approve / reject /
 // correct. Keyboard first (review/keys.js): J/K select an annotation, A approves, R rejects, C corrects.
 
-import { $, isTyping, readJson } from "../lib/dom.js";
+import { $, isTyping, readJson, renderMeta } from "../lib/dom.js";
 import { api, errorText } from "../lib/http.js";
 import { correctionValue, startCorrection, toggleLabel, toggleSpan as toggleKept } from "./correct.js";
 import { reviewKeyAction } from "./keys.js";
@@ -69,7 +69,7 @@ function start(root) {
     el.externalId.textContent = t.item.external_id;
     el.disagreement.hidden = !t.disagreement;
     el.waiting.textContent = t.waiting + (t.waiting === 1 ? " item" : " items") + " awaiting review";
-    view.renderMeta(el.meta, t.item.data);
+    renderMeta(el.meta, t.item.data);
     const prediction = t.item.prediction;
     el.suggestion.hidden = !(prediction && prediction.value);
     if (prediction && prediction.value) {

@@ -1,8 +1,8 @@
 // Drawing the review page's item and annotations. Every piece of item or annotation content goes in
 // with textContent, never as HTML. Span offsets are code points (lib/offsets.js).
 
-import { make } from "../lib/dom.js";
-import { segments } from "../lib/offsets.js";
+import { button, make } from "../lib/dom.js";
+import { segments, sliceCodePoints } from "../lib/offsets.js";
 
 /** Text for a value in one line ("sports", "a, b", "PER 0–5, ORG 9–12"). */
 export function describe(task, value) {
@@ -45,12 +45,11 @@ export function makeRenderer(config) {
     } else {
       const spans = value.spans || [];
       if (spans.length === 0) box.appendChild(make("span", "muted", "(no spans)"));
-      const chars = Array.from(text || "");
       const list = make("ul", "span-list");
       for (const s of spans) {
         const li = make("li");
         li.appendChild(chip(s.label));
-        li.appendChild(make("q", "span-text", chars.slice(s.start, s.end).join("")));
+        li.appendChild(make("q", "span-text", sliceCodePoints(text, s.start, s.end)));
         li.appendChild(make("span", "muted", " " + s.start + "–" + s.end));
         list.appendChild(li);
       }
@@ -77,16 +76,6 @@ export function makeRenderer(config) {
       mark.title = piece.spans.map((s) => s.label).join(" + ");
       el.appendChild(mark);
     }
-  }
-
-  function renderMeta(dl, data) {
-    dl.textContent = "";
-    for (const [key, val] of Object.entries(data || {})) {
-      if (key === "text") continue;
-      dl.appendChild(make("dt", null, key));
-      dl.appendChild(make("dd", null, typeof val === "string" ? val : JSON.stringify(val)));
-    }
-    dl.hidden = dl.children.length === 0;
   }
 
   /** One card per annotation; onSelect(i) on click. */
@@ -129,14 +118,12 @@ export function makeRenderer(config) {
   function renderCorrectOptions(box, c, text, { onPick, onToggle }) {
     box.textContent = "";
     if (config.taskType === "spans") {
-      const chars = Array.from(text || "");
       c.spans.forEach((s, i) => {
-        const b = make("button", "btn label-option");
-        b.type = "button";
+        const b = button("btn label-option");
         b.setAttribute("aria-pressed", s.keep ? "true" : "false");
         if (i < 9) b.appendChild(make("kbd", null, String(i + 1)));
         b.appendChild(chip(s.label));
-        b.appendChild(make("span", null, " “" + chars.slice(s.start, s.end).join("") + "”" + (s.keep ? "" : " (dropped)")));
+        b.appendChild(make("span", null, " “" + sliceCodePoints(text, s.start, s.end) + "”" + (s.keep ? "" : " (dropped)")));
         b.addEventListener("click", () => onToggle(i));
         box.appendChild(b);
       });
@@ -144,8 +131,7 @@ export function makeRenderer(config) {
       return;
     }
     for (const label of config.labels) {
-      const b = make("button", "btn label-option");
-      b.type = "button";
+      const b = button("btn label-option");
       b.dataset.label = label.name;
       if (config.taskType === "multilabel") b.setAttribute("aria-pressed", c.labels.has(label.name) ? "true" : "false");
       if (label.hotkey) b.appendChild(make("kbd", null, label.hotkey.toUpperCase()));
@@ -155,5 +141,5 @@ export function makeRenderer(config) {
     }
   }
 
-  return { valueNode, renderText, renderMeta, renderAnnotations, renderCorrectOptions };
+  return { renderText, renderAnnotations, renderCorrectOptions };
 }
