@@ -264,13 +264,19 @@ def test_the_token_user_is_the_one_leasing(project):
     assert set(Assignment.objects.values_list("item_id", "user_id")) == {(a_item.pk, a.pk), (b_item.pk, b.pk)}
 
 
-def test_session_login_still_works(project):
-    """The browser: session cookie, no token header (DRF's SessionAuthentication)."""
+def session_member(project):
+    """A member of the project logged in with a session cookie (as the browser), CSRF checks on; and one item."""
     [item] = make_items(project, 1)
     user = make_user(password="pw-secret-123")
     add_member(project, user)
     client = APIClient(enforce_csrf_checks=True)
     assert client.login(username=user.username, password="pw-secret-123")
+    return client, item
+
+
+def test_session_login_still_works(project):
+    """The browser: session cookie, no token header (DRF's SessionAuthentication)."""
+    client, item = session_member(project)
     r = client.get(f"/api/projects/{project.pk}/next")
     assert r.status_code == 200
     assert r.json()["id"] == item.pk
@@ -380,10 +386,6 @@ def test_submit_access_and_validation_with_a_token(project):
 
 
 def test_submit_with_session_still_needs_csrf(project):
-    [item] = make_items(project, 1)
-    user = make_user(password="pw-secret-123")
-    add_member(project, user)
-    client = APIClient(enforce_csrf_checks=True)
-    assert client.login(username=user.username, password="pw-secret-123")
+    client, item = session_member(project)
     assert_error(post(client, item.pk, {"value": {"label": "sports"}}), 403)
     assert not Annotation.objects.exists()
