@@ -35,6 +35,7 @@ function start(root) {
     help: $("review-help"),
   };
   const labelByKey = new Map(config.labels.filter((l) => l.hotkey).map((l) => [l.hotkey.toLowerCase(), l]));
+  const labelKeys = new Set(labelByKey.keys());
 
   // the page's state: the item under review (JSON of review/next), the selected annotation, a
   // verdict in flight, and the correction being made (correct.js)
@@ -49,10 +50,6 @@ function start(root) {
   // ------------------------------------------------------------------ rendering
   function renderText() {
     view.renderText(el.text, state.task.item.data.text || "", state.task.annotations[state.selected]);
-  }
-
-  function renderAnnotations() {
-    view.renderAnnotations(el.list, state.task, state.selected, select);
   }
 
   function render() {
@@ -76,7 +73,7 @@ function start(root) {
       const unsure = typeof prediction.uncertainty === "number" ? " (uncertainty " + prediction.uncertainty.toFixed(2) + ")" : "";
       el.suggestion.textContent = "Model suggestion: " + describe(task, prediction.value) + unsure + ".";
     }
-    renderAnnotations();
+    view.renderAnnotations(el.list, t, state.selected, select);
     renderText();
     closeCorrect();
   }
@@ -85,7 +82,7 @@ function start(root) {
     if (!state.task) return;
     const n = state.task.annotations.length;
     state.selected = (i + n) % n;
-    renderAnnotations();
+    view.markSelected(el.list, state.task, state.selected);
     renderText();
     const card = el.list.querySelector('[data-index="' + state.selected + '"]');
     if (card) card.scrollIntoView({ block: "nearest" });
@@ -232,7 +229,7 @@ function start(root) {
       busy: state.busy,
       correcting: !!state.correcting,
       task,
-      labelKeys: new Set(labelByKey.keys()),
+      labelKeys,
       onOptionButton: !!(t && t.tagName === "BUTTON" && el.correctOptions.contains(t)),
     });
     if (!act) return;

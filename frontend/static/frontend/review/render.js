@@ -88,9 +88,6 @@ export function makeRenderer(config) {
       card.setAttribute("role", "option");
       card.dataset.index = String(i);
       card.dataset.annotation = String(ann.id);
-      const isSelected = i === selected;
-      card.setAttribute("aria-selected", isSelected ? "true" : "false");
-      if (isSelected) card.classList.add("selected");
       if (task.disagreement) card.classList.add(ann.agreeing * 2 > total ? "majority" : "minority");
       const head = make("div", "ann-head");
       head.appendChild(make("strong", "ann-annotator", ann.annotator));
@@ -110,6 +107,16 @@ export function makeRenderer(config) {
       card.addEventListener("click", () => onSelect(i));
       list.appendChild(card);
     });
+    markSelected(list, task, selected);
+  }
+
+  /** Moves the selection among the cards renderAnnotations drew (no redraw: J/K only change this). */
+  function markSelected(list, task, selected) {
+    for (const card of list.querySelectorAll(".ann-card")) {
+      const isSelected = card.dataset.index === String(selected);
+      card.setAttribute("aria-selected", isSelected ? "true" : "false");
+      card.classList.toggle("selected", isSelected);
+    }
     const current = task.annotations[selected];
     if (current) list.setAttribute("aria-activedescendant", "ann-" + current.id);
   }
@@ -141,5 +148,5 @@ export function makeRenderer(config) {
     }
   }
 
-  return { renderText, renderAnnotations, renderCorrectOptions };
+  return { renderText, renderAnnotations, markSelected, renderCorrectOptions };
 }
