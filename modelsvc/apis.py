@@ -63,7 +63,7 @@ def _version_out(v: ModelVersion) -> dict[str, Any]:
         "kind": v.kind,
         "status": v.status,
         "base_model": v.base_model,
-        "labels": [label["name"] for label in v.labels],
+        "labels": v.label_names,
         "sha256": v.sha256,
         "has_artifact": bool(v.artifact_path) or v.kind == "zero_shot",
         "metrics": v.metrics or {},

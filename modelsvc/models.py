@@ -53,6 +53,11 @@ class ModelVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.project_id} v{self.version} ({self.kind}, {self.status})"
 
+    @property
+    def label_names(self) -> list[str]:
+        """The names of the labels it predicts, in order (like Project.label_names)."""
+        return [label["name"] for label in self.labels]
+
 
 class Prediction(models.Model):
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="predictions")

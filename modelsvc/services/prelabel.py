@@ -198,7 +198,7 @@ def _predict_chunk(job: Job, index: int, lo: int, hi: int, size: int) -> None:
         if predictor is None:
             return
         raws = predictor.predict([t for _, t in rows])
-        labels = [label["name"] for label in version.labels]
+        labels = version.label_names
         scored = [
             score(
                 raw,

@@ -224,7 +224,7 @@ def evaluate_version(version: ModelVersion, validation: list[LabeledRow]) -> dic
     from modelsvc.evaluation import evaluate_predictor  # scikit-learn: worker side, like the runtimes
     from modelsvc.runtime import get_predictor
 
-    labels = [label["name"] for label in version.labels]
+    labels = version.label_names
     return evaluate_predictor(get_predictor(version_spec(version)), version.task_type, labels, validation)
 
 

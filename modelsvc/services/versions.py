@@ -49,7 +49,7 @@ def version_active(project: Project) -> ModelVersion | None:
 
 def version_fits(version: ModelVersion, project: Project) -> bool:
     """Whether `version` predicts the project's current label names and task type."""
-    return version.task_type == project.task_type and [label["name"] for label in version.labels] == project.label_names
+    return version.task_type == project.task_type and version.label_names == project.label_names
 
 
 def _next_number(project: Project) -> int:
