@@ -37,7 +37,7 @@ from django.utils import timezone
 from annotation.models import FinalLabel, Job, Project
 from annotation.models.job import JobKind, JobStatus
 from annotation.services.jobs import job_claim, job_fail, job_failure_text, job_progress, job_succeed
-from modelsvc.contracts import ModelUnavailable, PredictorSpec
+from modelsvc.contracts import ModelUnavailable
 from modelsvc.models import ModelVersion, TrainingState, VersionKind
 from modelsvc.promotion import beats
 from modelsvc.services.prelabel import prelabel_rescore
@@ -219,13 +219,14 @@ def _heartbeat(job_id: int) -> Callable[[int, int], None]:
     return beat
 
 
-def evaluate_version(version: ModelVersion, validation: list[LabeledRow]) -> dict[str, Any]:
-    """Metrics of a registered version (zero-shot or fine-tuned) on validation examples."""
+def evaluate_version(version: ModelVersion, validation: list[LabeledRow], *, cache: bool = True) -> dict[str, Any]:
+    """Metrics of a version (zero-shot or fine-tuned) on validation examples; `cache=False` for a model
+    evaluated once (a candidate in its staging directory, see `get_predictor`)."""
     from modelsvc.evaluation import evaluate_predictor  # scikit-learn: worker side, like the runtimes
     from modelsvc.runtime import get_predictor
 
-    labels = version.label_names
-    return evaluate_predictor(get_predictor(version_spec(version)), version.task_type, labels, validation)
+    predictor = get_predictor(version_spec(version), cache=cache)
+    return evaluate_predictor(predictor, version.task_type, version.label_names, validation)
 
 
 def _alive(job_id: int) -> None:
@@ -242,20 +243,17 @@ def _evaluate(
     validation: list[LabeledRow],
 ) -> _Evaluated:
     """The staged candidate and the active version (when it predicts the same labels) on the same set."""
-    from modelsvc.evaluation import evaluate_predictor  # scikit-learn: worker side, like the runtimes
-    from modelsvc.runtime import get_predictor
-
-    spec = PredictorSpec(
-        backend=settings.TANDEM_MODEL_BACKEND,
-        task_type=project.task_type,
-        labels=tuple((label["name"], label["description"]) for label in label_spec(project)),
+    # the candidate as version_register will record it, unsaved, its artifact still in staging
+    candidate = ModelVersion(
+        project=project,
         kind=VersionKind.FINE_TUNED,
-        model_path=settings.TANDEM_MODEL,
+        labels=label_spec(project),
+        task_type=project.task_type,
         artifact_path=str(staging),
         sha256=result.sha256,
     )
     _alive(job_id)
-    metrics = evaluate_predictor(get_predictor(spec, cache=False), project.task_type, project.label_names, validation)
+    metrics = evaluate_version(candidate, validation, cache=False)
     _alive(job_id)
     active_metrics = evaluate_version(active, validation) if active is not None else None
     _alive(job_id)
