@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
@@ -155,28 +156,20 @@ def test_quickstart_runs_web_worker_and_beat(tmp_path):
         assert job["result"]["created"] == 3
 
         # label everything
-        labeled = set()
-        for _ in range(5):
-            status, item = http("GET", f"{base}/api/projects/{pid}/next", token=token)
-            if status == 204:
-                break
-            assert status == 200, item
+        def annotate(item: dict) -> str:
             status, ann = http(
                 "POST", f"{base}/api/items/{item['id']}/annotations", {"value": {"label": "a"}}, token=token
             )
             assert status == 201, ann
-            labeled.add(item["external_id"])
+            return item["external_id"]
+
+        labeled = _each_next(f"{base}/api/projects/{pid}/next", token, annotate)
         assert labeled == {"s0", "s1", "s2"}
         status, rows = http("GET", f"{base}/api/projects/{pid}/items/?status=in_review", token=token)
         assert rows["count"] == 3, rows
 
         # review everything (review_policy "all"): approve each annotation
-        reviewed = set()
-        for _ in range(5):
-            status, task = http("GET", f"{base}/api/projects/{pid}/review/next", token=token)
-            if status == 204:
-                break
-            assert status == 200, task
+        def approve(task: dict) -> str:
             status, review = http(
                 "POST",
                 f"{base}/api/annotations/{task['annotations'][0]['id']}/review",
@@ -185,7 +178,9 @@ def test_quickstart_runs_web_worker_and_beat(tmp_path):
             )
             assert status == 201, review
             assert review["final"] == {"label": "a"}, review
-            reviewed.add(task["item"]["external_id"])
+            return task["item"]["external_id"]
+
+        reviewed = _each_next(f"{base}/api/projects/{pid}/review/next", token, approve)
         assert reviewed == {"s0", "s1", "s2"}
         status, rows = http("GET", f"{base}/api/projects/{pid}/items/?status=approved", token=token)
         assert rows["count"] == 3, rows
@@ -211,6 +206,19 @@ def test_quickstart_runs_web_worker_and_beat(tmp_path):
     assert not stubborn, f"processes that ignored SIGTERM: {stubborn}"
     assert not _wait_gone(var), _processes_using(var)  # run.sh stopped the embedded servers too
     assert "PostgreSQL stopped" in log_tail()
+
+
+def _each_next(url: str, token: str, handle: Callable[[dict], str], limit: int = 5) -> set[str]:
+    """GET url (a /next endpoint) until it answers 204, at most `limit` times, passing each 200 answer to handle();
+    the external ids handle() returned."""
+    handled = set()
+    for _ in range(limit):
+        status, body = http("GET", url, token=token)
+        if status == 204:
+            break
+        assert status == 200, body
+        handled.add(handle(body))
+    return handled
 
 
 def _get_text(url: str, token: str) -> tuple[int, str]:
