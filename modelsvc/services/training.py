@@ -204,16 +204,21 @@ def _fine_tune(
     )
 
 
+def _alive(job_id: int) -> None:
+    """Record liveness for the beat check (training_check reaps a run whose heartbeat went stale)."""
+    TrainingState.objects.filter(running_job_id=job_id).update(heartbeat_at=timezone.now())
+
+
 def _heartbeat(job_id: int) -> Callable[[int, int], None]:
-    """Record liveness (for the beat check) and progress, at most once a second and at the last step."""
+    """Record liveness and progress during fine-tuning, at most once a second and at the last step."""
     last = [0.0]
 
     def beat(step: int, total: int) -> None:
-        now = timezone.now()
-        if now.timestamp() - last[0] < 1.0 and step < total:
+        now = timezone.now().timestamp()
+        if now - last[0] < 1.0 and step < total:
             return
-        last[0] = now.timestamp()
-        TrainingState.objects.filter(running_job_id=job_id).update(heartbeat_at=now)
+        last[0] = now
+        _alive(job_id)
         job_progress(job_id=job_id, progress=step, total=total)
 
     return beat
@@ -227,11 +232,6 @@ def evaluate_version(version: ModelVersion, validation: list[LabeledRow], *, cac
 
     predictor = get_predictor(version_spec(version), cache=cache)
     return evaluate_predictor(predictor, version.task_type, version.label_names, validation)
-
-
-def _alive(job_id: int) -> None:
-    """Record liveness for the beat check between steps that report no progress of their own."""
-    TrainingState.objects.filter(running_job_id=job_id).update(heartbeat_at=timezone.now())
 
 
 def _evaluate(
