@@ -29,6 +29,12 @@ class PredictorSpec:
         return [name for name, _ in self.labels]
 
 
+def bio_tags(labels: Sequence[str]) -> list[str]:
+    """A span model's tags: "O", then "B-<label>" and "I-<label>" for each label in order (the columns of
+    RawPrediction.marginals, and the outputs of a fine-tuned span head)."""
+    return ["O"] + [f"{p}-{name}" for name in labels for p in ("B", "I")]
+
+
 @dataclass
 class RawPrediction:
     """One text's model output, before it is turned into the REST shape (modelsvc.scoring).

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
+from modelsvc.contracts import bio_tags
 from modelsvc.runtime.config import ModelLoadError, default_model_path, length_batches
 from modelsvc.runtime.export import sha256_file
 
@@ -72,10 +73,6 @@ class TrainResult:
     temperature: float
     sha256: str
     history: list[dict[str, float]] = field(default_factory=list)
-
-
-def bio_tags(labels: Sequence[str]) -> list[str]:
-    return ["O"] + [f"{p}-{name}" for name in labels for p in ("B", "I")]
 
 
 def _seed_everything(seed: int) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from modelsvc.contracts import PredictorBase, PredictorSpec
+from modelsvc.contracts import PredictorBase, PredictorSpec, bio_tags
 
 
 def _noise(text: str, label: str) -> float:
@@ -25,7 +25,7 @@ class FakePredictor(PredictorBase):
     def __init__(self, spec: PredictorSpec) -> None:
         self.spec = spec
         self.names = spec.label_names
-        self.tags = ["O"] + [f"{p}-{n}" for n in self.names for p in ("B", "I")]
+        self.tags = bio_tags(self.names)
 
     def _logits(self, text: str) -> np.ndarray:
         lowered = set(re.findall(r"\w+", text.lower()))

@@ -32,7 +32,7 @@ from transformers import (
     AutoTokenizer,
 )
 
-from modelsvc.contracts import PredictorBase, PredictorSpec
+from modelsvc.contracts import PredictorBase, PredictorSpec, bio_tags
 from modelsvc.runtime.config import EncoderConfig, ModelLoadError, default_model_path, length_batches
 from modelsvc.runtime.export import sha256_file
 
@@ -160,7 +160,7 @@ class FineTunedPredictor(PredictorBase):
         meta = json.loads((path / "tandem.json").read_text())
         self.temperature = float(meta.get("temperature", 1.0))
         self.names = spec.label_names
-        self.tags = ["O"] + [f"{p}-{n}" for n in self.names for p in ("B", "I")]
+        self.tags = bio_tags(self.names)
         cls = AutoModelForTokenClassification if spec.task_type == "spans" else AutoModelForSequenceClassification
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from modelsvc.contracts import Predictor, PredictorBase, PredictorSpec
+from modelsvc.contracts import Predictor, PredictorBase, PredictorSpec, bio_tags
 from modelsvc.runtime.config import EncoderConfig, ModelLoadError, SentenceEncoder, cuda_available
 from modelsvc.runtime.encoders import shared_encoder
 from modelsvc.zeroshot import DEFAULT_TEMPERATURE, label_prompts, zero_shot_probabilities
@@ -38,7 +38,7 @@ class ZeroShotPredictor(PredictorBase):
         prompts = label_prompts([{"name": n, "description": d} for n, d in spec.labels])
         self.label_embeddings = encoder.embed(prompts, batch_size=batch_size)
         self.names = spec.label_names
-        self.tags = ["O"] + [f"{p}-{n}" for n in self.names for p in ("B", "I")]
+        self.tags = bio_tags(self.names)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return self.encoder.embed(texts, batch_size=self.batch_size)
