@@ -147,7 +147,6 @@ export class Outbox {
     const entries = this.entries();
     const results = await Promise.all(entries.map((e) => this.send(e)));
     if (entries.length && results.every((r) => r.outcome !== "offline")) this.backoff.reset();
-    if (entries.length) this.onChange();
     this.onFlushed(results);
     return results;
   }
