@@ -36,6 +36,15 @@ def test_a_job_is_claimed_once(job):
     assert job_claim(job_id=10**12) is None
 
 
+def test_a_claim_for_another_kind_takes_nothing(job):
+    assert job_claim(job_id=job.pk, reclaim=True, kind=JobKind.EXPLAIN) is None  # job is a pre-label
+    job.refresh_from_db()
+    assert (job.status, job.started_at) == (JobStatus.QUEUED, None)
+    job_claim(job_id=job.pk)
+    assert job_claim(job_id=job.pk, reclaim=True, kind=JobKind.EXPLAIN) is None  # nor takes it over running
+    assert job_claim(job_id=job.pk, reclaim=True, kind=JobKind.PRELABEL) is not None
+
+
 def test_progress_and_success_when_complete(job):
     job_claim(job_id=job.pk)
     job_progress(job_id=job.pk, progress=3, total=10)
