@@ -14,6 +14,9 @@ VENV_BIN=$(cd "$VENV/bin" && pwd)
 export PATH="$VENV_BIN:$PATH"
 export TANDEM_VAR_DIR=${TANDEM_VAR_DIR:-$PWD/var}
 mkdir -p "$TANDEM_VAR_DIR"
+# one quick start per var/ at a time: a second one would share, then stop, the first one's servers on its way out
+exec 9>"$TANDEM_VAR_DIR/run.lock"
+flock -n 9 || { echo "another scripts/run.sh is already running on $TANDEM_VAR_DIR; stop it first (Ctrl-C)" >&2; exit 1; }
 if [ -z "${DJANGO_SECRET_KEY:-}" ]; then
   # a random key made once per installation and kept in var/ (never committed)
   [ -s "$TANDEM_VAR_DIR/secret_key" ] || python -c 'import secrets; print(secrets.token_urlsafe(50))' > "$TANDEM_VAR_DIR/secret_key"
@@ -39,7 +42,8 @@ stop_all() {
 trap stop_all EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-EMBEDDED_ENV=$(python scripts/embedded.py start)  # `export DATABASE_URL=...` and `export CELERY_BROKER_URL=...`
+# prints `export DATABASE_URL=...` and `export CELERY_BROKER_URL=...`; 9>&-: the servers it starts must not hold the lock
+EMBEDDED_ENV=$(python scripts/embedded.py start 9>&-)
 eval "$EMBEDDED_ENV"
 
 python manage.py migrate --noinput -v0
