@@ -28,13 +28,11 @@ class ZeroShotPredictor(PredictorBase):
     spans: per token, "O" against each label's cosine to the token's state, as BIO marginals.
     """
 
-    def __init__(
-        self, spec: PredictorSpec, encoder: SentenceEncoder, *, batch_size: int = 32, temperature: float | None = None
-    ) -> None:
+    def __init__(self, spec: PredictorSpec, encoder: SentenceEncoder, *, batch_size: int = 32) -> None:
         self.spec = spec
         self.encoder = encoder
         self.batch_size = batch_size
-        self.temperature = temperature or DEFAULT_TEMPERATURE
+        self.temperature = DEFAULT_TEMPERATURE
         prompts = label_prompts([{"name": n, "description": d} for n, d in spec.labels])
         self.label_embeddings = encoder.embed(prompts, batch_size=batch_size)
         self.names = spec.label_names
