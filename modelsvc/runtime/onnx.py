@@ -42,7 +42,7 @@ from tokenizers import Tokenizer
 
 from modelsvc.contracts import ModelUnavailable
 from modelsvc.runtime import export as exp
-from modelsvc.runtime.config import EncoderConfig, default_model_path, length_batches
+from modelsvc.runtime.config import EncoderConfig, length_batches, model_directory
 
 logger = logging.getLogger(__name__)
 
@@ -151,11 +151,7 @@ class OnnxEncoder:
 
     def __init__(self, config: EncoderConfig, *, allow_export: bool = True) -> None:
         self.config = config
-        path = Path(config.model_path) if config.model_path else default_model_path()
-        if not path.is_dir():
-            raise ModelUnavailable(f"No model directory at {path}.")
-        if not any(path.glob("*.safetensors")):
-            raise ModelUnavailable(f"{path} has no .safetensors weights (other formats are not loaded).")
+        path = model_directory(config.model_path)
         if not (path / "tokenizer.json").is_file():
             raise ModelUnavailable(f"{path} has no tokenizer.json (the ONNX runtime needs a fast tokenizer).")
         if config.device not in (None, "cpu"):

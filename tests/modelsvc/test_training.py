@@ -165,7 +165,7 @@ def test_training_is_deterministic_for_a_seed(tmp_path):
 def test_word_embeddings_stay_as_pretrained_unless_asked(tmp_path):
     from safetensors.numpy import load_file
 
-    from modelsvc.runtime.hf import default_model_path
+    from modelsvc.runtime.config import default_model_path
     from modelsvc.training import Example, TrainConfig, train
 
     data = [Example(t, i % 2) for i, t in enumerate(FRUIT + CARS)]
@@ -221,7 +221,7 @@ def test_multilabel_and_spans_train(tmp_path):
 def test_bio_tags_align_with_character_offsets():
     from transformers import AutoTokenizer
 
-    from modelsvc.runtime.hf import default_model_path
+    from modelsvc.runtime.config import default_model_path
     from modelsvc.training import Example, TrainConfig, _encode
 
     tok = AutoTokenizer.from_pretrained(default_model_path(), local_files_only=True)
