@@ -22,7 +22,7 @@ from annotation.models.job import JobKind
 from annotation.services.jobs import job_claim, job_fail, job_failure_text, job_progress, job_succeed
 from modelsvc.contracts import ModelUnavailable, Predictor
 from modelsvc.models import ModelVersion, Prediction, VersionStatus
-from modelsvc.services.versions import version_spec
+from modelsvc.services.versions import version_predictor
 from modelsvc.tasks import explain_head_task, explain_task
 
 logger = logging.getLogger(__name__)
@@ -60,15 +60,13 @@ def _explain(prediction: Prediction, predictor: Predictor) -> dict[str, Any]:
 def explain_prediction(*, prediction_id: int) -> dict[str, Any] | None:
     """Compute and store the occlusion attributions of one prediction (worker side, on demand); None when
     the prediction is gone or its model cannot be loaded. Idempotent: a stored explanation is returned."""
-    from modelsvc.runtime import get_predictor
-
     prediction = Prediction.objects.select_related("model_version", "item").filter(pk=prediction_id).first()
     if prediction is None:
         return None
     if prediction.explanation is not None:
         return prediction.explanation
     try:
-        predictor = get_predictor(version_spec(prediction.model_version))
+        predictor = version_predictor(prediction.model_version)
     except ModelUnavailable as exc:
         logger.error("no explanation for prediction %s: %s", prediction_id, exc)
         return None
@@ -131,13 +129,11 @@ def explain_head(*, job_id: int) -> None:
 
 
 def _explain_head(job: Job) -> int:
-    from modelsvc.runtime import get_predictor
-
     predictions = _head(job.project_id)
     job_progress(job_id=job.pk, progress=0, total=len(predictions))
     if not predictions:
         return 0
-    predictor = get_predictor(version_spec(predictions[0].model_version))
+    predictor = version_predictor(predictions[0].model_version)
     for done, prediction in enumerate(predictions, start=1):
         _explain(prediction, predictor)
         job_progress(job_id=job.pk, progress=done)

@@ -33,7 +33,7 @@ from modelsvc.contracts import ModelUnavailable, Predictor
 from modelsvc.models import ModelVersion, Prediction, PrelabelChunk, VersionKind, VersionStatus
 from modelsvc.scoring import Scored, priorities, score
 from modelsvc.services.explanations import explain_head_queue
-from modelsvc.services.versions import version_activate, version_ensure_active, version_spec
+from modelsvc.services.versions import version_activate, version_ensure_active, version_predictor
 from modelsvc.tasks import prelabel_chunk_task, prelabel_plan_task
 
 logger = logging.getLogger(__name__)
@@ -74,10 +74,8 @@ def _stale(job: Job) -> bool:
 
 
 def _predictor(job: Job, version: ModelVersion) -> Predictor | None:
-    from modelsvc.runtime import get_predictor
-
     try:
-        return get_predictor(version_spec(version))
+        return version_predictor(version)
     except ModelUnavailable as exc:
         job_fail(
             job_id=job.pk,

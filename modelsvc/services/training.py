@@ -47,8 +47,8 @@ from modelsvc.services.versions import (
     version_artifacts_prune,
     version_ensure_active,
     version_fits,
+    version_predictor,
     version_register,
-    version_spec,
 )
 from modelsvc.splits import LabeledRow, training_split
 from modelsvc.tasks import train_task
@@ -226,11 +226,10 @@ def _heartbeat(job_id: int) -> Callable[[int, int], None]:
 
 def evaluate_version(version: ModelVersion, validation: list[LabeledRow], *, cache: bool = True) -> dict[str, Any]:
     """Metrics of a version (zero-shot or fine-tuned) on validation examples; `cache=False` for a model
-    evaluated once (a candidate in its staging directory, see `get_predictor`)."""
+    evaluated once (a candidate in its staging directory)."""
     from modelsvc.evaluation import evaluate_predictor  # scikit-learn: worker side, like the runtimes
-    from modelsvc.runtime import get_predictor
 
-    predictor = get_predictor(version_spec(version), cache=cache)
+    predictor = version_predictor(version, cache=cache)
     return evaluate_predictor(predictor, version.task_type, version.label_names, validation)
 
 

