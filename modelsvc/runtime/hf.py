@@ -25,6 +25,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np
 import torch
+from tokenizers import Tokenizer
 from transformers import (
     AutoModel,
     AutoModelForSequenceClassification,
@@ -58,15 +59,25 @@ class Encoder:
         self.model = model.to(self.device)
         self.path = path
         self.hidden_size = int(model.config.hidden_size)
+        self._backends: dict[int | None, Tokenizer] = {}
 
-    def _tokenize(self, texts: list[str], pad_to: int | None) -> tuple[np.ndarray, np.ndarray]:
+    def _backend_for(self, pad_to: int | None) -> Tokenizer:
+        """A copy of the Rust tokenizer (self.tokenizer keeps its own settings) that truncates to `pad_to`
+        (or `max_length`) tokens and pads to `pad_to` (or to the batch's longest text); one per `pad_to`,
+        made once: a copy costs tens of milliseconds, as much as a batch of short texts on the GPU."""
+        if pad_to not in self._backends:
+            backend = copy.copy(self.tokenizer.backend_tokenizer)
+            backend.enable_truncation(max_length=pad_to or self.config.max_length)
+            backend.enable_padding(
+                pad_id=self.tokenizer.pad_token_id or 0, pad_token=self.tokenizer.pad_token or "[PAD]", length=pad_to
+            )
+            self._backends[pad_to] = backend
+        return self._backends[pad_to]
+
+    @staticmethod
+    def _tokenize(backend: Tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Token ids and attention mask for one batch, with the Rust tokenizer directly (it releases
-        the GIL and runs in parallel); padded to `pad_to` or to the batch's longest text."""
-        backend = copy.copy(self.tokenizer.backend_tokenizer)
-        backend.enable_truncation(max_length=pad_to or self.config.max_length)
-        backend.enable_padding(
-            pad_id=self.tokenizer.pad_token_id or 0, pad_token=self.tokenizer.pad_token or "[PAD]", length=pad_to
-        )
+        the GIL and runs in parallel)."""
         encodings = backend.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
@@ -84,13 +95,14 @@ class Encoder:
         if not batches:
             return np.zeros((0, self.hidden_size), dtype=np.float32)
         cuda = self.device.type == "cuda"
+        backend = self._backend_for(pad_to)
         pooled_parts = []
         with ThreadPoolExecutor(max_workers=2) as pool:
-            pending = [pool.submit(self._tokenize, [texts[i] for i in b], pad_to) for b in batches[:2]]
+            pending = [pool.submit(self._tokenize, backend, [texts[i] for i in b]) for b in batches[:2]]
             for n in range(len(batches)):
                 ids_np, mask_np = pending[n].result()
                 if n + 2 < len(batches):
-                    pending.append(pool.submit(self._tokenize, [texts[i] for i in batches[n + 2]], pad_to))
+                    pending.append(pool.submit(self._tokenize, backend, [texts[i] for i in batches[n + 2]]))
                 ids, mask = torch.from_numpy(ids_np), torch.from_numpy(mask_np)
                 if cuda:
                     ids, mask = (
