@@ -487,7 +487,7 @@ def import_run(*, job_id: int) -> Job | None:
     """Run an import Job: parse, validate, insert. Idempotent: a redelivered message re-runs a Job
     that was left `running` by a killed worker (its transaction rolled back) and ignores a finished one.
     A lost database connection propagates (the task retries); any other failure fails the Job."""
-    job = job_claim(job_id=job_id, reclaim=True)
+    job = job_claim(job_id=job_id, kind=JobKind.IMPORT, reclaim=True)
     if job is None:
         return None
     try:

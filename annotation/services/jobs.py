@@ -49,16 +49,16 @@ def job_failure_text(exc: BaseException, *, doing: str) -> str:
     return f"{doing} failed: {type(exc).__name__}: {exc}"
 
 
-def job_claim(*, job_id: int, reclaim: bool = False, kind: str | None = None) -> Job | None:
+def job_claim(*, job_id: int, kind: str, reclaim: bool = False) -> Job | None:
     """Move a queued Job to running and return it (with its project); None when it was not queued: another
     delivery of the same message claimed it, or it has ended. `reclaim=True` also takes a Job left running,
-    for work done in one transaction (an import), where a lost worker left nothing behind to undo. `kind`,
-    when given, claims only a Job of that kind (a task never takes over another kind's running Job)."""
+    for work done in one transaction (an import), where a lost worker left nothing behind to undo. Only a Job
+    of `kind` is claimed: a task handed another kind's Job id (a message queued before a deploy changed the
+    task's arguments, say) takes nothing."""
     statuses = _OPEN if reclaim else (JobStatus.QUEUED,)
-    jobs = Job.objects.filter(pk=job_id, status__in=statuses)
-    if kind is not None:
-        jobs = jobs.filter(kind=kind)
-    claimed = jobs.update(status=JobStatus.RUNNING, started_at=timezone.now(), progress=0)
+    claimed = Job.objects.filter(pk=job_id, kind=kind, status__in=statuses).update(
+        status=JobStatus.RUNNING, started_at=timezone.now(), progress=0
+    )
     if not claimed:
         return None
     return Job.objects.select_related("project").get(pk=job_id)

@@ -107,7 +107,7 @@ def explain_head(*, job_id: int) -> None:
     (a time limit included) fails it with the reason. A message redelivered after the Job ended does
     nothing; one redelivered while it is running (its worker was lost) takes it over and explains what is
     still unexplained (each explanation is stored on its own, so nothing is half-written or done twice)."""
-    job = job_claim(job_id=job_id, reclaim=True, kind=JobKind.EXPLAIN)
+    job = job_claim(job_id=job_id, kind=JobKind.EXPLAIN, reclaim=True)
     if job is None:
         return
     try:

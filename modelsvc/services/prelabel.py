@@ -114,7 +114,7 @@ def _chunks(ids: list[int], size: int) -> list[list[int]]:
 def prelabel_plan(*, job_id: int) -> None:
     """Claim the Job, resolve the version, plan the chunks and queue them. Redelivered: re-queues the
     chunks not yet done (plans first if the lost delivery had not)."""
-    claimed = job_claim(job_id=job_id)
+    claimed = job_claim(job_id=job_id, kind=JobKind.PRELABEL)
     job = claimed or Job.objects.select_related("project").filter(pk=job_id).first()
     if job is None or job.status != JobStatus.RUNNING:
         return

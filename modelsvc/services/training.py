@@ -116,7 +116,7 @@ def _succeed(job: Job, result: dict[str, Any], labels_seen: int) -> None:
 def train_run(*, job_id: int) -> None:
     """The training run of a Job (see the module docstring). A redelivered message for a Job that is
     already running means the worker that ran it was lost: the run is failed, not repeated."""
-    job = job_claim(job_id=job_id)
+    job = job_claim(job_id=job_id, kind=JobKind.TRAIN)
     if job is None:
         if Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).exists():
             train_fail(job_id=job_id, error=LOST)

@@ -27,26 +27,28 @@ def job(manager):
 
 
 def test_a_job_is_claimed_once(job):
-    claimed = job_claim(job_id=job.pk)
+    claimed = job_claim(job_id=job.pk, kind=JobKind.PRELABEL)
     assert claimed is not None
     assert (claimed.status, claimed.project.pk) == (JobStatus.RUNNING, job.project_id)
     assert claimed.started_at is not None
-    assert job_claim(job_id=job.pk) is None  # the same message delivered again does nothing
-    assert job_claim(job_id=job.pk, reclaim=True) is not None  # one-transaction work may run it again
-    assert job_claim(job_id=10**12) is None
+    assert job_claim(job_id=job.pk, kind=JobKind.PRELABEL) is None  # the same message delivered again does nothing
+    assert (
+        job_claim(job_id=job.pk, kind=JobKind.PRELABEL, reclaim=True) is not None
+    )  # one-transaction work may run it again
+    assert job_claim(job_id=10**12, kind=JobKind.PRELABEL) is None
 
 
 def test_a_claim_for_another_kind_takes_nothing(job):
     assert job_claim(job_id=job.pk, reclaim=True, kind=JobKind.EXPLAIN) is None  # job is a pre-label
     job.refresh_from_db()
     assert (job.status, job.started_at) == (JobStatus.QUEUED, None)
-    job_claim(job_id=job.pk)
+    job_claim(job_id=job.pk, kind=JobKind.PRELABEL)
     assert job_claim(job_id=job.pk, reclaim=True, kind=JobKind.EXPLAIN) is None  # nor takes it over running
     assert job_claim(job_id=job.pk, reclaim=True, kind=JobKind.PRELABEL) is not None
 
 
 def test_progress_and_success_when_complete(job):
-    job_claim(job_id=job.pk)
+    job_claim(job_id=job.pk, kind=JobKind.PRELABEL)
     job_progress(job_id=job.pk, progress=3, total=10)
     assert not job_succeed(job_id=job.pk, result={"n": 1}, when_complete=True)  # 3 of 10
     job_progress(job_id=job.pk, progress=10)
