@@ -36,6 +36,9 @@ class Capability(StrEnum):
     MANAGE = "manage"
     EXPORT = "export"
     MODEL = "model"  # pre-label, train, activate model versions, schedules
+    # see beyond your own work: others' annotations, final labels, gold flags and values, the model's output
+    # outside the item served to you, model versions, quality metrics (annotators are blind: issue 13)
+    INSPECT = "inspect"
 
 
 # capability -> the membership roles that hold it (staff hold all)
@@ -46,6 +49,7 @@ _GRANTS: dict[Capability, frozenset[str]] = {
     Capability.MANAGE: frozenset({Role.MANAGER}),
     Capability.EXPORT: frozenset({Role.MANAGER, Role.ENGINEER}),
     Capability.MODEL: frozenset({Role.MANAGER, Role.ENGINEER}),
+    Capability.INSPECT: frozenset({Role.REVIEWER, Role.MANAGER, Role.ENGINEER}),
 }
 
 

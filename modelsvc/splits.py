@@ -15,6 +15,7 @@ from typing import Any
 from django.conf import settings
 
 from annotation.models import FinalLabel, Item, Project
+from annotation.models.item import FinalLabelSource
 from modelsvc.models import TrainedItem, ValidationItem
 
 LabeledRow = tuple[int, str, Any]  # (item id, text, target)
@@ -54,11 +55,11 @@ def training_split(project: Project) -> tuple[list[LabeledRow], list[LabeledRow]
     """(train, validation) as (item id, text, target), assigning the new approved items (see the module
     docstring); the assignments are written, so later calls keep them."""
     labels = project.label_names
-    finals = dict(FinalLabel.objects.filter(item__project=project).values_list("item_id", "value"))
-    gold = dict(
-        Item.objects.filter(project=project, is_gold=True, gold_value__isnull=False).values_list("id", "gold_value")
+    values = dict(FinalLabel.objects.filter(item__project=project).values_list("item_id", "value"))
+    # a gold item's gold value is its FinalLabel (source `gold`)
+    gold = set(
+        FinalLabel.objects.filter(item__project=project, source=FinalLabelSource.GOLD).values_list("item_id", flat=True)
     )
-    values = {**finals, **gold}
     texts = dict(Item.objects.filter(pk__in=values.keys()).values_list("id", "data__text"))
     val_ids = set(ValidationItem.objects.filter(project=project).values_list("item_id", flat=True))
     train_ids = set(TrainedItem.objects.filter(project=project).values_list("item_id", flat=True))
@@ -83,7 +84,7 @@ def training_split(project: Project) -> tuple[list[LabeledRow], list[LabeledRow]
         [ValidationItem(project=project, item_id=i) for i in new_val], ignore_conflicts=True
     )
     TrainedItem.objects.bulk_create([TrainedItem(project=project, item_id=i) for i in new_train], ignore_conflicts=True)
-    val_ids |= set(new_val) | set(gold)
+    val_ids |= set(new_val) | gold
     train_ids |= set(new_train)
     usable = {i for members in strata.values() for i in members}
     train = [(i, texts[i], targets[i]) for i in sorted(train_ids & usable - val_ids)]

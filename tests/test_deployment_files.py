@@ -31,7 +31,6 @@ MODEL_ONLY = {
     "sentence-transformers",
     "onnxruntime",
     "onnx",
-    "scikit-learn",
 }
 
 

@@ -79,6 +79,11 @@ class ProjectInput(StrictInput):
     uncertainty_measure = serializers.ChoiceField(choices=UncertaintyMeasure.choices, required=False)
     exploration_rate = serializers.FloatField(min_value=0, max_value=1, required=False)
     min_new_labels = serializers.IntegerField(min_value=1, required=False)
+    gold_pause_below = serializers.FloatField(min_value=0, max_value=1, required=False, allow_null=True)
+    gold_pause_min = serializers.IntegerField(min_value=1, max_value=1_000_000, required=False)
+    max_rejections = serializers.IntegerField(min_value=1, max_value=100, required=False)
+    reviewers_may_review_own = serializers.BooleanField(required=False)
+    preselect_min_confidence = serializers.FloatField(min_value=0, max_value=1, required=False)
 
 
 class ProjectOutput(serializers.ModelSerializer):

@@ -1,7 +1,8 @@
 from annotation.models.item import Assignment, FinalLabel, Item, Skip
 from annotation.models.job import Job
-from annotation.models.labeling import Annotation, Review
+from annotation.models.labeling import Annotation, Review, ReviewLease
 from annotation.models.project import Membership, Project
+from annotation.models.quality import MetricsCache
 
 __all__ = [
     "Annotation",
@@ -10,7 +11,9 @@ __all__ = [
     "Item",
     "Job",
     "Membership",
+    "MetricsCache",
     "Project",
     "Review",
+    "ReviewLease",
     "Skip",
 ]

@@ -34,8 +34,13 @@ class Item(models.Model):
     # the current model suggestion in the REST shape (modelsvc writes it with each pre-label, for the
     # project's active model version), on the row so that `next` and item lists read it for free
     prediction = models.JSONField(null=True, blank=True)
+    # a gold item: its gold value is its FinalLabel (source `gold`); served at the project's gold_rate to
+    # every annotator once, outside the overlap (annotation/services/gold.py)
     is_gold = models.BooleanField(default=False)
-    gold_value = models.JSONField(null=True, blank=True)
+    # reviewer rejections of this item so far; at the project's max_rejections it goes to adjudication
+    rejections = models.PositiveSmallIntegerField(default=0, db_default=0)
+    # in review, awaiting a reviewer's correction (max_rejections reached, or no eligible annotator left)
+    adjudication = models.BooleanField(default=False, db_default=False)
     annotation_count = models.PositiveSmallIntegerField(default=0)
     lease_count = models.PositiveSmallIntegerField(default=0)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
@@ -78,6 +83,9 @@ class Assignment(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
+    # the model suggestion served with the item when it was leased: {"model_version", "kind", "value",
+    # "confidence"} (None: none); a submit on this lease copies it to the Annotation
+    suggestion = models.JSONField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["item", "user"], name="assignment_unique")]

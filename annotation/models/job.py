@@ -12,6 +12,7 @@ class JobKind(models.TextChoices):
     PRELABEL = "prelabel"
     TRAIN = "train"
     EXPLAIN = "explain"  # the head of the queue explained after a pre-label (on-demand ones have no Job)
+    METRICS = "metrics"  # the quality metrics' refresh (annotation/quality)
 
 
 class JobStatus(models.TextChoices):

@@ -11,7 +11,12 @@ class Annotation(models.Model):
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="annotations")
     value = models.JSONField()
     lead_time_ms = models.PositiveIntegerField(null=True, blank=True)
+    # decided by the server: the value equals the suggestion served with the item (`suggestion`)
     accepted_suggestion = models.BooleanField(null=True, blank=True)
+    # the suggestion served with the item (from the lease): {"model_version", "kind", "value", "confidence"}
+    suggestion = models.JSONField(null=True, blank=True)
+    # False once a reviewer rejected it: kept (with its Review) but out of consensus and the slot count
+    counts = models.BooleanField(default=True, db_default=True)
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)
     # earlier values, oldest first: [{"value", "lead_time_ms", "replaced_at"}]
     history = models.JSONField(default=list, blank=True)
@@ -57,3 +62,20 @@ class Review(models.Model):
 
     def __str__(self) -> str:
         return f"{self.verdict} of annotation {self.annotation_id} by user {self.reviewer_id}"
+
+
+class ReviewLease(models.Model):
+    """A reviewer's hold on an item awaiting review, for `TANDEM_ASSIGNMENT_TTL_SECONDS`: two reviewers are
+    never handed the same item at once, and a verdict on an item another reviewer holds answers 409."""
+
+    item = models.OneToOneField(Item, on_delete=models.CASCADE, related_name="review_lease")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["reviewer", "project", "expires_at"], name="reviewlease_reviewer")]
+
+    def __str__(self) -> str:
+        return f"review of item {self.item_id} held by user {self.reviewer_id} until {self.expires_at:%H:%M}"

@@ -57,6 +57,18 @@ class Project(models.Model):
     )
     exploration_rate = models.FloatField(default=0.1, validators=[MinValueValidator(0), MaxValueValidator(1)])
     min_new_labels = models.PositiveIntegerField(default=100)
+    # quality (annotation/services/gold.py, reviewing.py; issue 13)
+    gold_pause_below = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(1)]
+    )  # None: no auto-pause (the review queue still ranks annotators below 0.8 first)
+    gold_pause_min = models.PositiveIntegerField(default=10, db_default=10)
+    max_rejections = models.PositiveSmallIntegerField(
+        default=2, db_default=2, validators=[MinValueValidator(1), MaxValueValidator(100)]
+    )
+    reviewers_may_review_own = models.BooleanField(default=False, db_default=False)
+    preselect_min_confidence = models.FloatField(
+        default=0.8, db_default=0.8, validators=[MinValueValidator(0), MaxValueValidator(1)]
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -83,6 +95,9 @@ class Membership(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.ANNOTATOR)
+    # gold auto-pause: `next` answers 403 while paused; gold answers count from gold_since (an un-pause resets it)
+    paused = models.BooleanField(default=False, db_default=False)
+    gold_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -35,6 +35,11 @@ PROJECT_FIELDS = (
     "uncertainty_measure",
     "exploration_rate",
     "min_new_labels",
+    "gold_pause_below",
+    "gold_pause_min",
+    "max_rejections",
+    "reviewers_may_review_own",
+    "preselect_min_confidence",
 )
 
 

@@ -59,8 +59,9 @@ def test_the_validation_split_is_fixed_stratified_and_never_trained_on(settings,
     manager = make_user("sp")
     project = labeled_project(manager, n=40)
     gold = Item.objects.create(
-        project=project, external_id="g", data={"text": "gold apple"}, is_gold=True, gold_value={"label": "fruit"}
+        project=project, external_id="g", data={"text": "gold apple"}, is_gold=True, status="approved"
     )
+    FinalLabel.objects.create(item=gold, value={"label": "fruit"}, source="gold")
     train, validation = training_split(project)
     val_ids = {i for i, _, _ in validation}
     assert gold.pk in val_ids
