@@ -104,6 +104,10 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = env.str("DJANGO_STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
+# Chart.js (the dashboard's charts) comes from npm (package.json) and is served like every other static file,
+# under static/vendor/chart.js/; without `npm ci` the dashboard shows its tables and says the charts are missing
+CHART_JS_DIR = BASE_DIR / "node_modules" / "chart.js" / "dist"
+STATICFILES_DIRS = [("vendor/chart.js", CHART_JS_DIR)] if CHART_JS_DIR.is_dir() else []
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
