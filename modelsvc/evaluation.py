@@ -4,10 +4,11 @@
 
 Classification: accuracy, macro-F1, per-label F1, confusion matrix (rows gold, columns predicted, in
 label order) and expected calibration error (ECE: 10 equal-width bins of the top probability, the
-bin-size-weighted mean |accuracy - confidence|) and log loss (mean -log p of the gold class; it breaks
-promotion ties). Multilabel: subset accuracy, macro-F1 over labels,
-per-label F1 and 2x2 confusion matrices, ECE and log loss over every (item, label) probability. Spans: exact-match
-spans (start, end, label); the micro F1 is reported as "accuracy", with macro-F1 and F1 per label.
+bin-size-weighted mean |accuracy - confidence|; the bins themselves are kept as the reliability diagram,
+`reliability`) and log loss (mean -log p of the gold class; it breaks promotion ties). Multilabel: subset
+accuracy, macro-F1 over labels, per-label F1 and 2x2 confusion matrices, ECE (and its bins) and log loss
+over every (item, label) probability (the confidence of each per-label decision: p when chosen, 1 - p when
+not). Spans: exact-match spans (start, end, label); the micro F1 is reported as "accuracy", with macro-F1 and F1 per label.
 """
 
 from __future__ import annotations
@@ -22,19 +23,53 @@ from modelsvc.contracts import Predictor
 from modelsvc.scoring import decode_spans
 
 
-def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
+def reliability_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> list[dict[str, Any]]:
+    """The reliability diagram: `bins` equal-width bins of the top probability, (0, 0.1], (0.1, 0.2], ...
+    (0 itself falls in the first), each with its mean confidence, accuracy and count; empty bins have
+    null confidence and accuracy and n 0. `bin` is the bin's upper edge. The ECE is computed from these."""
     confidence = np.asarray(confidence, dtype=np.float64)
     correct = np.asarray(correct, dtype=np.float64)
-    if confidence.size == 0:
-        return 0.0
     edges = np.linspace(0.0, 1.0, bins + 1)
     index = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
-    ece = 0.0
+    rows: list[dict[str, Any]] = []
     for b in range(bins):
         mask = index == b
-        if mask.any():
-            ece += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())
-    return float(ece)
+        n = int(mask.sum())
+        rows.append(
+            {
+                "bin": _r(edges[b + 1]),
+                "confidence": float(confidence[mask].mean()) if n else None,
+                "accuracy": float(correct[mask].mean()) if n else None,
+                "n": n,
+            }
+        )
+    return rows
+
+
+def _ece(rows: list[dict[str, Any]]) -> float:
+    """The bin-size-weighted mean |accuracy - confidence| of reliability bins."""
+    total = sum(row["n"] for row in rows)
+    if total == 0:
+        return 0.0
+    return float(sum(row["n"] / total * abs(row["accuracy"] - row["confidence"]) for row in rows if row["n"]))
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
+    return _ece(reliability_bins(confidence, correct, bins))
+
+
+def _calibration(confidence: np.ndarray, correct: np.ndarray) -> dict[str, Any]:
+    """ECE and its reliability diagram from one binning (the diagram's figures rounded as stored)."""
+    rows = reliability_bins(confidence, correct)
+    reliability = [
+        {
+            **row,
+            "confidence": None if row["n"] == 0 else _r(row["confidence"]),
+            "accuracy": None if row["n"] == 0 else _r(row["accuracy"]),
+        }
+        for row in rows
+    ]
+    return {"ece": _r(_ece(rows)), "reliability": reliability}
 
 
 def _r(x: SupportsFloat) -> float:
@@ -59,7 +94,7 @@ def classification_metrics(probabilities: np.ndarray, gold: Sequence[int], label
         "macro_f1": _r(f1_score(y, pred, labels=list(range(k)), average="macro", zero_division=0)),
         "per_label_f1": {name: _r(f) for name, f in zip(labels, per_label, strict=True)},
         "confusion_matrix": confusion_matrix(y, pred, labels=list(range(k))).tolist(),
-        "ece": _r(expected_calibration_error(p.max(axis=1), pred == y)),
+        **_calibration(p.max(axis=1), pred == y),
         "log_loss": _r(_nll(p[np.arange(len(y)), y])),
         "n": len(y),
     }
@@ -78,7 +113,7 @@ def multilabel_metrics(probabilities: np.ndarray, gold: np.ndarray, labels: Sequ
         "confusion_matrix": {
             name: m.tolist() for name, m in zip(labels, multilabel_confusion_matrix(y, pred), strict=True)
         },
-        "ece": _r(expected_calibration_error(confidence.ravel(), (pred == y).ravel())),
+        **_calibration(confidence.ravel(), (pred == y).ravel()),
         "log_loss": _r(_nll(np.where(y == 1, q, 1 - q).ravel())),
         "n": len(y),
     }
@@ -109,6 +144,7 @@ def span_metrics(
         "per_label_f1": per_label,
         "confusion_matrix": None,
         "ece": None,
+        "reliability": None,
         "log_loss": None,
         "n": len(gold),
     }
