@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, register_converter
 
-from frontend import views, views_manage, views_review
+from frontend import views, views_dashboard, views_manage, views_review
 
 
 class IdConverter:
@@ -24,6 +24,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(next_page="/login/"), name="logout"),
     path("projects/<id:pk>/label", views.label, name="label"),
     path("projects/<id:pk>/review", views_review.review, name="review"),
+    path("projects/<id:pk>/dashboard", views_dashboard.dashboard, name="dashboard"),
     path("projects/new", views_manage.project_new, name="project-new"),
     path("projects/<id:pk>/settings", views_manage.project_settings, name="project-settings"),
     path("projects/<id:pk>/import", views_manage.project_import, name="project-import"),
