@@ -241,6 +241,8 @@ TANDEM_TRAIN_STALE_SECONDS = env.int("TANDEM_TRAIN_STALE_SECONDS", default=600) 
 TANDEM_PROMOTION_METRIC = env.str("TANDEM_PROMOTION_METRIC", default="accuracy")  # or macro_f1
 TANDEM_PROMOTION_MARGIN = env.float("TANDEM_PROMOTION_MARGIN", default=0.0)  # must beat active by more
 TANDEM_MODEL_RETENTION = env.int("TANDEM_MODEL_RETENTION", default=3)  # artifacts kept besides the active
+# the live accuracy against final labels (annotation/quality/model.py) covers the last N decided items
+TANDEM_LIVE_LAST_N = env.int("TANDEM_LIVE_LAST_N", default=500)
 CELERY_BEAT_SCHEDULE = {
     # stale training runs are failed; projects with min_new_labels new approved labels start a run
     "tandem-training-check": {"task": "modelsvc.tasks.training_check_task", "schedule": 60.0},
