@@ -1,0 +1,391 @@
+"""Inter-annotator agreement (issue 13, point 4), computed by the reference libraries on the project's
+counting annotations: Krippendorff's alpha (the `krippendorff` package), Fleiss' kappa (statsmodels) and
+pairwise Cohen's kappa (statsmodels' `cohens_kappa` on each pair's contingency table: the number
+scikit-learn's `cohen_kappa_score` gives, at a twentieth of its per-call cost, which 1,225 pairs of 50
+annotators need; tests/quality compares both).
+
+What is rated (so that API, dashboard and tests agree):
+- The items: every non-gold item with at least 2 counting annotations (Annotation.counts: a rejected
+  annotation is out), whose last counting annotation was created inside the window. Each item's counting
+  annotations all take part, older ones included.
+- The units and values: single-label, one unit per item, the value `value["label"]`, nominal. Multilabel, one
+  unit per item, the value the set `value["labels"]`, compared with NLTK's `masi_distance` passed to the
+  `krippendorff` package as its custom-metric callable (two empty sets are identical: distance 0, where
+  masi_distance itself would divide by zero); Fleiss and Cohen, which are nominal, take the canonical label-set
+  string as the category. Spans: one unit per whitespace token of the text (`\\S+`), the value each annotator's
+  label for it, `O` outside spans; a token belongs to a span when their character ranges overlap (where
+  spans of different labels overlap one token, the first in (start, end, label) order wins).
+- Annotators x units with missing values: nobody rates every item.
+
+Where a figure is undefined it is None, never 0: no item, fewer than 2 items (per project, per label and per
+day), one annotator only (then no item has 2 counting annotations). The `krippendorff` package returns nan
+(and warns) when every pairable value is the same one, since its expected disagreement is then 0; we define
+alpha = 1.0 there, perfect agreement with at least 2 pairable values, and take the library's answer
+everywhere else. Fleiss' kappa follows the same rule. A label nobody used has a one-vs-rest alpha of None (no
+information about it), although all its values ("not L") are identical. Cohen's kappa is None below 2 shared
+items and where the library answers nan (both annotators used one and the same category throughout).
+
+Heavy libraries are imported inside the functions: the web process imports nothing of them at start.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import numpy as np
+from django.contrib.auth import get_user_model
+from django.db import connection
+
+from annotation.models import Annotation, Item, Project
+from annotation.models.project import TaskType
+from annotation.quality.window import ALL, Window
+
+OUTSIDE = "O"  # a token outside every span
+_TOKEN = re.compile(r"\S+")
+
+
+@dataclass
+class Ratings:
+    """The counting annotations of the items in the alpha, as ratings of units by coders.
+
+    One rating per (unit, coder): for classification and multilabel a unit is an item, for spans a token of an
+    item. Values are indexes into `domain`.
+    """
+
+    unit: np.ndarray  # per rating: its unit
+    coder: np.ndarray  # per rating: the annotator's index in `coders`
+    code: np.ndarray  # per rating: the value's index in `domain`
+    unit_item: np.ndarray  # per unit: its item's index in `item_ids`
+    item_ids: np.ndarray  # per item: Item.id
+    item_n: np.ndarray  # per item: its counting annotations
+    item_day: np.ndarray  # per item: index into `days` of the UTC day of its last counting annotation
+    days: list[date]  # sorted
+    coders: list[str]  # usernames, sorted: pairs come out as (a, b) with a < b
+    domain: list[Any]  # the values: label names (and "O" for spans), or frozensets of label names
+    categories: list[str]  # per value, its name as a nominal category (the canonical label-set string)
+    distance: np.ndarray | None  # multilabel: MASI distance between values (V x V); None: nominal
+    membership: np.ndarray  # (V, L) bool: value v "contains" label l, for the one-vs-rest alphas
+    labels: list[str]  # the project's labels, in order
+
+    @property
+    def n_units(self) -> int:
+        return len(self.unit_item)
+
+    def value_counts(self, units: np.ndarray | None = None) -> np.ndarray:
+        """(units, V): how many coders gave each value to each unit (the `krippendorff` value_counts form)."""
+        v = len(self.domain)
+        counts = np.bincount(self.unit * v + self.code, minlength=self.n_units * v).reshape(self.n_units, v)
+        return counts if units is None else counts[units]
+
+
+def _load_rows(project: Project, window: Window) -> list[tuple[Any, ...]]:
+    """One statement: (item_id, annotator_id, value, n counting, UTC day of the last, text or None) per counting
+    annotation of the items in the alpha, by item."""
+    key = {TaskType.CLASSIFICATION: "label", TaskType.MULTILABEL: "labels"}.get(TaskType(project.task_type), "spans")
+    value = f"a.value->>'{key}'"
+    # the text only for spans, and once per item
+    text = (
+        "CASE WHEN row_number() OVER (PARTITION BY a.item_id ORDER BY a.annotator_id) = 1 THEN i.data->>'text' END"
+        if project.task_type == TaskType.SPANS
+        else "NULL"
+    )
+    sql = f"""
+        SELECT t.item_id, t.annotator_id, t.v, t.n, (t.last AT TIME ZONE 'UTC')::date, t.text
+        FROM (
+            SELECT a.item_id, a.annotator_id, {value} AS v, count(*) OVER w AS n, max(a.created_at) OVER w AS last,
+                   {text} AS text
+            FROM {Annotation._meta.db_table} a JOIN {Item._meta.db_table} i ON i.id = a.item_id
+            WHERE i.project_id = %(project)s AND NOT i.is_gold AND a.counts
+            WINDOW w AS (PARTITION BY a.item_id)
+        ) t
+        WHERE t.n >= 2
+          AND (%(start)s::timestamptz IS NULL OR t.last >= %(start)s::timestamptz)
+          AND (%(end)s::timestamptz IS NULL OR t.last < %(end)s::timestamptz)
+        ORDER BY t.item_id
+    """  # noqa: S608 - only table names and the fixed expressions above are formatted in
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"project": project.pk, "start": window.start, "end": window.end})
+        return cursor.fetchall()
+
+
+def _label_order(labels: list[str]) -> Callable[[str], tuple[int, str]]:
+    order = {name: i for i, name in enumerate(labels)}
+    return lambda name: (order.get(name, len(order)), name)
+
+
+def tokens(text: str) -> list[tuple[int, int]]:
+    """The whitespace tokens of a text as [start, end) character ranges."""
+    return [(m.start(), m.end()) for m in _TOKEN.finditer(text)]
+
+
+def token_labels(text: str | list[tuple[int, int]], spans: list[dict[str, Any]]) -> list[str]:
+    """Each whitespace token's label: the first span (by start, end, label) overlapping it, else "O"."""
+    ranges = tokens(text) if isinstance(text, str) else text
+    out = [OUTSIDE] * len(ranges)
+    for span in sorted(spans, key=lambda s: (s["start"], s["end"], s["label"])):
+        for t, (ts, te) in enumerate(ranges):
+            if out[t] == OUTSIDE and ts < span["end"] and span["start"] < te:
+                out[t] = span["label"]
+    return out
+
+
+def _masi(a: frozenset[str], b: frozenset[str]) -> float:
+    from nltk.metrics.distance import masi_distance  # type: ignore[import-untyped, unused-ignore]
+
+    # masi_distance divides by the union, empty for two empty sets: identical values, distance 0
+    return 0.0 if a == b else float(masi_distance(set(a), set(b)))
+
+
+def load_ratings(project: Project, window: Window = ALL) -> Ratings:
+    """The ratings behind every agreement figure (two statements: the annotations, then the usernames)."""
+    rows = _load_rows(project, window)
+    labels = project.label_names
+    key = _label_order(labels)
+    task = project.task_type
+
+    item_index: dict[int, int] = {}
+    item_ids: list[int] = []
+    item_n: list[int] = []
+    item_day: list[date] = []
+    user_ids: list[int] = []
+    raw: list[Any] = []  # per annotation: its value (a label, a frozenset, or per-token labels)
+    ann_item: list[int] = []
+    tokens_of: dict[int, int] = {}  # spans: item index -> its token count
+    texts: dict[int, str] = {}
+    for item_id, user_id, v, n, day, text in rows:
+        idx = item_index.get(item_id)
+        if idx is None:
+            idx = item_index[item_id] = len(item_ids)
+            item_ids.append(item_id)
+            item_n.append(n)
+            item_day.append(day)
+        if text is not None:
+            texts[idx] = text
+        ann_item.append(idx)
+        user_ids.append(user_id)
+        if task == TaskType.CLASSIFICATION:
+            raw.append(v)
+        elif task == TaskType.MULTILABEL:
+            raw.append(frozenset(json.loads(v) if v else []))
+        else:
+            raw.append(json.loads(v) if v else [])
+
+    if task == TaskType.SPANS:
+        # one label per token, for every annotation of the item (the text came with its first row)
+        ranges = {idx: tokens(text) for idx, text in texts.items()}
+        for idx in range(len(item_ids)):
+            tokens_of[idx] = len(ranges.setdefault(idx, []))
+        for i, idx in enumerate(ann_item):
+            raw[i] = token_labels(ranges[idx], raw[i])
+
+    # the value domain and its nominal category names
+    distance: np.ndarray | None = None
+    if task == TaskType.MULTILABEL:
+        sets = sorted(set(raw), key=lambda s: sorted(map(key, s)))
+        domain: list[Any] = sets
+        categories = [json.dumps(sorted(s, key=key)) for s in sets]
+        distance = np.array([[_masi(a, b) for b in sets] for a in sets], dtype=np.float64).reshape(len(sets), -1)
+        membership = np.array([[name in s for name in labels] for s in sets], dtype=bool).reshape(len(sets), -1)
+    else:
+        seen: set[str] = set()
+        for v in raw:
+            if task == TaskType.SPANS:
+                seen.update(v)
+            else:
+                seen.add(v)
+        base = ([OUTSIDE] if task == TaskType.SPANS else []) + labels
+        domain = base + sorted(seen - set(base), key=key)  # labels no longer in the project still count
+        categories = list(domain)
+        membership = np.array([[d == name for name in labels] for d in domain], dtype=bool).reshape(len(domain), -1)
+    code_of = {d: i for i, d in enumerate(domain)}
+
+    # coders by username, so that pairs come out ordered
+    names = dict(get_user_model().objects.filter(pk__in=set(user_ids)).values_list("pk", "username"))
+    coders = sorted(names.values())
+    coder_of = {uid: coders.index(name) for uid, name in names.items()}
+
+    days = sorted(set(item_day))
+    day_of = {d: i for i, d in enumerate(days)}
+    ann_coder = np.array([coder_of[u] for u in user_ids], dtype=np.int64)
+    if task == TaskType.SPANS:
+        counts = np.array([tokens_of.get(i, 0) for i in range(len(item_ids))], dtype=np.int64)
+        first_unit = np.concatenate([[0], np.cumsum(counts)[:-1]]) if len(counts) else counts
+        unit_item = np.repeat(np.arange(len(item_ids)), counts)
+        sizes = np.array([len(r) for r in raw], dtype=np.int64)
+        unit = (
+            np.repeat(first_unit[np.array(ann_item, dtype=np.int64)], sizes)
+            + np.arange(int(sizes.sum()))
+            - np.repeat(np.cumsum(sizes) - sizes, sizes)
+            if len(sizes)
+            else np.zeros(0, dtype=np.int64)
+        )
+        coder = np.repeat(ann_coder, sizes)
+        code = np.array([code_of[t] for r in raw for t in r], dtype=np.int64)
+    else:
+        unit_item = np.arange(len(item_ids))
+        unit = np.array(ann_item, dtype=np.int64)
+        coder = ann_coder
+        code = np.array([code_of[v] for v in raw], dtype=np.int64)
+
+    return Ratings(
+        unit=unit,
+        coder=coder,
+        code=code,
+        unit_item=unit_item,
+        item_ids=np.array(item_ids, dtype=np.int64),
+        item_n=np.array(item_n, dtype=np.int64),
+        item_day=np.array([day_of[d] for d in item_day], dtype=np.int64),
+        days=days,
+        coders=coders,
+        domain=domain,
+        categories=categories,
+        distance=distance,
+        membership=membership,
+        labels=labels,
+    )
+
+
+def _undefined(value: Any) -> bool:
+    return value is None or not np.isfinite(value)
+
+
+def alpha_from_counts(value_counts: np.ndarray, distance: np.ndarray | None = None) -> float | None:
+    """Krippendorff's alpha of a units x values count table (nominal, or a distance between values), by the
+    `krippendorff` package; 1.0 where every pairable value is the same one, None without a pairable value."""
+    import krippendorff
+
+    pairable = value_counts[value_counts.sum(axis=1) >= 2]
+    if not len(pairable):
+        return None
+    used = np.flatnonzero(pairable.sum(axis=0))
+    if len(used) == 1:
+        return 1.0  # zero expected disagreement: the library's nan, defined as perfect agreement
+    # values nobody gave add nothing to the coincidences: dropping them keeps the number and the matrices small
+    pairable = pairable[:, used]
+    level: Any = "nominal"
+    if distance is not None:
+        sub = distance[np.ix_(used, used)]
+
+        def level(v1: Any, v2: Any, i1: np.ndarray, i2: np.ndarray, n_v: Any, dtype: Any = np.float64) -> np.ndarray:
+            # the package's custom-metric form: distances between the domain's values by their indexes
+            return sub[i1, i2].astype(dtype)
+
+    value = krippendorff.alpha(value_counts=pairable, level_of_measurement=level)
+    return None if _undefined(value) else float(value)
+
+
+def _alpha(ratings: Ratings, counts: np.ndarray, units: np.ndarray | None, n_items: int) -> float | None:
+    if n_items < 2:
+        return None
+    table = counts if units is None else counts[units]
+    return alpha_from_counts(table, ratings.distance)
+
+
+def _fleiss(ratings: Ratings, counts: np.ndarray, k: int) -> float | None:
+    """Fleiss' kappa (statsmodels) over the units of the items with exactly k counting annotations."""
+    from statsmodels.stats.inter_rater import fleiss_kappa  # type: ignore[import-untyped, unused-ignore]
+
+    full = ratings.item_n == k
+    if k < 2 or int(full.sum()) < 2:
+        return None
+    table = counts[full[ratings.unit_item]]
+    if np.count_nonzero(table.sum(axis=0)) == 1:
+        return 1.0  # every rating the same category: statsmodels' nan, defined as perfect agreement
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = fleiss_kappa(table, method="fleiss")
+    return None if _undefined(value) else float(value)
+
+
+def _pairwise(ratings: Ratings) -> list[dict[str, Any]]:
+    """Cohen's kappa of every pair of annotators who share an item, over the units of the items both rated.
+
+    Every unit holds at most one rating per coder, so sorting by (unit, coder) and pairing each rating with the
+    next d ratings of the same unit yields every (a, b) pair with a < b once, without a loop over pairs."""
+    from statsmodels.stats.inter_rater import cohens_kappa  # type: ignore[import-untyped, unused-ignore]
+
+    order = np.lexsort((ratings.coder, ratings.unit))
+    unit, coder, code = ratings.unit[order], ratings.coder[order], ratings.code[order]
+    n_coders = len(ratings.coders)
+    if not len(unit) or n_coders < 2:
+        return []
+    per_unit = np.bincount(unit)
+    a_l, b_l, ca_l, cb_l, u_l = [], [], [], [], []
+    for d in range(1, int(per_unit.max())):
+        same = unit[d:] == unit[:-d]
+        a_l.append(coder[:-d][same])
+        b_l.append(coder[d:][same])
+        ca_l.append(code[:-d][same])
+        cb_l.append(code[d:][same])
+        u_l.append(unit[:-d][same])
+    if not a_l:
+        return []
+    pair = np.concatenate(a_l) * n_coders + np.concatenate(b_l)
+    ca, cb, pu = np.concatenate(ca_l), np.concatenate(cb_l), np.concatenate(u_l)
+    by_pair = np.argsort(pair, kind="stable")
+    pair, ca, cb, pu = pair[by_pair], ca[by_pair], cb[by_pair], pu[by_pair]
+    keys, starts = np.unique(pair, return_index=True)
+    ends = np.append(starts[1:], len(pair))
+    out: list[dict[str, Any]] = []
+    for key, s, e in zip(keys.tolist(), starts.tolist(), ends.tolist(), strict=True):
+        items = ratings.unit_item[pu[s:e]]
+        n = len(np.unique(items))
+        kappa: float | None = None
+        if n >= 2:
+            cats, inv = np.unique(np.concatenate([ca[s:e], cb[s:e]]), return_inverse=True)
+            m, length = len(cats), e - s
+            table = np.bincount(inv[:length] * m + inv[length:], minlength=m * m).reshape(m, m)
+            with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                value = cohens_kappa(table, return_results=False)
+            kappa = None if _undefined(value) else float(value)
+        out.append({"a": ratings.coders[key // n_coders], "b": ratings.coders[key % n_coders], "kappa": kappa, "n": n})
+    return out
+
+
+def _per_label(ratings: Ratings, counts: np.ndarray, n_items: int) -> dict[str, dict[str, float | None]]:
+    """One-vs-rest alpha per project label: each rating becomes "L" or "not L" (nominal)."""
+    with_label = counts @ ratings.membership.astype(np.int64)  # (units, L): ratings containing the label
+    total = counts.sum(axis=1)
+    out: dict[str, dict[str, float | None]] = {}
+    for j, name in enumerate(ratings.labels):
+        used = with_label[:, j]
+        alpha = None
+        if n_items >= 2 and used.any():  # a label nobody used says nothing: None, not the identical-values 1.0
+            alpha = alpha_from_counts(np.stack([total - used, used], axis=1))
+        out[name] = {"krippendorff_alpha": alpha}
+    return out
+
+
+def _over_time(ratings: Ratings, counts: np.ndarray) -> list[dict[str, Any]]:
+    """Per UTC day of the items' last counting annotation: alpha over that day's items."""
+    unit_day = ratings.item_day[ratings.unit_item]
+    per_day = np.bincount(ratings.item_day, minlength=len(ratings.days))
+    return [
+        {
+            "day": day.isoformat(),
+            "krippendorff_alpha": _alpha(ratings, counts, unit_day == i, int(per_day[i])),
+            "n_items": int(per_day[i]),
+        }
+        for i, day in enumerate(ratings.days)
+    ]
+
+
+def agreement_section(project: Project, window: Window = ALL) -> dict[str, Any]:
+    """The "agreement" object of GET /api/projects/{id}/metrics (see the module docstring)."""
+    ratings = load_ratings(project, window)
+    counts = ratings.value_counts()
+    n_items = len(ratings.item_ids)
+    return {
+        "krippendorff_alpha": _alpha(ratings, counts, None, n_items),
+        "fleiss_kappa": _fleiss(ratings, counts, project.annotations_per_item),
+        "pairwise_cohen_kappa": _pairwise(ratings),
+        "per_label": _per_label(ratings, counts, n_items),
+        "n_items": n_items,
+        "over_time": _over_time(ratings, counts),
+    }
