@@ -9,6 +9,15 @@ if [ -z "${TANDEM_SKIP_INSTALL:-}" ]; then
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   # one pip command: the torch==2.13.0 pin (the CPU build) holds for everything that needs torch
   "$VENV/bin/pip" install -q -r requirements.txt
+  # Chart.js, the dashboard's charts (package.json, pinned by package-lock.json); without Node.js the dashboard
+  # still shows every figure as tables and says the charts are missing
+  if [ ! -f node_modules/chart.js/dist/chart.umd.min.js ]; then
+    if command -v npm >/dev/null 2>&1; then
+      npm ci --omit=dev --no-audit --no-fund --loglevel=error || echo "npm ci failed: the dashboard will show tables without charts" >&2
+    else
+      echo "npm not found: the dashboard will show tables without charts (install Node.js, then run npm ci --omit=dev)" >&2
+    fi
+  fi
 fi
 VENV_BIN=$(cd "$VENV/bin" && pwd)
 export PATH="$VENV_BIN:$PATH"
