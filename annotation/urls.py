@@ -4,6 +4,7 @@ digits (below 2**63), so a longer one is a plain 404, never a database overflow.
 from django.urls import re_path
 
 from annotation.apis import accounts, data, labeling, projects, reviewing
+from annotation.apis import metrics as quality_metrics
 from modelsvc import apis as modeling
 
 
@@ -44,4 +45,5 @@ urlpatterns = [
     ),
     route(r"projects/(?P<pk>\d{1,18})/review/next", reviewing.ProjectReviewNextApi, "project-review-next"),
     route(r"annotations/(?P<pk>\d{1,18})/review", reviewing.AnnotationReviewApi, "annotation-review"),
+    route(r"projects/(?P<pk>\d{1,18})/metrics", quality_metrics.ProjectMetricsApi, "project-metrics"),
 ]

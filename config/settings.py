@@ -243,9 +243,19 @@ TANDEM_PROMOTION_MARGIN = env.float("TANDEM_PROMOTION_MARGIN", default=0.0)  # m
 TANDEM_MODEL_RETENTION = env.int("TANDEM_MODEL_RETENTION", default=3)  # artifacts kept besides the active
 # the live accuracy against final labels (annotation/quality/model.py) covers the last N decided items
 TANDEM_LIVE_LAST_N = env.int("TANDEM_LIVE_LAST_N", default=500)
+# quality metrics (annotation/quality/metrics.py): the beat queues a refresh of a changed project at most this often
+TANDEM_METRICS_REFRESH_SECONDS = env.int("TANDEM_METRICS_REFRESH_SECONDS", default=60)
+TANDEM_METRICS_TASK_TIME_LIMIT = env.int("TANDEM_METRICS_TASK_TIME_LIMIT", default=600)  # s (soft) per refresh
+# cached metrics older than this are recomputed even without a seen change (deletions leave no timestamp)
+TANDEM_METRICS_MAX_AGE_SECONDS = env.int("TANDEM_METRICS_MAX_AGE_SECONDS", default=6 * 3600)
 CELERY_BEAT_SCHEDULE = {
     # stale training runs are failed; projects with min_new_labels new approved labels start a run
     "tandem-training-check": {"task": "modelsvc.tasks.training_check_task", "schedule": 60.0},
+    # projects whose data changed since their cached metrics get a refresh Job
+    "tandem-metrics-check": {
+        "task": "annotation.tasks.metrics_check_task",
+        "schedule": float(TANDEM_METRICS_REFRESH_SECONDS),
+    },
 }
 
 # Uploads larger than this are streamed to a temporary file, never held in memory.

@@ -1,9 +1,51 @@
-"""Tables and indexes of the quality metrics, where the metrics work needs more than 0008's MetricsCache."""
+"""Tables and indexes of the quality metrics, where the metrics work needs more than 0008's MetricsCache.
 
-from django.db import migrations
+MetricsState: the refresh check's memory per project. The three indexes let that check find what changed since
+its last look (annotations written or edited, reviews, final labels set) by a range scan over the recent rows
+only, never a scan of a project's rows. They are plain SQL: they serve one query of annotation/quality/metrics.py,
+not the models' own lookups, so the models' Meta does not list them."""
+
+import django.db.models.deletion
+from django.db import migrations, models
+
+_INDEXES = [
+    ("annotation_annotation", "annotation_updated_at"),
+    ("annotation_review", "review_created_at"),
+    ("annotation_finallabel", "finallabel_updated_at"),
+]
+_COLUMN = {
+    "annotation_updated_at": "updated_at",
+    "review_created_at": "created_at",
+    "finallabel_updated_at": "updated_at",
+}
 
 
 class Migration(migrations.Migration):
     dependencies = [("annotation", "0009_requeue_rejected")]
 
-    operations: list = []
+    operations = [
+        migrations.CreateModel(
+            name="MetricsState",
+            fields=[
+                (
+                    "project",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="+",
+                        serialize=False,
+                        to="annotation.project",
+                    ),
+                ),
+                ("checked_at", models.DateTimeField()),
+                ("changed_at", models.DateTimeField(blank=True, null=True)),
+            ],
+        ),
+        *(
+            migrations.RunSQL(
+                f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({_COLUMN[name]})",
+                f"DROP INDEX IF EXISTS {name}",
+            )
+            for table, name in _INDEXES
+        ),
+    ]

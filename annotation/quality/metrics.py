@@ -1,0 +1,273 @@
+"""The quality metrics of a project, assembled from the section modules and cached (issue 13, "## Contract").
+
+`project_metrics(project, window)` answers `GET /api/projects/{id}/metrics`. Every answer is a MetricsCache row's
+payload, keyed by `window.key`, and says when it was computed (`computed_at`):
+
+- The whole project ("all") is kept fresh by a worker: `metrics_check` (beat, every TANDEM_METRICS_REFRESH_SECONDS)
+  queues a METRICS Job for each project whose data changed since its cached `computed_at`, unless one is already
+  queued or running; `metrics_refresh` (the Job's task) recomputes and stores it. A request reads the row as it is;
+  only a project never computed is computed on the request itself.
+- A day range is computed on the request when it is not cached or stale (the project changed since, as the beat's
+  check last saw it), then cached. Rows of ranges nobody asked for in TANDEM_METRICS_MAX_AGE_SECONDS are dropped.
+
+A computation runs in one REPEATABLE READ transaction when it is the outermost one, so all sections read the same
+snapshot of the data, and `computed_at` is the database clock when that snapshot was taken.
+
+Change detection is cheap by design: one statement takes, per project, the newest timestamp among the rows written
+since the beat last looked (annotations written or edited, reviews, final labels, memberships and un-pauses,
+project settings, model versions, and every other Job's end, which covers imports and pre-labels that commit a long
+transaction at once). migration 0010 indexes the three large tables' timestamps, so it reads the recent rows only.
+Deleted rows leave no timestamp (a gold value cleared, items deleted): the next other change, or at the latest
+TANDEM_METRICS_MAX_AGE_SECONDS, refreshes them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection, transaction
+
+from annotation.models import Job, MetricsCache, Project
+from annotation.models.job import JobKind, JobStatus
+from annotation.models.quality import MetricsState
+from annotation.quality.window import ALL, Window
+from annotation.services.jobs import job_claim, job_fail, job_failure_text, job_succeed
+
+logger = logging.getLogger(__name__)
+
+# A row is written with a timestamp taken a little before its transaction commits (Python's clock before the
+# INSERT, or SQL's now() at the transaction's start). A snapshot taken in between misses the row although its
+# timestamp is older than `computed_at`; any change stamped within this margin before a computation therefore
+# counts as possibly missed and triggers one more refresh. Long transactions (imports) are caught by their Job.
+CHANGE_MARGIN = timedelta(seconds=2)
+
+LOST = "The metrics refresh was never run or its worker was lost; a new one is queued."
+
+# the newest change per project among rows stamped after %(since)s; each branch is a range scan over recent rows
+_CHANGES_SQL = """
+SELECT project_id, max(at) FROM (
+    SELECT i.project_id, a.updated_at AS at FROM annotation_annotation a
+        JOIN annotation_item i ON i.id = a.item_id WHERE a.updated_at > %(since)s
+    UNION ALL
+    SELECT i.project_id, r.created_at FROM annotation_review r JOIN annotation_annotation a ON a.id = r.annotation_id
+        JOIN annotation_item i ON i.id = a.item_id WHERE r.created_at > %(since)s
+    UNION ALL
+    SELECT i.project_id, f.updated_at FROM annotation_finallabel f
+        JOIN annotation_item i ON i.id = f.item_id WHERE f.updated_at > %(since)s
+    UNION ALL
+    SELECT project_id, greatest(created_at, gold_since) FROM annotation_membership
+        WHERE greatest(created_at, gold_since) > %(since)s
+    UNION ALL
+    SELECT id, updated_at FROM annotation_project WHERE updated_at > %(since)s
+    UNION ALL
+    SELECT project_id, greatest(created_at, activated_at) FROM modelsvc_modelversion
+        WHERE greatest(created_at, activated_at) > %(since)s
+    UNION ALL
+    SELECT project_id, finished_at FROM annotation_job WHERE kind <> 'metrics' AND finished_at > %(since)s
+) changes GROUP BY project_id
+"""
+
+# a later computation never loses to an earlier one that happens to finish after it
+_STORE_SQL = """
+INSERT INTO annotation_metricscache (project_id, key, payload, computed_at) VALUES (%s, %s, %s::jsonb, %s)
+ON CONFLICT (project_id, key) DO UPDATE SET payload = EXCLUDED.payload, computed_at = EXCLUDED.computed_at
+WHERE annotation_metricscache.computed_at <= EXCLUDED.computed_at
+"""
+
+
+# --- computing -----------------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    """The payload as plain JSON: numpy scalars as Python numbers, NaN and infinities as null (undefined, and
+    PostgreSQL's jsonb refuses them), dates as ISO strings, tuples as lists."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    item = getattr(value, "item", None)  # a numpy scalar
+    if callable(item):
+        return _plain(item())
+    raise TypeError(f"metrics payload: {type(value).__name__} is not JSON")
+
+
+def _sections(project: Project, window: Window) -> dict[str, Any]:
+    # the section modules import their libraries (scikit-learn, statsmodels, krippendorff) inside their functions;
+    # they are imported here, not at module level, so the web process loads none of them at start
+    from annotation.quality.agreement import agreement_section
+    from annotation.quality.annotators import annotators_section, throughput_section
+    from annotation.quality.model import learning_curve_section, live_section, model_section
+
+    try:  # TEMPORARY (development only): removed once slices.py and stopping.py land
+        from annotation.quality.slices import slices_section
+    except ImportError:
+
+        def slices_section(project: Project, window: Window) -> dict[str, Any]:
+            return {}
+
+    try:
+        from annotation.quality.stopping import stopping_section
+    except ImportError:
+
+        def stopping_section(project: Project) -> dict[str, Any]:
+            return {"kappa_history": [], "stable": False, "sample_size": None, "sentence": ""}
+
+    return {
+        "agreement": agreement_section(project, window),
+        "annotators": annotators_section(project, window),
+        "throughput": throughput_section(project, window),
+        "model": model_section(project),
+        "live": live_section(project, window),
+        "learning_curve": learning_curve_section(project),
+        "slices": slices_section(project, window),
+        "stopping": stopping_section(project),
+    }
+
+
+def metrics_compute(*, project: Project, window: Window = ALL) -> dict[str, Any]:
+    """Compute the metrics of `window` from the data (no cache), store them in the cache and return them."""
+    outermost = not connection.in_atomic_block
+    with transaction.atomic(), connection.cursor() as cursor:
+        if outermost:  # one snapshot for every section (inside a caller's transaction, the caller's own)
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        # statement_timestamp(), not now(): inside a caller's transaction now() is that transaction's start
+        cursor.execute("SELECT statement_timestamp()")
+        computed_at = cursor.fetchone()[0]
+        payload = _plain({"computed_at": computed_at, **_sections(project, window)})
+    _store(project_id=project.pk, key=window.key, payload=payload, computed_at=computed_at)
+    return payload
+
+
+def _store(*, project_id: int, key: str, payload: dict[str, Any], computed_at: datetime) -> None:
+    import json
+
+    with connection.cursor() as cursor:
+        cursor.execute(_STORE_SQL, [project_id, key, json.dumps(payload), computed_at])
+
+
+# --- serving -------------------------------------------------------------------------------------
+
+
+def _range_fresh(*, project: Project, computed_at: datetime) -> bool:
+    """Whether a cached day range still holds: no change seen by the beat's check since it was computed, and younger
+    than TANDEM_METRICS_MAX_AGE_SECONDS. Without the check's state (no beat ran yet), for one refresh period."""
+    from django.utils import timezone
+
+    now = timezone.now()
+    state = MetricsState.objects.filter(project_id=project.pk).only("changed_at", "checked_at").first()
+    if state is None:
+        return computed_at > now - timedelta(seconds=settings.TANDEM_METRICS_REFRESH_SECONDS)
+    if computed_at < now - timedelta(seconds=settings.TANDEM_METRICS_MAX_AGE_SECONDS):
+        return False
+    return state.changed_at is None or state.changed_at <= computed_at - CHANGE_MARGIN
+
+
+def project_metrics(project: Project, window: Window = ALL) -> dict[str, Any]:
+    """The metrics of `project` over `window` in the contract's shape (module docstring: where they come from)."""
+    cached = MetricsCache.objects.filter(project_id=project.pk, key=window.key).only("payload", "computed_at").first()
+    if cached is not None and (window.key == ALL.key or _range_fresh(project=project, computed_at=cached.computed_at)):
+        return cached.payload
+    return metrics_compute(project=project, window=window)
+
+
+# --- the refresh Job -----------------------------------------------------------------------------
+
+
+def metrics_refresh_start(*, project_id: int) -> Job:
+    """Queue a METRICS Job for the project (the caller has checked that none is open)."""
+    from annotation.tasks import metrics_refresh_task
+
+    job = Job.objects.create(project_id=project_id, kind=JobKind.METRICS, params={"window": ALL.key})
+    metrics_refresh_task.delay_on_commit(job.pk)
+    return job
+
+
+def metrics_refresh(*, job_id: int) -> None:
+    """A METRICS Job's work: recompute the whole project's metrics and store them. Reading and storing can be
+    repeated safely, so a retried task (database unreachable) reclaims its Job left running."""
+    job = job_claim(job_id=job_id, kind=JobKind.METRICS, reclaim=True)
+    if job is None:
+        return
+    started = time.perf_counter()
+    try:
+        payload = metrics_compute(project=job.project, window=ALL)
+    except (OperationalError, InterfaceError):
+        raise  # the task retries
+    except Exception as exc:
+        logger.exception("metrics job %s failed", job_id)
+        job_fail(job_id=job_id, error=job_failure_text(exc, doing="Computing the quality metrics"))
+        return
+    job_succeed(
+        job_id=job_id,
+        result={"computed_at": payload["computed_at"], "seconds": round(time.perf_counter() - started, 3)},
+    )
+
+
+def _changes(since: datetime) -> dict[int, datetime]:
+    with connection.cursor() as cursor:
+        cursor.execute(_CHANGES_SQL, {"since": since})
+        return dict(cursor.fetchall())
+
+
+@transaction.atomic
+def metrics_check() -> dict[str, list[int]]:
+    """Beat, every TANDEM_METRICS_REFRESH_SECONDS: queue a refresh Job for each project whose data changed since its
+    cached metrics (or that has none, or whose are older than TANDEM_METRICS_MAX_AGE_SECONDS), unless one is open.
+    An open Job older than the task's limits twice over was lost (a message dropped, a worker gone): it is failed.
+    A fixed number of queries whatever the number of projects, plus one Job per project queued."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement_timestamp()")
+        now: datetime = cursor.fetchone()[0]
+    lost_before = now - 2 * timedelta(seconds=settings.TANDEM_METRICS_TASK_TIME_LIMIT + settings.TANDEM_TASK_KILL_GRACE)
+    lost = list(
+        Job.objects.filter(
+            kind=JobKind.METRICS, status__in=(JobStatus.QUEUED, JobStatus.RUNNING), created_at__lt=lost_before
+        ).values_list("pk", "project_id")
+    )
+    for job_id, _ in lost:
+        job_fail(job_id=job_id, error=LOST)
+    open_jobs = set(
+        Job.objects.filter(kind=JobKind.METRICS, status__in=(JobStatus.QUEUED, JobStatus.RUNNING)).values_list(
+            "project_id", flat=True
+        )
+    )
+    states = {s.project_id: s for s in MetricsState.objects.all()}
+    computed = dict(MetricsCache.objects.filter(key=ALL.key).values_list("project_id", "computed_at"))
+    # what changed since the check last looked at every project (a project new to the check is refreshed anyway)
+    seen = _changes(min(s.checked_at for s in states.values()) - CHANGE_MARGIN) if states else {}
+    max_age = timedelta(seconds=settings.TANDEM_METRICS_MAX_AGE_SECONDS)
+    queued: list[int] = []
+    memory: list[MetricsState] = []
+    for project_id in Project.objects.order_by("pk").values_list("pk", flat=True):
+        state = states.get(project_id)
+        changes = [at for at in (state.changed_at if state else None, seen.get(project_id)) if at is not None]
+        changed_at = max(changes, default=None)
+        at = computed.get(project_id)
+        due = (
+            state is None
+            or at is None
+            or at < now - max_age
+            or (changed_at is not None and changed_at > at - CHANGE_MARGIN)
+        )
+        memory.append(MetricsState(project_id=project_id, checked_at=now, changed_at=changed_at))
+        if due and project_id not in open_jobs:
+            metrics_refresh_start(project_id=project_id)
+            queued.append(project_id)
+    MetricsState.objects.bulk_create(
+        memory, update_conflicts=True, unique_fields=["project"], update_fields=["checked_at", "changed_at"]
+    )
+    MetricsCache.objects.exclude(key=ALL.key).filter(computed_at__lt=now - max_age).delete()
+    return {"queued": queued, "lost": [job_id for job_id, _ in lost]}
