@@ -3,7 +3,7 @@ digits (below 2**63), so a longer one is a plain 404, never a database overflow.
 
 from django.urls import re_path
 
-from annotation.apis import accounts, data, labeling, projects, reviewing
+from annotation.apis import accounts, annotators, data, labeling, projects, reviewing
 from annotation.apis import metrics as quality_metrics
 from modelsvc import apis as modeling
 
@@ -20,6 +20,12 @@ urlpatterns = [
     route(r"projects/(?P<pk>\d{1,18})/members", projects.ProjectMembersApi, "project-members"),
     route(
         r"projects/(?P<pk>\d{1,18})/members/(?P<user_id>\d{1,18})", projects.ProjectMemberDetailApi, "project-member"
+    ),
+    route(r"projects/(?P<pk>\d{1,18})/annotators", annotators.ProjectAnnotatorsApi, "project-annotators"),
+    route(
+        r"projects/(?P<pk>\d{1,18})/annotators/(?P<user_id>\d{1,18})/unpause",
+        annotators.AnnotatorUnpauseApi,
+        "project-annotator-unpause",
     ),
     route(r"projects/(?P<pk>\d{1,18})/import", data.ProjectImportApi, "project-import"),
     route(r"projects/(?P<pk>\d{1,18})/export", data.ProjectExportApi, "project-export"),

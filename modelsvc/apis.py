@@ -15,8 +15,9 @@ from rest_framework.views import APIView
 
 from annotation.access import Capability, item_access, project_access
 from annotation.apis.serializers import JobCreated, StrictInput, iso
+from annotation.exceptions import Forbidden
 from modelsvc.models import ModelVersion
-from modelsvc.selectors import learning_curve, version_get, version_list
+from modelsvc.selectors import learning_curve, lease_held, version_get, version_list
 from modelsvc.services.explanations import explanation_for_item
 from modelsvc.services.prelabel import prelabel_rescore, prelabel_start
 from modelsvc.services.schedules import schedule_get, schedule_set
@@ -36,11 +37,16 @@ class ItemExplanationApi(APIView):
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description='{"tokens": [...], "label", "model_version"}'),
             202: OpenApiResponse(OpenApiTypes.OBJECT, description="computing; ask again shortly"),
+            403: OpenApiResponse(description="an annotator asking about an item they do not hold a live lease on"),
             404: OpenApiResponse(description="no such item, or it has no suggestion"),
         }
     )
     def get(self, request: Request, pk: int) -> Response:
         found = item_access(user=request.user, item_id=pk, capability=Capability.VIEW)
+        if not found.access.can(Capability.INSPECT) and not lease_held(item=found.item, user=request.user):
+            # blind labeling: an annotator sees the model's output only on the item served to them (their live
+            # lease). 403, not 404: a member may list the project's items, so the item's existence is no secret
+            raise Forbidden("The explanation is shown with the item you are labeling, while you hold it.")
         ready, body = explanation_for_item(item=found.item)
         if ready:
             return Response(body)
@@ -80,7 +86,8 @@ class ProjectModelVersionsApi(APIView):
         )
     )
     def get(self, request: Request, pk: int) -> Response:
-        access = project_access(user=request.user, project_id=pk, capability=Capability.VIEW)
+        # model versions and their metrics are not the annotators' (blind labeling): 403 for them
+        access = project_access(user=request.user, project_id=pk, capability=Capability.INSPECT)
         versions = version_list(project=access.project)
         return Response({"results": [_version_out(v) for v in versions], "learning_curve": learning_curve(versions)})
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils import timezone
+
 from annotation.exceptions import NotFound
-from annotation.models import Project
+from annotation.models import Assignment, Item, Project
 from modelsvc.models import ModelVersion
 
 
@@ -35,3 +37,8 @@ def learning_curve(versions: list[ModelVersion]) -> list[dict[str, Any]]:
         for v in sorted(versions, key=lambda v: v.version)
         if v.metrics and "accuracy" in v.metrics
     ]
+
+
+def lease_held(*, item: Item, user: Any) -> bool:
+    """Whether the user holds a live lease (an unexpired Assignment) on the item: the item served to them."""
+    return Assignment.objects.filter(item_id=item.pk, user_id=user.pk, expires_at__gt=timezone.now()).exists()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,13 +15,16 @@ from annotation.apis.pagination import paginated
 from annotation.apis.serializers import (
     AnnotationInput,
     AnnotationOutput,
+    BlindItemOutput,
     ItemOutput,
+    StrictInput,
     annotation_out,
     next_out,
 )
 from annotation.exceptions import Forbidden, InvalidInput, NotFound
-from annotation.selectors.items import item_list
+from annotation.selectors.items import BLIND_REFUSED, item_list
 from annotation.selectors.labeling import annotation_list_for_item
+from annotation.services.gold import gold_clear, gold_set
 from annotation.services.queue import MAX_EXCLUDE, item_next_for_annotator
 from annotation.services.submitting import annotation_submit, annotation_update, item_skip
 
@@ -63,30 +66,62 @@ def _annotation_input(data: object) -> dict:
     return checked.validated_data
 
 
+_BLIND = (
+    "Annotators (no inspect capability) get the blind shape (id, external_id, data, created_at) and a 400 for "
+    f"the filters {', '.join(BLIND_REFUSED)}."
+)
+
+
 class ProjectItemsApi(APIView):
     @extend_schema(
+        description=f"The project's items, paginated and filtered. {_BLIND}",
         parameters=[
             OpenApiParameter("status", str, many=True),
             OpenApiParameter("label", str),
             OpenApiParameter("annotator", str),
             OpenApiParameter("uncertainty_min", float),
             OpenApiParameter("uncertainty_max", float),
+            OpenApiParameter("is_gold", bool),
+            OpenApiParameter("external_id", str),
             OpenApiParameter("page", int),
             OpenApiParameter("page_size", int),
         ],
         responses=ItemOutput(many=True),
     )
     def get(self, request: Request, pk: int) -> Response:
-        project = project_access(user=request.user, project_id=pk, capability=Capability.VIEW).project
-        items = item_list(project=project, params=request.query_params)
-        return paginated(request, items, lambda page: ItemOutput(page, many=True).data, self)
+        access = project_access(user=request.user, project_id=pk, capability=Capability.VIEW)
+        blind = not access.can(Capability.INSPECT)
+        items = item_list(project=access.project, params=request.query_params, blind=blind)
+        shape = BlindItemOutput if blind else ItemOutput
+        return paginated(request, items, lambda page: shape(page, many=True).data, self)
+
+
+class GoldInput(StrictInput):
+    gold = serializers.JSONField(allow_null=True, help_text="The gold value (an annotation value), or null.")
 
 
 class ItemDetailApi(APIView):
-    @extend_schema(responses=ItemOutput)
+    @extend_schema(description=f"One item. {_BLIND}", responses=ItemOutput)
     def get(self, request: Request, pk: int) -> Response:
-        item = item_access(user=request.user, item_id=pk, capability=Capability.VIEW).item
-        return Response(ItemOutput(item).data)
+        found = item_access(user=request.user, item_id=pk, capability=Capability.VIEW)
+        if not found.access.can(Capability.INSPECT):
+            return Response(BlindItemOutput(found.item).data)
+        return Response(ItemOutput(found.item).data)
+
+    @extend_schema(
+        description='Managers: `{"gold": value}` makes the item gold (its FinalLabel, source gold; status approved; '
+        'its leases dropped), or changes its gold value; `{"gold": null}` removes it and the item returns to the '
+        "queue (decided again by its counting annotations when it has k).",
+        request=GoldInput,
+        responses=ItemOutput,
+    )
+    def patch(self, request: Request, pk: int) -> Response:
+        found = item_access(user=request.user, item_id=pk, capability=Capability.MANAGE)
+        data = GoldInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        value = data.validated_data["gold"]
+        item = gold_clear(item=found.item) if value is None else gold_set(item=found.item, value=value)
+        return Response(ItemOutput(item_list(project=found.access.project).get(pk=item.pk)).data)
 
 
 def _exclude_ids(request: Request) -> list[int]:

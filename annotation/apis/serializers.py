@@ -164,6 +164,7 @@ def annotation_out(annotation: Annotation, username: str) -> dict[str, Any]:
 
 class ItemOutput(serializers.ModelSerializer):
     final = serializers.SerializerMethodField()
+    gold_value = serializers.SerializerMethodField()
     prediction = serializers.SerializerMethodField()
 
     class Meta:
@@ -178,6 +179,7 @@ class ItemOutput(serializers.ModelSerializer):
             "is_gold",
             "annotation_count",
             "final",
+            "gold_value",
             "prediction",
             "created_at",
         ]
@@ -186,8 +188,23 @@ class ItemOutput(serializers.ModelSerializer):
         final = getattr(obj, "final_label", None)
         return final.value if final is not None else None
 
+    def get_gold_value(self, obj: Item) -> Any:
+        """The gold value (the FinalLabel of a gold item), null for other items."""
+        final = getattr(obj, "final_label", None)
+        return final.value if obj.is_gold and final is not None and final.source == "gold" else None
+
     def get_prediction(self, obj: Item) -> dict[str, Any] | None:
         return obj.prediction
+
+
+class BlindItemOutput(serializers.ModelSerializer):
+    """An item as a member without Capability.INSPECT (an annotator) sees it: its data only. No prediction,
+    final, gold flag or value, and no status, counts or uncertainty, which would tell them others' work, the
+    model's output and the gold items (issue 13, blind labeling)."""
+
+    class Meta:
+        model = Item
+        fields = ["id", "external_id", "data", "created_at"]
 
 
 def next_out(item: Item, expires_at) -> dict[str, Any]:

@@ -9,10 +9,11 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Value
 
 from annotation.access import STAFF, project_scope
-from annotation.exceptions import NotFound
+from annotation.exceptions import InvalidInput, NotFound
 from annotation.models import Annotation, Item, Job, Membership, Project
 from annotation.models.item import QUEUE_STATUSES, ItemStatus
 from annotation.models.project import TaskType
+from annotation.services.gold import gold_scores
 
 
 def project_list_for_user(*, user: Any) -> QuerySet[Project]:
@@ -68,15 +69,49 @@ class ItemFilter(django_filters.FilterSet):
         return qs.filter(Exists(Annotation.objects.filter(item=OuterRef("pk"), annotator__username=value)))
 
 
-def item_list(*, project: Project, params: Any = None) -> QuerySet[Item]:
-    """The project's items in id order, filtered by `params` (ItemFilter's query parameters); 400 on a bad one."""
-    qs = Item.objects.filter(project=project).select_related("final_label").order_by("id")
+# The filters a member without Capability.INSPECT (an annotator, blind) may not use: each reads what they do not
+# see (final labels, others' annotations, gold flags, the model's uncertainty, the status others' work decides).
+BLIND_REFUSED = ("label", "annotator", "is_gold", "uncertainty_min", "uncertainty_max", "status")
+
+
+def item_list(*, project: Project, params: Any = None, blind: bool = False) -> QuerySet[Item]:
+    """The project's items in id order, filtered by `params` (ItemFilter's query parameters); 400 on a bad one.
+    `blind` (a member without Capability.INSPECT): 400 for the filters in BLIND_REFUSED."""
+    qs = Item.objects.filter(project=project).order_by("id")
+    if not blind:
+        qs = qs.select_related("final_label")
     if params is None:
         return qs
+    if blind:
+        refused = [name for name in BLIND_REFUSED if name in params]
+        if refused:
+            raise InvalidInput(
+                "Your role cannot filter items by this.",
+                [{"field": name, "message": "Not available to annotators (blind labeling)."} for name in refused],
+            )
     filterset = ItemFilter(params, queryset=qs, project=project)
     if not filterset.is_valid():
         raise ValidationError(filterset.errors)
     return filterset.qs
+
+
+def annotator_rows(*, project: Project, members: list[Membership]) -> list[dict[str, Any]]:
+    """The annotators list's rows for these members (a page of member_list): their pause and gold score (one
+    query for the scores, whatever the page size)."""
+    scores = gold_scores(project=project, user_ids=[m.user_id for m in members])
+    rows = []
+    for m in members:
+        score = scores.get(m.user_id)
+        rows.append(
+            {
+                "user_id": m.user_id,
+                "username": m.user.get_username(),
+                "paused": m.paused,
+                "gold_answers": score.answers if score else 0,
+                "gold_accuracy": score.accuracy if score else None,
+            }
+        )
+    return rows
 
 
 def job_list(*, project: Project) -> QuerySet[Job]:

@@ -11,6 +11,7 @@ from annotation.models import Annotation, Item
 
 
 def annotation_list_for_item(*, item: Item, access: ProjectAccess, user: Any) -> QuerySet[Annotation]:
-    """The item's annotations the user may see: all of them for those who may review, else their own."""
+    """The item's annotations the user may see: all of them for those who may inspect the project (reviewers,
+    managers, engineers, staff), else their own (blind labeling)."""
     qs = Annotation.objects.filter(item=item).select_related("annotator").order_by("id")
-    return qs if access.can(Capability.REVIEW) else qs.filter(annotator=user)
+    return qs if access.can(Capability.INSPECT) else qs.filter(annotator=user)

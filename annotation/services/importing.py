@@ -27,8 +27,10 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from annotation.exceptions import InvalidInput, PayloadTooLarge
-from annotation.models import Item, Job, Project
+from annotation.models import FinalLabel, Item, Job, Project
 from annotation.models.job import JobKind
+from annotation.models.project import TaskType
+from annotation.services.gold import gold_validate
 from annotation.services.jobs import job_claim, job_fail, job_failure_text, job_progress, job_succeed
 from annotation.storable import find_unstorable, string_problem
 from modelsvc.services.prelabel import prelabel_start
@@ -38,7 +40,7 @@ logger = logging.getLogger(__name__)
 FORMATS = ("json", "jsonl", "csv")
 ON_ERROR = ("reject", "skip")
 CHUNK = 1 << 20
-RESERVED = {"external_id", "text"}
+RESERVED = {"external_id", "text", "gold"}
 
 
 class FatalImportError(Exception):
@@ -402,6 +404,32 @@ def row_validate(line: int, row: Any, limits: Limits) -> tuple[str, dict[str, An
     return str(ext), data
 
 
+def row_gold(line: int, row: dict[str, Any], text: str, project: Project, fmt: str) -> Any:
+    """The row's gold value in its canonical form (validated like an annotation value), None without one, or
+    the RowErrors that say what is wrong with it (field `gold`, `gold.label`, ...).
+
+    JSON and JSONL rows carry it as an annotation value (`"gold": {"label": "spam"}`); a CSV cell holds that
+    value as JSON text, or, for single-label projects, just the label's name. An empty cell or a null is none."""
+    gold = row.get("gold")
+    if gold is None or (fmt == "csv" and not str(gold).strip()):
+        return None
+    if fmt == "csv":
+        cell = str(gold).strip()
+        if cell.startswith("{"):
+            try:
+                gold = json.loads(cell)
+            except ValueError as exc:
+                return [RowError(line, "gold", f"invalid JSON: {exc}")]
+        elif project.task_type == TaskType.CLASSIFICATION:
+            gold = {"label": cell}
+        else:
+            return [RowError(line, "gold", 'expected a JSON object, e.g. {"labels": ["a", "b"]}')]
+    try:
+        return gold_validate(project=project, text=text, value=gold)
+    except InvalidInput as exc:
+        return [RowError(line, e.get("field") or "gold", e["message"]) for e in exc.errors]
+
+
 def rows_parse(f: BinaryIO, fmt: str, limits: Limits) -> Iterator[tuple[int, Any, str]]:
     """(line, row or None, problem) for every row of an open binary file."""
     if fmt == "jsonl":
@@ -414,21 +442,36 @@ def rows_parse(f: BinaryIO, fmt: str, limits: Limits) -> Iterator[tuple[int, Any
 # ------------------------------------------------------------------ worker side: insert
 
 
-def _insert_batch(cursor, project_id: int, batch: dict[str, str], now) -> int:
-    """INSERT ... ON CONFLICT DO NOTHING RETURNING; the number of new rows."""
+def _insert_batch(
+    cursor, project_id: int, batch: dict[str, str], now, golds: dict[str, str] | None = None
+) -> tuple[int, int]:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING; (new rows, new gold items). A new row with a gold value
+    (`golds`: external_id -> the value's JSON) is a gold item, `approved`, with its FinalLabel (source gold); an
+    existing one is left alone, as every duplicate is."""
     table = Item._meta.db_table
-    placeholder = "(%s, %s, %s, 'open', 0, %s, 0, 0, %s)"
+    placeholder = "(%s, %s, %s, %s, 0, %s, 0, 0, %s)"
     values = ", ".join([placeholder] * len(batch))
+    golds = golds or {}
     params: list[Any] = []
     for ext, data in batch.items():
-        params.extend((project_id, ext, data, False, now))
+        gold = ext in golds
+        params.extend((project_id, ext, data, "approved" if gold else "open", gold, now))
     sql = (
         f"INSERT INTO {table} (project_id, external_id, data, status, priority, is_gold, "  # noqa: S608 - no user input in the SQL text
         f"annotation_count, lease_count, created_at) VALUES {values} "
-        "ON CONFLICT (project_id, external_id) DO NOTHING RETURNING id"
+        "ON CONFLICT (project_id, external_id) DO NOTHING RETURNING id" + (", external_id" if golds else "")
     )
     cursor.execute(sql, params)
-    return len(cursor.fetchall())
+    rows = cursor.fetchall()
+    new_gold = [(row[0], golds[row[1]]) for row in rows if row[1] in golds] if golds else []
+    if new_gold:
+        finals = FinalLabel._meta.db_table
+        cursor.execute(
+            f"INSERT INTO {finals} (item_id, value, source, created_at, updated_at) VALUES "  # noqa: S608 - no user input in the SQL text
+            + ", ".join(["(%s, %s, 'gold', %s, %s)"] * len(new_gold)),
+            [p for item_id, gold in new_gold for p in (item_id, gold, now, now)],
+        )
+    return len(rows), len(new_gold)
 
 
 class _BatchWriter:
@@ -441,27 +484,29 @@ class _BatchWriter:
 
     def __init__(self, project_id: int, now) -> None:
         self.project_id, self.now = project_id, now
-        self.created = self.sent = 0
+        self.created = self.sent = self.gold = 0
         self.error: BaseException | None = None
         connection.ensure_connection()
         self.raw = connection.connection
-        self.queue: queue.Queue[dict[str, str] | None] = queue.Queue(maxsize=2)
+        self.queue: queue.Queue[tuple[dict[str, str], dict[str, str]] | None] = queue.Queue(maxsize=2)
         self.thread = threading.Thread(target=self._run, name="import-writer", daemon=True)
         self.thread.start()
 
-    def put(self, batch: dict[str, str]) -> None:
+    def put(self, batch: dict[str, str], golds: dict[str, str]) -> None:
         self.sent += len(batch)
         if self.error is not None:
             raise self.error
-        self.queue.put(batch)
+        self.queue.put((batch, golds))
 
     def _run(self) -> None:
-        while (batch := self.queue.get()) is not None:
+        while (work := self.queue.get()) is not None:
             if self.error is not None:
                 continue
             try:
                 with self.raw.cursor() as cursor:
-                    self.created += _insert_batch(cursor, self.project_id, batch, self.now)
+                    created, gold = _insert_batch(cursor, self.project_id, work[0], self.now, work[1])
+                    self.created += created
+                    self.gold += gold
             except BaseException as exc:  # handed to the parsing thread by put() / close()
                 self.error = exc
 
@@ -516,8 +561,9 @@ def _import(job: Job) -> Job:
     max_rows = settings.TANDEM_IMPORT_MAX_ROWS
     batch_size = settings.TANDEM_IMPORT_BATCH_SIZE
     errors: list[RowError] = []
-    error_count = rows = created = duplicates = 0
+    error_count = rows = created = duplicates = gold = 0
     now = timezone.now()
+    project = job.project
 
     def note(err: RowError) -> None:
         nonlocal error_count
@@ -529,6 +575,7 @@ def _import(job: Job) -> Job:
     try:
         with transaction.atomic(), open(path, "rb") as f:
             batch: dict[str, str] = {}
+            golds: dict[str, str] = {}  # external_id -> gold value (JSON) of the batch's gold rows
             writer = _BatchWriter(job.project_id, now)
             stream = rows_parse(f, params["format"], limits)
             try:
@@ -545,6 +592,12 @@ def _import(job: Job) -> Job:
                             err.row = rows
                             note(err)
                         continue
+                    gold_value = row_gold(line, row, checked[1]["text"], project, params["format"])
+                    if isinstance(gold_value, list):
+                        for err in gold_value:
+                            err.row = rows
+                            note(err)
+                        continue
                     if error_count and not skip_bad:
                         continue  # the import is lost anyway: only collect the remaining errors
                     ext, data = checked
@@ -552,17 +605,19 @@ def _import(job: Job) -> Job:
                         duplicates += 1
                         continue
                     batch[ext] = json.dumps(data, ensure_ascii=False)
+                    if gold_value is not None:
+                        golds[ext] = json.dumps(gold_value, ensure_ascii=False)
                     if len(batch) >= batch_size:
-                        writer.put(batch)
-                        batch = {}
+                        writer.put(batch, golds)
+                        batch, golds = {}, {}
                         _progress(job.pk, f.tell())
                 if batch and not (error_count and not skip_bad):
-                    writer.put(batch)
+                    writer.put(batch, golds)
             except FatalImportError as exc:
                 fatal = exc
             finally:
                 writer.close()
-            created = writer.created
+            created, gold = writer.created, writer.gold
             duplicates += writer.sent - writer.created
             if fatal is not None or (error_count and not skip_bad) or (rows == 0):
                 raise _Rollback
@@ -587,6 +642,7 @@ def _import(job: Job) -> Job:
         )
     result = {
         "created": created,
+        "gold": gold,
         "duplicates": duplicates,
         "errors": [e.as_dict() for e in errors],
         "error_count": error_count,
