@@ -1,0 +1,352 @@
+"""The bias view: quality per slice of the data (issue 13, point 7).
+
+Fields: every metadata key of the items (the keys of Item.data other than "text"), each value stringified as
+PostgreSQL's `jsonb_each_text` writes it (JSON null as "null"), and `text_length` (quartile buckets of the
+project's text lengths in characters, e.g. "3-42", "43-80", ...; empty buckets, where quartiles coincide, are
+left out; a metadata key named "text_length" is shadowed by it). A field with more than MAX_SLICES distinct
+values keeps the MAX_SLICES largest slices (ties by value) and says `truncated`. Slices are counted in SQL (one
+GROUP BY over the project's metadata, ranked there), so a 1M-item project's documents never reach Python; only
+the items that carry a figure (rated, gold-answered or decided) are looked up one by one.
+
+Per slice:
+- n: the project's items in it (every item, whatever the window).
+- agreement: Krippendorff's alpha over the slice's items in the project's alpha (annotation/quality/agreement.py:
+  the same ratings, units and distance, `alpha_from_counts`), None below 2 items. agreement_ci: a 95 %
+  percentile bootstrap interval: BOOTSTRAP_DRAWS resamples of the slice's items with replacement (seeded per
+  project, field and value, so the same data gives the same interval), alpha recomputed from each resample's
+  coincidences (draws without a pairable value are left out).
+- gold_accuracy: the mean score of members' answers to the slice's gold items (since each member's
+  gold_since, inside the window; gold_answer_score), with a 95 % Wilson interval.
+- model_accuracy: the active version's live accuracy against final labels (annotation/quality/model.py,
+  `final_trials`: one trial per decided item in the window, every one of them, not only the last N), with a
+  95 % Wilson interval.
+- flagged: the metrics for which the slice is significantly worse than the rest of the project (every trial
+  outside the slice, items without the field included): a one-sided two-proportion z-test
+  (statsmodels `proportions_ztest`, alternative "smaller"), Holm-corrected over the slices of that field
+  (statsmodels `multipletests`), alpha 0.05; slices or rests with fewer than 2 trials are not tested, and a
+  pooled proportion of 0 or 1 (no difference possible) gives p = 1. Span scores are fractions (token shares):
+  their sums enter the test as success counts.
+  Agreement is not flagged: alpha is not a proportion of independent trials (its expected disagreement
+  depends on the pooled value distribution of the very items compared, and items carry unequal numbers of
+  pairable values), so no two-proportion test applies to it; a resampling test against the rest would need a
+  bootstrap of the whole project per slice. Its bootstrap interval is shown instead.
+"""
+
+from __future__ import annotations
+
+import zlib
+from bisect import bisect_right
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from django.db import connection
+from django.db.models import F, OuterRef, Q, Subquery
+
+from annotation.models import Annotation, Item, Membership, Project
+from annotation.models.item import FinalLabelSource
+from annotation.models.project import TaskType
+from annotation.quality.agreement import Ratings, alpha_from_counts, load_ratings
+from annotation.quality.model import Trial, active_version, final_trials, wilson
+from annotation.quality.window import Window
+from annotation.services.gold import gold_answer_score
+
+MAX_SLICES = 20
+BOOTSTRAP_DRAWS = 1000
+SEED = 13
+ALPHA = 0.05
+TEXT_LENGTH = "text_length"
+FLAGGED_METRICS = ("gold_accuracy", "model_accuracy")
+_CHUNK = 4_000_000  # draws x items per block of bootstrap weights (~32 MB of float64)
+
+
+# --- the slices ----------------------------------------------------------------------------------
+
+
+def _field_slices(project: Project) -> dict[str, tuple[bool, list[tuple[str, int]]]]:
+    """Per metadata field: whether it was truncated, and its largest slices as (value, n), largest first."""
+    sql = f"""
+        WITH c AS (
+            SELECT e.key, coalesce(e.value, 'null') AS value, count(*) AS n
+            FROM {Item._meta.db_table} i CROSS JOIN LATERAL jsonb_each_text(i.data) e
+            WHERE i.project_id = %s AND jsonb_typeof(i.data) = 'object' AND e.key <> 'text'
+            GROUP BY 1, 2
+        )
+        SELECT key, value, n, distinct_values FROM (
+            SELECT key, value, n, row_number() OVER (PARTITION BY key ORDER BY n DESC, value) AS rank,
+                   count(*) OVER (PARTITION BY key) AS distinct_values
+            FROM c
+        ) ranked
+        WHERE rank <= %s
+        ORDER BY key, rank
+    """  # noqa: S608 - only the table name is formatted in
+    out: dict[str, tuple[bool, list[tuple[str, int]]]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [project.pk, MAX_SLICES])
+        for key, value, n, distinct in cursor.fetchall():
+            out.setdefault(key, (distinct > MAX_SLICES, []))[1].append((value, n))
+    return out
+
+
+@dataclass(frozen=True)
+class _Lengths:
+    """The quartile buckets of the project's text lengths: bucket b holds the lengths with b `thresholds` at
+    or below them (as PostgreSQL's `width_bucket` and `bisect_right` count); `labels` by bucket index;
+    `slices` the non-empty buckets as (label, n)."""
+
+    thresholds: list[int]
+    labels: list[str]
+    slices: list[tuple[str, int]]
+
+    def label(self, length: int) -> str:
+        return self.labels[bisect_right(self.thresholds, length)]
+
+
+def _length_buckets(project: Project) -> _Lengths | None:
+    """None when no item has a text."""
+    length = "length(data->>'text')"
+    table = Item._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT percentile_disc(ARRAY[0.25, 0.5, 0.75]) WITHIN GROUP (ORDER BY {length}), "  # noqa: S608
+            f"min({length}), max({length}) FROM {table} WHERE project_id = %s",
+            [project.pk],
+        )
+        quartiles, low, high = cursor.fetchone()
+        if low is None:
+            return None
+        thresholds = [q + 1 for q in quartiles]
+        cursor.execute(
+            f"SELECT width_bucket({length}, %s::int[]) AS b, count(*) FROM {table} "  # noqa: S608
+            f"WHERE project_id = %s AND {length} IS NOT NULL GROUP BY b",
+            [thresholds, project.pk],
+        )
+        counts = dict(cursor.fetchall())
+    labels = [f"{lo}-{hi}" for lo, hi in zip([low, *thresholds], [*quartiles, high], strict=True)]
+    return _Lengths(thresholds, labels, [(labels[b], counts[b]) for b in range(4) if counts.get(b)])
+
+
+def _item_values(project: Project, item_ids: Sequence[int], lengths: _Lengths | None) -> dict[str, dict[int, str]]:
+    """Per field, each of these items' slice value (text_length: its bucket's label)."""
+    out: dict[str, dict[int, str]] = defaultdict(dict)
+    if not item_ids:
+        return out
+    table = Item._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT i.id, e.key, coalesce(e.value, 'null') FROM {table} i "  # noqa: S608
+            "CROSS JOIN LATERAL jsonb_each_text(i.data) e "
+            "WHERE i.id = ANY(%s) AND jsonb_typeof(i.data) = 'object' AND e.key <> 'text'",
+            [list(item_ids)],
+        )
+        for item_id, key, value in cursor.fetchall():
+            out[key][item_id] = value
+        if lengths is not None:
+            cursor.execute(
+                f"SELECT id, length(data->>'text') FROM {table} WHERE id = ANY(%s)",  # noqa: S608
+                [list(item_ids)],
+            )
+            out[TEXT_LENGTH] = {i: lengths.label(n) for i, n in cursor.fetchall() if n is not None}
+    return out
+
+
+# --- the figures ---------------------------------------------------------------------------------
+
+
+def gold_answer_trials(project: Project, window: Window) -> list[Trial]:
+    """Members' answers to gold items since their gold_since (any time when unset), inside the window, each
+    scored against the gold value: one trial per answer."""
+    since = Membership.objects.filter(project_id=project.pk, user_id=OuterRef("annotator_id")).values("gold_since")
+    answers = (
+        Annotation.objects.filter(
+            item__project_id=project.pk, item__is_gold=True, item__final_label__source=FinalLabelSource.GOLD
+        )
+        .annotate(since=Subquery(since[:1]))
+        .filter(Q(since__isnull=True) | Q(created_at__gte=F("since")))
+    )
+    if window.start is not None:
+        answers = answers.filter(created_at__gte=window.start)
+    if window.end is not None:
+        answers = answers.filter(created_at__lt=window.end)
+    spans = project.task_type == TaskType.SPANS
+    fields = ["item_id", "value", "item__final_label__value", *(["item__data__text"] if spans else [])]
+    return [
+        (
+            row[0],
+            gold_answer_score(task_type=project.task_type, text=row[3] if spans else "", answer=row[1], gold=row[2]),
+        )
+        for row in answers.values_list(*fields)
+    ]
+
+
+class _ItemAlpha:
+    """Each rated item's share of the alpha's coincidences, so that any set (or resample) of items gives its
+    alpha from sums: alpha = 1 - (N - 1) * sum_i D_i / (n' D n), with D_i the item's observed disagreement
+    (sum over its units of c' D c / (m - 1)), n the pairable values per value summed over the items, N their
+    total and D the distance between values (nominal: 1 off the diagonal). This is the `krippendorff` package's
+    formula (alpha = 1 - sum(o * d) / sum(e * d)) written per item; tests compare it with alpha_from_counts."""
+
+    def __init__(self, ratings: Ratings) -> None:
+        counts = ratings.value_counts().astype(np.float64)
+        v = counts.shape[1]
+        self.distance = ratings.distance if ratings.distance is not None else 1.0 - np.eye(v)
+        m = counts.sum(axis=1)
+        pairable = m >= 2
+        observed = np.zeros(len(m))
+        observed[pairable] = np.einsum("uv,vw,uw->u", counts[pairable], self.distance, counts[pairable]) / (
+            m[pairable] - 1
+        )
+        counts[~pairable] = 0
+        n_items = len(ratings.item_ids)
+        self.observed = np.bincount(ratings.unit_item, weights=observed, minlength=n_items)
+        self.values = np.zeros((n_items, v))
+        np.add.at(self.values, ratings.unit_item, counts)
+        self.index = {int(item_id): i for i, item_id in enumerate(ratings.item_ids)}
+
+    def alphas(self, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Alpha per row of weights (draws x len(rows)) of the items at `rows`; nan where no value is pairable."""
+        observed = weights @ self.observed[rows]
+        n = weights @ self.values[rows]
+        total = n.sum(axis=1)
+        expected = np.einsum("bv,vw,bw->b", n, self.distance, n)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            alpha = 1.0 - (total - 1.0) * observed / expected
+        # one value only: zero expected disagreement, perfect agreement (agreement.alpha_from_counts's rule)
+        alpha[(expected == 0) & (total >= 2)] = 1.0
+        alpha[total < 2] = np.nan
+        return alpha
+
+
+def bootstrap_interval(
+    items: _ItemAlpha, rows: np.ndarray, seed: Sequence[int], draws: int = BOOTSTRAP_DRAWS
+) -> list[float | None]:
+    """The 95 % percentile interval of alpha over `draws` resamples (with replacement) of these rated items."""
+    k = len(rows)
+    if k < 2:
+        return [None, None]
+    rng = np.random.default_rng(list(seed))
+    block = max(1, _CHUNK // k)
+    alphas = []
+    for start in range(0, draws, block):
+        size = min(block, draws - start)
+        weights = rng.multinomial(k, np.full(k, 1.0 / k), size=size).astype(np.float64)
+        alphas.append(items.alphas(rows, weights))
+    values = np.concatenate(alphas)
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return [None, None]
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return [float(lo), float(hi)]
+
+
+def _flags(slices: list[tuple[float, int]], totals: tuple[float, int]) -> list[bool]:
+    """Per slice (successes, trials): significantly below the rest of the project (one-sided two-proportion
+    z-test, Holm over the tested slices, ALPHA)."""
+    from statsmodels.stats.multitest import multipletests  # type: ignore[import-untyped, unused-ignore]
+    from statsmodels.stats.proportion import proportions_ztest  # type: ignore[import-untyped, unused-ignore]
+
+    tested, pvalues = [], []
+    for i, (s, n) in enumerate(slices):
+        rest_s, rest_n = totals[0] - s, totals[1] - n
+        if n < 2 or rest_n < 2:
+            continue
+        pooled = (s + rest_s) / (n + rest_n)
+        if pooled <= 0.0 or pooled >= 1.0:
+            p = 1.0  # every trial alike: no difference to find (the test's variance is 0)
+        else:
+            _, p = proportions_ztest([s, rest_s], [n, rest_n], alternative="smaller")
+        tested.append(i)
+        pvalues.append(float(p))
+    flagged = [False] * len(slices)
+    if tested:
+        reject = multipletests(pvalues, alpha=ALPHA, method="holm")[0]
+        for i, r in zip(tested, reject, strict=True):
+            flagged[i] = bool(r)
+    return flagged
+
+
+def _sums(trials: list[Trial], values: dict[int, str]) -> tuple[dict[str, tuple[float, int]], tuple[float, int]]:
+    """Per slice value: (sum of scores, trials); and the project's totals."""
+    per: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+    for item_id, score in trials:
+        value = values.get(item_id)
+        if value is not None:
+            per[value][0] += score
+            per[value][1] += 1
+    return {k: (v[0], int(v[1])) for k, v in per.items()}, (float(sum(s for _, s in trials)), len(trials))
+
+
+def _field_rows(
+    project: Project,
+    field: str,
+    slices: list[tuple[str, int]],
+    values: dict[int, str],
+    items: _ItemAlpha,
+    ratings: Ratings,
+    gold: list[Trial],
+    model: list[Trial],
+) -> list[dict[str, Any]]:
+    counts = ratings.value_counts()
+    item_value = [values.get(int(i)) for i in ratings.item_ids]
+    unit_value = np.array(item_value, dtype=object)[ratings.unit_item] if len(ratings.unit_item) else np.array([])
+    gold_sums, gold_total = _sums(gold, values)
+    model_sums, model_total = _sums(model, values)
+    rows: list[dict[str, Any]] = []
+    for value, n in slices:
+        rated = np.array([i for i, v in enumerate(item_value) if v == value], dtype=np.int64)
+        agreement = None
+        ci: list[float | None] = [None, None]
+        if len(rated) >= 2:
+            agreement = alpha_from_counts(counts[unit_value == value], ratings.distance)
+            if agreement is not None:
+                seed = (SEED, project.pk, zlib.crc32(f"{field}\x00{value}".encode()))
+                ci = bootstrap_interval(items, rated, seed)
+        g = gold_sums.get(value, (0.0, 0))
+        m = model_sums.get(value, (0.0, 0))
+        gold_accuracy, gold_ci = wilson(*g)
+        model_accuracy, model_ci = wilson(*m)
+        rows.append(
+            {
+                "value": value,
+                "n": n,
+                "agreement": agreement,
+                "agreement_ci": ci,
+                "gold_accuracy": gold_accuracy,
+                "gold_ci": gold_ci,
+                "model_accuracy": model_accuracy,
+                "model_ci": model_ci,
+                "flagged": [],
+            }
+        )
+    for metric, sums, total in (("gold_accuracy", gold_sums, gold_total), ("model_accuracy", model_sums, model_total)):
+        flags = _flags([sums.get(value, (0.0, 0)) for value, _ in slices], total)
+        for row, flag in zip(rows, flags, strict=True):
+            if flag:
+                row["flagged"].append(metric)
+    return rows
+
+
+def slices_section(project: Project, window: Window) -> dict[str, Any]:
+    """The "slices" object of GET /api/projects/{id}/metrics (see the module docstring)."""
+    fields = _field_slices(project)
+    lengths = _length_buckets(project)
+    if lengths is not None:
+        fields[TEXT_LENGTH] = (False, lengths.slices)
+    if not fields:
+        return {}
+    ratings = load_ratings(project, window)
+    gold = gold_answer_trials(project, window)
+    active = active_version(project)
+    model = final_trials(project, window, active.version) if active is not None else []
+    ids = sorted({int(i) for i in ratings.item_ids} | {i for i, _ in gold} | {i for i, _ in model})
+    values = _item_values(project, ids, lengths)
+    items = _ItemAlpha(ratings)
+    return {
+        field: {
+            "truncated": truncated,
+            "rows": _field_rows(project, field, slices, values.get(field, {}), items, ratings, gold, model),
+        }
+        for field, (truncated, slices) in sorted(fields.items())
+    }
