@@ -6,9 +6,10 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from annotation.models import Annotation, Item, Job, Membership, Project
+from annotation.models import Annotation, Item, Job, Membership, Project, Review
 from annotation.models.project import ReviewPolicy, Role, Sampling, TaskType, UncertaintyMeasure
 from annotation.services.projects import PROJECT_FIELDS
 
@@ -140,16 +141,54 @@ class AnnotationInput(serializers.Serializer):
     accepted_suggestion = serializers.BooleanField(required=False, allow_null=True)
 
 
+def review_brief(review: Review | None) -> dict[str, Any] | None:
+    """A reviewer's verdict as the annotation's annotator reads it (annotation/apis/reviewing.py)."""
+    if review is None:
+        return None
+    return {
+        "verdict": review.verdict,
+        "comment": review.comment,
+        "reviewer": review.reviewer.get_username(),
+        "created_at": iso(review.created_at),
+    }
+
+
+class ReviewBriefOutput(serializers.Serializer):
+    verdict = serializers.CharField()
+    comment = serializers.CharField()
+    reviewer = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
 class AnnotationOutput(serializers.ModelSerializer):
     annotator = serializers.CharField(source="annotator.username")
     item = serializers.IntegerField(source="item_id")
+    # the latest reviewer verdict on it (a rejected annotation has counts = false), null before any review
+    review = serializers.SerializerMethodField()
 
     class Meta:
         model = Annotation
-        fields = ["id", "item", "annotator", "value", "lead_time_ms", "accepted_suggestion", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "item",
+            "annotator",
+            "value",
+            "lead_time_ms",
+            "accepted_suggestion",
+            "counts",
+            "review",
+            "created_at",
+            "updated_at",
+        ]
+
+    @extend_schema_field(ReviewBriefOutput(allow_null=True))
+    def get_review(self, obj: Annotation) -> dict[str, Any] | None:
+        reviews = list(obj.reviews.all())  # prefetched by the list selectors (reviews__reviewer), else one query
+        return review_brief(max(reviews, key=lambda r: r.pk) if reviews else None)
 
 
-def annotation_out(annotation: Annotation, username: str) -> dict[str, Any]:
+def annotation_out(annotation: Annotation, username: str, review: Review | None = None) -> dict[str, Any]:
+    """`review`: the annotation's latest Review, where the caller has it (a new annotation has none)."""
     return {
         "id": annotation.pk,
         "item": annotation.item_id,
@@ -157,6 +196,8 @@ def annotation_out(annotation: Annotation, username: str) -> dict[str, Any]:
         "value": annotation.value,
         "lead_time_ms": annotation.lead_time_ms,
         "accepted_suggestion": annotation.accepted_suggestion,
+        "counts": annotation.counts,
+        "review": review_brief(review),
         "created_at": iso(annotation.created_at),
         "updated_at": iso(annotation.updated_at),
     }
@@ -262,6 +303,8 @@ class ReviewOutput(serializers.Serializer):
     created_at = serializers.DateTimeField()
     item_status = serializers.CharField()
     final = serializers.JSONField(allow_null=True)
+    adjudication = serializers.BooleanField(help_text="The item now awaits a correction (after a reject).")
+    rejections = serializers.IntegerField(help_text="Reviewer rejections of the item so far.")
 
 
 class ReviewAnnotationOutput(serializers.Serializer):
@@ -272,7 +315,11 @@ class ReviewAnnotationOutput(serializers.Serializer):
     accepted_suggestion = serializers.BooleanField(allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
-    agreeing = serializers.IntegerField(help_text="Annotations of the item holding this value, this one included.")
+    agreeing = serializers.IntegerField(
+        help_text="Counting annotations of the item holding this value, this one included (0 for a rejected one)."
+    )
+    counts = serializers.BooleanField(help_text="False once a reviewer rejected it: shown, but out of the decision.")
+    review = ReviewBriefOutput(allow_null=True, help_text="The latest verdict on this annotation.")
 
 
 class ReviewNextOutput(serializers.Serializer):
@@ -280,3 +327,8 @@ class ReviewNextOutput(serializers.Serializer):
     annotations = ReviewAnnotationOutput(many=True)
     disagreement = serializers.BooleanField()
     waiting = serializers.IntegerField(help_text="Items of the project awaiting review, this one included.")
+    expires_at = serializers.DateTimeField(help_text="Your lease on this item: no other reviewer is handed it until.")
+    adjudication = serializers.BooleanField(
+        help_text="Rejected max_rejections times, or nobody is left to label it: only a correction decides it."
+    )
+    rejections = serializers.IntegerField()

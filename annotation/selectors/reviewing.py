@@ -1,53 +1,124 @@
-"""Reads for reviewers: the next item awaiting review with all its annotations side by side."""
+"""Reads for reviewers: the review queue's serving order, and an item in review with all its annotations.
+
+The lease on the queue (who is handed which item) is a state change: annotation/services/reviewing.py.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from typing import Any
 
-from django.db.models import Count, Max, QuerySet
+from django.db.models import Prefetch
 
-from annotation.models import Annotation, Item, Project
+from annotation.access import Capability, ProjectAccess
+from annotation.models import Annotation, Item, Project, Review
 from annotation.models.item import ItemStatus
+from annotation.models.project import Role
+
+# the gold accuracy below which an annotator's items are reviewed early, when the project sets no gold_pause_below
+LOW_GOLD_ACCURACY = 0.8
 
 
 @dataclass
 class ReviewTask:
     item: Item
-    annotations: list[Annotation]
-    disagreement: bool
+    annotations: list[Annotation]  # all of the item's annotations, rejected ones (counts = false) included
+    disagreement: bool  # the counting annotations hold more than one distinct value
     waiting: int  # items of the project in review, this one included
+    expires_at: datetime | None = None  # the reviewer's lease on the item
+    reviews: dict[int, Review] = field(default_factory=dict)  # annotation id -> its latest Review
 
 
-def review_queue(*, project: Project) -> QuerySet[Item]:
-    """The project's items awaiting review in serving order: disagreements first, then the oldest.
+def canonical(value: Any) -> str:
+    """Values are stored canonical (services/values.py), so equal values have equal JSON text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
-    An item's age is the time of its latest annotation (when it entered review); a disagreement is
-    an item whose annotations do not all hold the same value (values are stored canonical, so equal
-    labels compare equal as JSON).
-    """
-    return (
-        Item.objects.filter(project=project, status=ItemStatus.IN_REVIEW)
-        .annotate(
-            distinct_values=Count("annotations__value", distinct=True),
-            entered_review_at=Max("annotations__created_at"),
-        )
-        .order_by("-distinct_values", "entered_review_at", "id")
+
+# The serving order of the items in review (see docs/review.md), as ORDER BY keys over one item `i`, each from the
+# item's counting annotations (counts = true): disagreements first (more than one distinct value), then items whose
+# majority value differs from the model's suggestion (ties of the majority go to the earliest annotation's value),
+# then items labeled by an annotator whose gold accuracy is low (%(low)s: their user ids), then the oldest: the time
+# the item entered review, its latest annotation or review.
+REVIEW_ORDER = """
+    (SELECT count(DISTINCT a.value) FROM annotation_annotation a WHERE a.item_id = i.id AND a.counts) > 1 DESC,
+    COALESCE((SELECT a.value FROM annotation_annotation a WHERE a.item_id = i.id AND a.counts
+              GROUP BY a.value ORDER BY count(*) DESC, min(a.id) LIMIT 1) <> (i.prediction -> 'value'), false) DESC,
+    EXISTS (SELECT 1 FROM annotation_annotation a
+            WHERE a.item_id = i.id AND a.counts AND a.annotator_id = ANY(%(low)s::integer[])) DESC,
+    GREATEST((SELECT max(a.created_at) FROM annotation_annotation a WHERE a.item_id = i.id),
+             (SELECT max(r.created_at) FROM annotation_review r JOIN annotation_annotation a ON a.id = r.annotation_id
+              WHERE a.item_id = i.id)),
+    i.id
+"""
+
+# The items a reviewer may be handed: the project's items in review that no other reviewer holds a live lease on
+# and, unless the project lets reviewers review their own work, that the reviewer holds no counting annotation of.
+# %(skip)s: items to leave out (their lease turned out to be taken: services/reviewing.py).
+_CANDIDATES = """
+SELECT i.id FROM annotation_item i
+WHERE i.project_id = %(project)s::bigint AND i.status = 'in_review'
+  AND i.id <> ALL(%(skip)s::bigint[])
+  AND NOT EXISTS (SELECT 1 FROM annotation_reviewlease l
+                  WHERE l.item_id = i.id AND l.reviewer_id <> %(user)s::integer AND l.expires_at > %(now)s::timestamptz)
+  AND (%(own)s::boolean OR NOT EXISTS (SELECT 1 FROM annotation_annotation a
+                                       WHERE a.item_id = i.id AND a.annotator_id = %(user)s::integer AND a.counts))
+ORDER BY {order}
+LIMIT 1
+{lock}
+"""
+
+
+@cache
+def review_candidates_sql(*, lock: str) -> str:
+    """The candidate query (one row: the best item's id) with a locking clause, e.g. `FOR UPDATE OF i SKIP LOCKED`."""
+    return _CANDIDATES.format(order=REVIEW_ORDER, lock=lock)
+
+
+def low_gold_annotators(*, project: Project) -> list[int]:
+    """The user ids of the project's members whose gold accuracy (annotation/services/gold.py) is below the
+    project's gold_pause_below, or LOW_GOLD_ACCURACY when it sets none: their items are reviewed early."""
+    from annotation.services.gold import gold_scores
+
+    threshold = project.gold_pause_below if project.gold_pause_below is not None else LOW_GOLD_ACCURACY
+    return sorted(
+        user_id
+        for user_id, score in gold_scores(project=project).items()
+        if score.accuracy is not None and score.accuracy < threshold
     )
 
 
-def review_next_for_reviewer(*, project: Project) -> ReviewTask | None:
-    """The item a reviewer should look at next (see review_queue), or None when nothing awaits review.
+def annotating_roles(*, project: Project) -> list[str]:
+    """The membership roles that may annotate in the project (annotation.access decides)."""
+    return [role for role in Role.values if ProjectAccess(project=project, role=role).can(Capability.ANNOTATE)]
 
-    Nothing is leased: two reviewers may be shown the same item, and the second verdict answers 409.
-    """
-    queue = review_queue(project=project)
-    item = queue.first()
-    if item is None:
-        return None
-    annotations = list(Annotation.objects.filter(item_id=item.pk).select_related("annotator").order_by("id"))
+
+def review_waiting(*, project: Project) -> int:
+    return Item.objects.filter(project=project, status=ItemStatus.IN_REVIEW).count()
+
+
+def review_task(*, item_id: int, project: Project, expires_at: datetime | None = None) -> ReviewTask:
+    """An item in review with every annotation (annotator loaded) and each annotation's latest Review. Four queries."""
+    item = Item.objects.get(pk=item_id)
+    annotations = list(
+        Annotation.objects.filter(item_id=item_id)
+        .select_related("annotator")
+        .prefetch_related(Prefetch("reviews", queryset=Review.objects.select_related("reviewer").order_by("id")))
+        .order_by("id")
+    )
+    reviews = {}
+    for a in annotations:
+        mine = list(a.reviews.all())
+        if mine:
+            reviews[a.pk] = mine[-1]
+    counting = {canonical(a.value) for a in annotations if a.counts}
     return ReviewTask(
         item=item,
         annotations=annotations,
-        disagreement=item.distinct_values > 1,  # type: ignore[attr-defined]  # annotated by review_queue
-        waiting=Item.objects.filter(project=project, status=ItemStatus.IN_REVIEW).count(),
+        disagreement=len(counting) > 1,
+        waiting=review_waiting(project=project),
+        expires_at=expires_at,
+        reviews=reviews,
     )

@@ -80,6 +80,9 @@ def test_next_shows_the_item_with_all_annotations_side_by_side(tie_project, revi
         assert body["item"]["status"] == "in_review"
         assert body["disagreement"] is True
         assert body["waiting"] == 1
+        assert (body["adjudication"], body["rejections"]) == (False, 0)
+        assert body["expires_at"]  # leased to this reviewer (tests/annotation/test_review_loop.py)
+        assert [(x["counts"], x["review"]) for x in body["annotations"]] == [(True, None), (True, None)]
         assert [x["id"] for x in body["annotations"]] == [a.pk, b.pk]
         assert [x["value"] for x in body["annotations"]] == [{"label": "sports"}, {"label": "politics"}]
         assert [x["annotator"] for x in body["annotations"]] == [a.annotator.username, b.annotator.username]
@@ -216,26 +219,36 @@ def test_correct_canonicalizes_a_multilabel_value(manager):
     assert FinalLabel.objects.get(item=item).value == {"labels": ["a", "c"]}
 
 
-def test_reject_marks_the_item_rejected_and_nothing_serves_it_again(tie_project, reviewer_client, tie):
-    item, (a, _) = tie
+def test_reject_sends_the_item_back_to_the_queue_for_someone_else(tie_project, reviewer_client, tie):
+    """Rejecting one side of a tie (k = 2): that annotation stops counting, the item goes back to the labeling queue
+    with one slot free, never served to the rejected annotator (nor the other one); a new annotator's label decides
+    it by consensus (docs/review.md; the whole loop: tests/annotation/test_review_loop.py)."""
+    item, (a, b) = tie
     r = verdict(reviewer_client, a.pk, {"verdict": "reject", "comment": "text is not news"})
     assert r.status_code == 201, r.content
     body = r.json()
-    assert (body["item_status"], body["final"], body["verdict"]) == ("rejected", None, "reject")
-    assert status_of(item) == "rejected"
+    assert (body["item_status"], body["final"], body["verdict"]) == ("in_progress", None, "reject")
+    assert (body["adjudication"], body["rejections"]) == (False, 1)
+    assert status_of(item) == "in_progress"
     assert not FinalLabel.objects.filter(item=item).exists()
     assert Review.objects.get().comment == "text is not news"
-    # slot accounting is untouched: the item keeps its annotations and is out of every queue
+    # the rejected annotation is kept but no longer counts: one slot is free again
+    assert Annotation.objects.get(pk=a.pk).counts is False
+    assert Annotation.objects.get(pk=b.pk).counts is True
     row = Item.objects.get(pk=item.pk)
-    assert (row.annotation_count, row.lease_count) == (2, 0)
+    assert (row.annotation_count, row.lease_count, row.rejections) == (1, 0, 1)
     assert review_next(reviewer_client, tie_project).status_code == 204
+    assert next_item(client_for(a.annotator), tie_project).status_code == 204
+    assert next_item(client_for(b.annotator), tie_project).status_code == 204
     _, fresh = member(tie_project)
-    assert next_item(fresh, tie_project).status_code == 204
-    # a rejected item has no final value in the export
+    served = next_item(fresh, tie_project)
+    assert served.json()["id"] == item.pk
+    assert submit(fresh, item.pk, {"label": "politics"}).status_code == 201
+    assert status_of(item) == "approved"
     export = client_for(tie_project.memberships.get(role="manager").user).get(
         f"/api/projects/{tie_project.pk}/export?format=jsonl"
     )
-    assert b'"final": null' in b"".join(export.streaming_content)
+    assert b'"final": {"label": "politics"}' in b"".join(export.streaming_content)
 
 
 def test_after_approval_the_annotator_can_no_longer_edit(tie_project, reviewer_client, tie):
@@ -405,7 +418,7 @@ def test_concurrent_verdicts_on_one_item_one_wins_the_other_409():
         assert sorted(code for _, code in results) == [201, 409], results
         winner = next(v for v, code in results if code == 201)
         assert Review.objects.filter(annotation__item=item).count() == 1
-        assert status_of(item) == ("approved" if winner == "approve" else "rejected")
+        assert status_of(item) == ("approved" if winner == "approve" else "in_progress")
         assert FinalLabel.objects.filter(item=item).exists() is (winner == "approve")
         outcomes += results
     print("concurrent verdict outcomes:", outcomes)
