@@ -177,7 +177,8 @@ def test_auto_pause_after_enough_answers_below_the_threshold():
     assert Membership.objects.get(project=project, user=user).paused is True
 
     member = annotator_unpause(project=project, user_id=user.pk)
-    assert member.paused is False and member.gold_since is not None
+    assert member.paused is False
+    assert member.gold_since is not None
     assert gold_scores(project=project, user_ids=[user.pk]) == {}  # the count restarts
     assert gold_answer_check(project=project, user_id=user.pk) is False
 
