@@ -59,7 +59,7 @@ def _stats(project: Project, window: Window) -> dict[int, dict[str, Any]]:
         SELECT a.annotator_id,
                count(*),
                count(a.lead_time_ms),
-               sum(least(a.lead_time_ms, %(cap)s)),
+               sum(least(a.lead_time_ms, %(cap)s)) FILTER (WHERE a.lead_time_ms IS NOT NULL),  -- least() skips NULLs
                percentile_cont(0.5) WITHIN GROUP (ORDER BY a.lead_time_ms),
                count(*) FILTER (WHERE a.counts AND NOT i.is_gold AND f.value IS NOT NULL),
                count(*) FILTER (WHERE a.counts AND NOT i.is_gold AND f.value IS NOT NULL AND {final_equal}),
