@@ -110,20 +110,8 @@ def _sections(project: Project, window: Window) -> dict[str, Any]:
     from annotation.quality.agreement import agreement_section
     from annotation.quality.annotators import annotators_section, throughput_section
     from annotation.quality.model import learning_curve_section, live_section, model_section
-
-    try:  # TEMPORARY (development only): removed once slices.py and stopping.py land
-        from annotation.quality.slices import slices_section
-    except ImportError:
-
-        def slices_section(project: Project, window: Window) -> dict[str, Any]:
-            return {}
-
-    try:
-        from annotation.quality.stopping import stopping_section
-    except ImportError:
-
-        def stopping_section(project: Project) -> dict[str, Any]:
-            return {"kappa_history": [], "stable": False, "sample_size": None, "sentence": ""}
+    from annotation.quality.slices import slices_section
+    from annotation.quality.stopping import stopping_section
 
     return {
         "agreement": agreement_section(project, window),

@@ -15,15 +15,7 @@ from annotation.quality.annotators import annotators_section, throughput_section
 from annotation.quality.metrics import project_metrics
 from annotation.quality.model import learning_curve_section, live_section, model_section
 from annotation.quality.slices import slices_section
-
-try:  # TEMPORARY until stopping.py lands
-    from annotation.quality.stopping import stopping_section
-except ImportError:
-
-    def stopping_section(project):
-        return {"kappa_history": [], "stable": False, "sample_size": None, "sentence": ""}
-
-
+from annotation.quality.stopping import stopping_section
 from annotation.quality.window import ALL, Window
 from tests.conftest import add_member, client_for, make_user
 from tests.quality.helpers import DAY0, annotate, days, final, items, project_with, users
