@@ -179,6 +179,11 @@ test("model tables: versions, per-label F1 over the union of labels, confusion i
   assert.deepEqual(confusionOf({ a: { a: 2, b: 1 }, b: { b: 3 } }), { labels: ["a", "b"], matrix: [[2, 1], [0, 3]] });
   assert.equal(confusionOf(null), null);
   assert.equal(confusionOf({}), null);
+  // the project's label order first (jsonb hands objects back sorted by key)
+  assert.deepEqual(perLabelF1Table(METRICS.model, ["other", "ham", "spam"]).columns.map((c) => c.label), ["Version", "other", "ham", "spam"]);
+  // multilabel: one 2x2 matrix per label
+  const ml = confusionTable({ model_version: 3, confusion: { a: [[5, 1], [2, 3]], b: [[9, 0], [0, 2]] } });
+  assert.equal(tableCsv(ml), "Label,True negatives,False positives,False negatives,True positives\r\na,5,1,2,3\r\nb,9,0,0,2\r\n");
   const cm = confusionTable(METRICS.model[0]);
   assert.equal(tableCsv(cm), "True label,Predicted spam,Predicted ham\r\nspam,3,2\r\nham,1,4\r\n");
 });

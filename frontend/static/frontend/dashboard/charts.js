@@ -65,8 +65,8 @@ export function goldChart(annotators) {
   };
 }
 
-export function perLabelF1Chart(model) {
-  const labels = modelLabels(model);
+export function perLabelF1Chart(model, order = []) {
+  const labels = modelLabels(model, order);
   const versions = [...(model || [])].sort((a, b) => a.model_version - b.model_version);
   return {
     type: "bar",
@@ -144,15 +144,18 @@ export function liveChart(live) {
     data: {
       labels: parts.map(([name]) => name),
       datasets: [
-        { type: "bar", label: "95 % interval", data: parts.map(([, p]) => ci(p)), backgroundColor: "#9dbcf0", barPercentage: 0.4 },
+        // a higher `order` is drawn first: the intervals under the points
+        { type: "bar", label: "95 % interval", data: parts.map(([, p]) => ci(p)), backgroundColor: "#9dbcf0", barPercentage: 0.4, order: 2 },
         {
           type: "line",
+          order: 1,
           label: "accuracy",
           data: parts.map(([, p]) => plot(p.accuracy)),
           showLine: false,
-          pointRadius: 6,
-          borderColor: COLORS[0],
-          backgroundColor: COLORS[0],
+          pointRadius: 7,
+          pointStyle: "rectRot",
+          borderColor: "#1b1b1b",
+          backgroundColor: "#1b1b1b",
         },
       ],
     },

@@ -83,8 +83,8 @@ function modelPanel(m, ctx, empty) {
   const model = m.model;
   const nodes = [tableBlock(modelTable(model), ctx.project)];
   nodes.push(make("h3", null, "F1 per label"));
-  nodes.push(chartBlock("F1 per label and version", perLabelF1Chart(model)));
-  nodes.push(tableBlock(perLabelF1Table(model), ctx.project));
+  nodes.push(chartBlock("F1 per label and version", perLabelF1Chart(model, ctx.labels)));
+  nodes.push(tableBlock(perLabelF1Table(model, ctx.labels), ctx.project));
 
   const version = detailVersion(model, ctx.modelVersion);
   const pick = make("p", "version-pick");
@@ -158,13 +158,14 @@ function slicesPanel(m, ctx, empty) {
 function stoppingPanel(m, ctx, empty) {
   const s = m.stopping || {};
   const nodes = [];
-  if (s.sentence) {
+  const sentence = s.sentence ? s.sentence.charAt(0).toUpperCase() + s.sentence.slice(1) : "";
+  if (empty.stopping) {
+    // no history yet: the server's sentence says what is missing, else the page's own note
+    nodes.push(emptyNote(sentence || empty.stopping));
+  } else {
     const p = make("p", `stopping-sentence ${s.stable ? "stable" : "unstable"}`);
-    p.append(make("strong", null, s.stable ? "Stable. " : "Still changing. "), s.sentence);
+    p.append(make("strong", null, s.stable ? "Stable. " : "Still changing. "), sentence || `kappa ${coef(s.kappa_history.at(-1).kappa)}.`);
     nodes.push(p);
-  }
-  if (empty.stopping) nodes.push(emptyNote(empty.stopping));
-  else {
     nodes.push(figures([["Sample size", count(s.sample_size)]]));
     nodes.push(chartBlock("Kappa between successive versions", stoppingChart(s)));
     nodes.push(tableBlock(stoppingTable(s), ctx.project));

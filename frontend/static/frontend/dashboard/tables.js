@@ -107,15 +107,18 @@ export function modelTable(model) {
   };
 }
 
-/** The labels of every version's per-label F1, in first-seen order (a version may lack a label). */
-export function modelLabels(model) {
+/**
+ * The labels of every version's per-label F1 (a version may lack a label): those of `order` (the project's
+ * labels) first, in that order, then the others as first seen (JSON objects from jsonb come back sorted by key).
+ */
+export function modelLabels(model, order = []) {
   const seen = [];
   for (const v of model || []) for (const label of Object.keys(v.per_label_f1 || {})) if (!seen.includes(label)) seen.push(label);
-  return seen;
+  return [...order.filter((l) => seen.includes(l)), ...seen.filter((l) => !order.includes(l))];
 }
 
-export function perLabelF1Table(model) {
-  const labels = modelLabels(model);
+export function perLabelF1Table(model, order = []) {
+  const labels = modelLabels(model, order);
   return {
     id: "model-per-label-f1",
     caption: "F1 per label and version",
@@ -156,7 +159,28 @@ export function confusionOf(confusion, fallbackLabels = []) {
   return { labels, matrix: labels.map((t) => labels.map((p) => (confusion[t] || {})[p] ?? 0)) };
 }
 
+/** A multilabel confusion: {label: [[tn, fp], [fn, tp]]} (scikit-learn's multilabel_confusion_matrix per label). */
+export function isPerLabelConfusion(confusion) {
+  const values = confusion && !Array.isArray(confusion) && !Array.isArray(confusion.matrix) ? Object.values(confusion) : [];
+  return values.length > 0 && values.every((m) => Array.isArray(m) && m.length === 2 && m.every((r) => Array.isArray(r) && r.length === 2));
+}
+
 export function confusionTable(version, fallbackLabels = []) {
+  const v = version ? version.model_version : "";
+  if (isPerLabelConfusion(version && version.confusion)) {
+    return {
+      id: `model-v${v}-confusion`,
+      caption: `Confusion of v${v} per label (multilabel: each label against its absence)`,
+      columns: [
+        col("Label", (r) => r.label),
+        numCol("True negatives", (r) => r.m[0][0], count),
+        numCol("False positives", (r) => r.m[0][1], count),
+        numCol("False negatives", (r) => r.m[1][0], count),
+        numCol("True positives", (r) => r.m[1][1], count),
+      ],
+      rows: Object.entries(version.confusion).map(([label, m]) => ({ label, m })),
+    };
+  }
   const cm = confusionOf(version && version.confusion, fallbackLabels);
   const labels = cm ? cm.labels : [];
   return {
