@@ -408,3 +408,107 @@ def test_unstorable_json_skipped_under_on_error_skip(project, manager_client):
     assert job["status"] == "succeeded", job
     assert job["result"]["created"] == 1
     assert [e["line"] for e in job["result"]["errors"]] == [2]
+
+
+# ------------------------------------------------------------------ gold values (issue 13)
+
+
+def gold_rows(project):
+    from annotation.models import FinalLabel
+
+    items = Item.objects.filter(project=project).order_by("id")
+    finals = dict(FinalLabel.objects.filter(item__project=project).values_list("item__external_id", "value"))
+    sources = set(FinalLabel.objects.filter(item__project=project).values_list("source", flat=True))
+    assert sources <= {"gold"}
+    return [(i.external_id, i.is_gold, i.status, finals.get(i.external_id)) for i in items]
+
+
+def test_jsonl_gold_rows_become_gold_items(project, manager_client, settings, monkeypatch):
+    import annotation.services.importing as importing
+
+    settings.TANDEM_IMPORT_BATCH_SIZE = 2  # gold rows in several batches
+    monkeypatch.setattr(importing, "_progress", lambda job_id, done: None)  # published on another connection
+    data = jsonl(
+        {"external_id": "g1", "text": "one", "gold": {"label": "tech"}},
+        {"external_id": "n1", "text": "two"},
+        {"external_id": "n2", "text": "three", "gold": None},
+        {"external_id": "g2", "text": "four", "gold": {"label": "sports"}, "label": "politics", "src": "x"},
+        {"external_id": "g3", "text": "five", "gold": {"label": "politics"}},
+    )
+    job = run_import(manager_client, project, file=data, name="gold.jsonl")
+    assert job["status"] == "succeeded", job
+    assert (job["result"]["created"], job["result"]["gold"]) == (5, 3)
+    assert gold_rows(project) == [
+        ("g1", True, "approved", {"label": "tech"}),
+        ("n1", False, "open", None),
+        ("n2", False, "open", None),
+        ("g2", True, "approved", {"label": "sports"}),  # the gold wins over a `label` beside it
+        ("g3", True, "approved", {"label": "politics"}),
+    ]
+    g2 = Item.objects.get(project=project, external_id="g2")
+    assert g2.data == {"text": "four", "label": "politics", "src": "x"}  # `gold` is not kept in the data
+
+
+def test_csv_gold_column(project, manager_client):
+    data = b'external_id,text,gold\nc1,hello,tech\nc2,world,\nc3,again,"{""label"": ""sports""}"\n'
+    job = run_import(manager_client, project, file=data, name="items.csv")
+    assert job["status"] == "succeeded", job
+    assert job["result"]["gold"] == 2
+    assert gold_rows(project) == [
+        ("c1", True, "approved", {"label": "tech"}),
+        ("c2", False, "open", None),
+        ("c3", True, "approved", {"label": "sports"}),
+    ]
+    assert Item.objects.get(project=project, external_id="c2").data == {"text": "world"}
+
+
+def test_multilabel_and_span_gold():
+    from tests.conftest import make_project
+
+    owner = make_user()
+    client = client_for(owner)
+    ml = make_project(owner, task_type="multilabel", labels=["a", "b", "c"])
+    data = b'text,gold\nx,"{""labels"": [""c"", ""a""]}"\n'
+    assert run_import(client, ml, file=data, name="m.csv")["status"] == "succeeded"
+    assert gold_rows(ml)[0][3] == {"labels": ["a", "c"]}  # canonical order
+    errors = import_rejected(client, ml, file=b"text,gold\ny,a\n", name="m.csv")  # a bare name is single-label only
+    assert [(e["line"], e["field"]) for e in errors] == [(2, "gold")]
+
+    sp = make_project(owner, task_type="spans", labels=["PER"])
+    good = {"text": "Ada", "gold": {"spans": [{"start": 0, "end": 3, "label": "PER"}]}}
+    bad = {"text": "Bob", "gold": {"spans": [{"start": 0, "end": 9, "label": "PER"}]}}
+    errors = import_rejected(client, sp, file=jsonl(good, bad), name="s.jsonl")
+    assert [(e["line"], e["field"]) for e in errors] == [(2, "gold.spans[0].end")]
+    assert run_import(client, sp, file=jsonl(good), name="s.jsonl")["result"]["gold"] == 1
+
+
+def test_bad_gold_rows_are_row_errors(project, manager_client):
+    data = jsonl(
+        {"text": "ok", "gold": {"label": "tech"}},
+        {"text": "unknown label", "gold": {"label": "cooking"}},
+        {"text": "not an object", "gold": "tech"},
+        {"text": "wrong key", "gold": {"labels": ["tech"]}},
+    )
+    errors = import_rejected(manager_client, project, file=data, name="g.jsonl")
+    assert [(e["line"], e["field"]) for e in errors] == [(2, "gold.label"), (3, "gold"), (4, "gold"), (4, "gold.label")]
+    csv_errors = import_rejected(manager_client, project, file=b'text,gold\na,"{oops"\nb,cooking\n', name="g.csv")
+    assert [(e["line"], e["field"]) for e in csv_errors] == [(2, "gold"), (3, "gold.label")]
+
+    job = run_import(manager_client, project, file=data, name="g.jsonl", query="?on_error=skip")
+    assert (job["result"]["created"], job["result"]["gold"], job["result"]["error_count"]) == (
+        1,
+        1,
+        4,
+    )  # errors, not rows
+    assert gold_rows(project) == [(Item.objects.get(project=project).external_id, True, "approved", {"label": "tech"})]
+
+
+def test_reimport_with_gold_leaves_existing_items_alone(project, manager_client):
+    run_import(manager_client, project, rows=[{"external_id": "k", "text": "t"}])
+    job = run_import(
+        manager_client,
+        project,
+        rows=[{"external_id": "k", "text": "t", "gold": {"label": "tech"}}, {"external_id": "m", "text": "u"}],
+    )
+    assert (job["result"]["created"], job["result"]["duplicates"], job["result"]["gold"]) == (1, 1, 0)
+    assert gold_rows(project) == [("k", False, "open", None), ("m", False, "open", None)]
