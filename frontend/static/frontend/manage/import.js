@@ -32,6 +32,7 @@ export function importPage(root) {
     const result = job.result || {};
     $("import-created").textContent = result.created ?? 0;
     $("import-duplicates").textContent = result.duplicates ?? 0;
+    $("import-gold").textContent = result.gold ?? 0;
     $("import-error-count").textContent = result.error_count ?? (result.errors || []).length;
     const rowsBody = $("import-error-rows");
     rowsBody.textContent = "";
