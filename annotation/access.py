@@ -59,6 +59,9 @@ class ProjectAccess:
 
     project: Project
     role: str
+    # the member is paused by the gold auto-pause (Membership.paused): `next` refuses them (read by
+    # project_access in its one statement; False where the membership was not read)
+    paused: bool = False
 
     def can(self, capability: Capability) -> bool:
         return self.role == STAFF or self.role in _GRANTS[capability]
@@ -112,20 +115,24 @@ def project_access_of(*, user: Any, project: Project, member_role: str | None) -
 
 
 def project_access(*, user: Any, project_id: int | str, capability: Capability = Capability.VIEW) -> ProjectAccess:
-    """The user's access to the project, with `capability` required (404 / 403 as the module says). One query."""
+    """The user's access to the project, with `capability` required (404 / 403 as the module says), and whether
+    the member is paused (`paused`). One query."""
     row = fetchone_prepared(
         "tandem_project_access",
-        f"SELECT {columns(Project, 'p')}, m.role FROM annotation_project p "  # noqa: S608 - column names only
+        f"SELECT {columns(Project, 'p')}, m.role, m.paused FROM annotation_project p "  # noqa: S608 - column names only
         "LEFT JOIN annotation_membership m ON m.project_id = p.id AND m.user_id = %(user)s::integer "
         "WHERE p.id = %(project)s::bigint",
         {"user": user.pk, "project": int(project_id)},
     )
-    return access_decide(
+    access = access_decide(
         user=user,
-        project=None if row is None else load(Project, row[:-1]),
-        member_role=None if row is None else row[-1],
+        project=None if row is None else load(Project, row[:-2]),
+        member_role=None if row is None else row[-2],
         capability=capability,
     )
+    if row is not None and row[-1]:
+        return ProjectAccess(project=access.project, role=access.role, paused=True)
+    return access
 
 
 def item_access(*, user: Any, item_id: int | str, capability: Capability = Capability.VIEW) -> ItemAccess:

@@ -66,7 +66,10 @@ def label(request: HttpRequest, pk: int) -> HttpResponse:
         "user": request.user.pk,
     }
     progress = {
-        "done": Annotation.objects.filter(item__project=project, annotator_id=request.user.pk).count(),
+        # gold answers are not progress (gold items stand outside the queue and must not stand out)
+        "done": Annotation.objects.filter(
+            item__project=project, annotator_id=request.user.pk, item__is_gold=False
+        ).count(),
         "left": items_left_by_project(user=request.user, project_ids=[project.pk]).get(project.pk, 0),
     }
     config["progress"] = progress

@@ -1,10 +1,13 @@
 """Raw model output -> the REST `prediction` shape, and the queue priority it gives an item.
 
 Pure numpy (no torch, no Django). The shape (DESIGN.md):
-    {"model_version", "value", "probabilities": {label: p}, "uncertainty",
+    {"model_version", "kind", "value", "confidence", "probabilities": {label: p}, "uncertainty",
      "scores": {"least_confidence", "margin", "entropy"}}
-`value` is an annotation value; `uncertainty` is the score the project's measure picks (higher = less
-sure). Multilabel: the three scores of each label's yes/no distribution, averaged over labels (the
+`value` is an annotation value; `kind` the version's kind ("zero_shot" | "fine_tuned": the labeling page never
+pre-selects a zero-shot suggestion); `confidence` the model's probability for `value` as a whole: the predicted
+label's for a classification, the mean of the chosen labels' probabilities (of 1 - p over every label when
+none is chosen) for multilabel, null for spans (each span carries its own score); `uncertainty` is the score
+the project's measure picks (higher = less sure). Multilabel: the three scores of each label's yes/no distribution, averaged over labels (the
 per-label binary entropy aggregated by mean; the max is kept as "entropy_max"). Spans: the scores of
 each token's BIO distribution, averaged over tokens (and "entropy_max" over tokens).
 """
@@ -60,7 +63,9 @@ class Scored(NamedTuple):
     uncertainty: float  # unrounded score of the project's measure
 
 
-def score(raw: RawPrediction, *, task_type: str, labels: Sequence[str], measure: str, model_version: int) -> Scored:
+def score(
+    raw: RawPrediction, *, task_type: str, labels: Sequence[str], measure: str, model_version: int, kind: str
+) -> Scored:
     """The REST prediction for one item and its exact scores. Rounding is for the JSON only: ranked by
     6-decimal values, the many confident items tie and the queue would fall back to id order among them,
     and two-class measures that rank alike (1 - p_max, 2 (1 - p_max), entropy) would break ties apart."""
@@ -69,12 +74,15 @@ def score(raw: RawPrediction, *, task_type: str, labels: Sequence[str], measure:
     if task_type == "classification":
         scores = {name: float(values[0]) for name, values in u.classification_scores(p[None, :]).items()}
         value: dict[str, Any] = {"label": labels[int(p.argmax())]}
+        confidence: float | None = float(p.max())
     elif task_type == "multilabel":
         yes_no = np.stack([p, 1.0 - p], axis=1)  # each label's binary distribution
         per_label = u.classification_scores(yes_no)
         scores = {name: float(values.mean()) for name, values in per_label.items()}
         extra["entropy_max"] = float(per_label["entropy"].max())
         value = {"labels": [name for name, q in zip(labels, p, strict=True) if q >= 0.5]}
+        chosen = p >= 0.5
+        confidence = float(p[chosen].mean()) if chosen.any() else float((1.0 - p).mean()) if len(p) else None
     elif task_type == "spans":
         m = np.asarray(raw.marginals, dtype=np.float64)
         if m.ndim == 2 and m.shape[0] > 0:
@@ -84,13 +92,16 @@ def score(raw: RawPrediction, *, task_type: str, labels: Sequence[str], measure:
         else:
             scores = {name: 0.0 for name in MEASURES}
         value = {"spans": decode_spans(raw.tags, m, np.asarray(raw.offsets))}
+        confidence = None
     else:
         raise ValueError(f"unknown task type {task_type!r}")
     if measure not in MEASURES:
         raise ValueError(f"unknown uncertainty measure {measure!r}")
     contract = {
         "model_version": model_version,
+        "kind": kind,
         "value": value,
+        "confidence": None if confidence is None else _r(confidence),
         "probabilities": {name: _r(q) for name, q in zip(labels, p, strict=True)},
         "uncertainty": _r(scores[measure]),
         "scores": {name: _r(v) for name, v in {**scores, **extra}.items()},

@@ -25,7 +25,7 @@ from annotation.exceptions import Forbidden, InvalidInput, NotFound
 from annotation.selectors.items import BLIND_REFUSED, item_list
 from annotation.selectors.labeling import annotation_list_for_item
 from annotation.services.gold import gold_clear, gold_set
-from annotation.services.queue import MAX_EXCLUDE, item_next_for_annotator
+from annotation.services.queue import MAX_EXCLUDE, item_next_for_annotator, suggestion_preselect
 from annotation.services.submitting import annotation_submit, annotation_update, item_skip
 
 MAX_BIGINT = 2**63 - 1  # item ids are bigint: a larger ?exclude= id is refused, never sent to the database
@@ -157,11 +157,19 @@ class ProjectNextApi(APIView):
         responses={200: OpenApiTypes.OBJECT, 204: None},
     )
     def get(self, request: Request, pk: int) -> Response:
-        project = project_access(user=request.user, project_id=pk, capability=Capability.ANNOTATE).project
+        access = project_access(user=request.user, project_id=pk, capability=Capability.ANNOTATE)
+        if access.paused:
+            raise Forbidden(
+                "You are paused in this project: your answers on the quality-check items fell below the "
+                "project's threshold. A manager can un-pause you.",
+                extra={"paused": True},
+            )
+        project = access.project
         nxt = item_next_for_annotator(project=project, user=request.user, exclude=_exclude_ids(request))
         if nxt is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(next_out(nxt.item, nxt.expires_at))
+        preselect = suggestion_preselect(suggestion=nxt.suggestion, min_confidence=project.preselect_min_confidence)
+        return Response(next_out(nxt.item, nxt.expires_at, preselect=preselect))
 
 
 def _idempotency_key(request: Request) -> str | None:

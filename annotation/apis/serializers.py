@@ -248,13 +248,18 @@ class BlindItemOutput(serializers.ModelSerializer):
         fields = ["id", "external_id", "data", "created_at"]
 
 
-def next_out(item: Item, expires_at) -> dict[str, Any]:
+def next_out(item: Item, expires_at, *, preselect: bool = False) -> dict[str, Any]:
+    """The `next` answer. A gold item looks like any other: its status (approved) is shown as `open`.
+    `prediction.preselect`: whether the page may pre-select the suggestion (services.queue.suggestion_preselect)."""
+    prediction = item.prediction
+    if prediction is not None:
+        prediction = {**prediction, "preselect": preselect}
     return {
         "id": item.pk,
         "external_id": item.external_id,
         "data": item.data,
-        "status": item.status,
-        "prediction": item.prediction,
+        "status": "open" if item.is_gold else item.status,
+        "prediction": prediction,
         "assignment": {"expires_at": iso(expires_at)},
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,22 +26,25 @@ MAX_EXCLUDE = 5
 class NextItem:
     item: Item
     expires_at: datetime
+    # the suggestion recorded on the lease (Assignment.suggestion): {"model_version", "kind", "value",
+    # "confidence"}, None without a prediction
+    suggestion: dict[str, Any] | None = None
 
 
 _PG_NEXT = """
 WITH mine AS (
-    -- the user's live lease on an item still in the queue (an item decided while leased is not served)
-    SELECT a.item_id, a.expires_at FROM annotation_assignment a JOIN annotation_item li ON li.id = a.item_id
+    -- the user's live lease on an item still in the queue (an item decided while leased is not served), or
+    -- on a gold item (approved, and served all the same)
+    SELECT a.item_id, a.expires_at, a.suggestion FROM annotation_assignment a JOIN annotation_item li ON li.id = a.item_id
     WHERE a.user_id = %(user)s::integer AND a.project_id = %(project)s::bigint AND a.expires_at > %(now)s::timestamptz
-      AND a.item_id <> ALL (%(exclude)s::bigint[]) AND li.status IN ('open', 'in_progress')
+      AND a.item_id <> ALL (%(exclude)s::bigint[]) AND (li.status IN ('open', 'in_progress') OR li.is_gold)
     ORDER BY a.created_at LIMIT 1
 ),
 pick AS (
-    SELECT i.id FROM annotation_item i
+    SELECT i.id, i.prediction FROM annotation_item i
     WHERE NOT EXISTS (SELECT 1 FROM mine)
-      AND i.project_id = %(project)s::bigint AND i.status IN ('open', 'in_progress')
+      AND i.project_id = %(project)s::bigint AND {candidates}
       AND i.id <> ALL (%(exclude)s::bigint[])
-      AND (i.annotation_count + i.lease_count < %(k)s::integer OR i.lease_expires_at <= %(now)s::timestamptz)
       AND NOT EXISTS (SELECT 1 FROM annotation_annotation a
                       WHERE a.item_id = i.id AND a.annotator_id = %(user)s::integer OFFSET 0)
       AND NOT EXISTS (SELECT 1 FROM annotation_skip s
@@ -56,10 +60,14 @@ reclaimed AS (
     RETURNING 1
 ),
 lease AS (
-    INSERT INTO annotation_assignment (item_id, user_id, project_id, created_at, expires_at)
-    SELECT pick.id, %(user)s::integer, %(project)s::bigint, %(now)s::timestamptz, %(expires)s::timestamptz FROM pick
-    ON CONFLICT (item_id, user_id) DO UPDATE SET created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
-    RETURNING (xmax = 0) AS inserted
+    -- the lease records the suggestion served with the item (the submit copies it onto the annotation)
+    INSERT INTO annotation_assignment (item_id, user_id, project_id, created_at, expires_at, suggestion)
+    SELECT pick.id, %(user)s::integer, %(project)s::bigint, %(now)s::timestamptz, %(expires)s::timestamptz,
+           {suggestion}
+    FROM pick
+    ON CONFLICT (item_id, user_id) DO UPDATE SET created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at,
+                                                suggestion = EXCLUDED.suggestion
+    RETURNING (xmax = 0) AS inserted, suggestion
 ),
 taken AS (
 UPDATE annotation_item i SET
@@ -75,15 +83,37 @@ UPDATE annotation_item i SET
                     WHERE a.item_id = i.id AND a.expires_at > %(now)s::timestamptz AND a.user_id <> %(user)s::integer))
     END
 FROM pick WHERE i.id = pick.id
-RETURNING {columns}, %(expires)s::timestamptz
+RETURNING {columns}, %(expires)s::timestamptz, (SELECT suggestion FROM lease)
 )
 {final}
 """
 
-# the rows of _PG_NEXT: the live lease's item, else the item just leased (each with the lease's expiry)
-_NEXT_ROWS = """SELECT {columns}, mine.expires_at FROM mine JOIN annotation_item i ON i.id = mine.item_id
+# the rows of _PG_NEXT: the live lease's item, else the item just leased (each with the lease's expiry and
+# recorded suggestion)
+_NEXT_ROWS = """SELECT {columns}, mine.expires_at, mine.suggestion FROM mine JOIN annotation_item i ON i.id = mine.item_id
 UNION ALL
 SELECT * FROM taken"""
+
+# The suggestion a lease records, from the picked item's prediction (modelsvc/scoring.py's contract):
+# {"model_version", "kind", "value", "confidence"}. Items pre-labeled before the contract carried "kind" and
+# "confidence" count as zero-shot (never pre-selected); their confidence is the predicted label's
+# probability for a classification, else unknown (null).
+_SUGGESTION = """CASE WHEN jsonb_typeof(pick.prediction -> 'value') = 'object' THEN jsonb_build_object(
+    'model_version', pick.prediction -> 'model_version',
+    'kind', COALESCE(pick.prediction -> 'kind', '"zero_shot"'::jsonb),
+    'value', pick.prediction -> 'value',
+    'confidence', COALESCE(pick.prediction -> 'confidence',
+                           pick.prediction -> 'probabilities' -> (pick.prediction -> 'value' ->> 'label'),
+                           'null'::jsonb)) END"""
+
+# the candidates of a normal pick: items still needing annotations with a free slot
+_QUEUE_CANDIDATES = """i.status IN ('open', 'in_progress')
+      AND (i.annotation_count + i.lease_count < %(k)s::integer OR i.lease_expires_at <= %(now)s::timestamptz)"""
+# the candidates of a gold pick: gold items, outside the overlap (every annotator may answer each once)
+_GOLD_CANDIDATES = "i.is_gold AND i.status = 'approved'"
+
+# the gold statement's serving order: import order among the gold items this user has not answered
+_GOLD_ORDER = ("gold", "", "i.id")
 
 # sampling -> [(name, extra WHERE, ORDER BY)], tried in turn
 _PG_ORDERS = {
@@ -93,19 +123,24 @@ _PG_ORDERS = {
 }
 
 
-def _next_statement(*, sampling: str, wait: bool, params: dict[str, Any]) -> NextItem | None:
-    """One statement per serving order of the sampling (so one implicit transaction each): the user's oldest
-    live lease outside `exclude` if any; else lock the best candidate outside `exclude`, reclaim its expired
-    leases, upsert this user's lease and set the item's lease columns."""
-    for name, where, order in _PG_ORDERS[Sampling(sampling)]:
+def _next_statement(*, orders: Sequence[tuple[str, str, str]], wait: bool, params: dict[str, Any]) -> NextItem | None:
+    """One statement per serving order (so one implicit transaction each): the user's oldest live lease
+    outside `exclude` if any; else lock the best candidate outside `exclude`, reclaim its expired leases,
+    upsert this user's lease (with the suggestion served) and set the item's lease columns."""
+    for name, where, order in orders:
         row = fetchone_prepared(
             f"tandem_next_{name}_{'wait' if wait else 'skip'}",
-            _next_sql(where=where, order=order, wait=wait),
+            _next_sql(gold=name == _GOLD_ORDER[0], where=where, order=order, wait=wait),
             params,
             prefix=_lease_commit_prefix(),
         )
         if row is not None:
-            return NextItem(item=load(Item, row[:-1]), expires_at=row[-1])
+            suggestion = row[-1]
+            return NextItem(
+                item=load(Item, row[:-2]),
+                expires_at=row[-2],
+                suggestion=json.loads(suggestion) if isinstance(suggestion, str) else suggestion,
+            )
     return None
 
 
@@ -118,14 +153,26 @@ def _lease_commit_prefix() -> str:
 
 
 @cache
-def _next_sql(*, where: str, order: str, wait: bool) -> str:
+def _next_sql(*, gold: bool, where: str, order: str, wait: bool) -> str:
     return _PG_NEXT.format(
+        candidates=_GOLD_CANDIDATES if gold else _QUEUE_CANDIDATES,
+        suggestion=_SUGGESTION,
         where=where,
         order=order,
         wait="" if wait else "SKIP LOCKED",
         columns=columns(Item, "i"),
         final=_NEXT_ROWS.format(columns=columns(Item, "i")),
     )
+
+
+def suggestion_preselect(*, suggestion: dict[str, Any] | None, min_confidence: float) -> bool:
+    """Whether a served suggestion may be pre-selected on the labeling page (issue 13 point 5, the one rule):
+    never a zero-shot model's (its confidence is uncalibrated), a trained version's only when its confidence
+    is at least the project's preselect_min_confidence. Otherwise it is shown and nothing is chosen."""
+    if not suggestion or suggestion.get("kind") != "fine_tuned":
+        return False
+    confidence = suggestion.get("confidence")
+    return isinstance(confidence, int | float) and confidence >= min_confidence
 
 
 def item_next_for_annotator(*, project: Project, user: Any, exclude: Sequence[int] = ()) -> NextItem | None:
@@ -140,6 +187,11 @@ def item_next_for_annotator(*, project: Project, user: Any, exclude: Sequence[in
     `exclude` (at most MAX_EXCLUDE item ids, e.g. the item on the expert's screen while the client
     prefetches the next one): those items are neither returned from the user's live leases nor leased
     anew, and their leases are left as they are. A user so holds at most 1 + len(exclude) leases.
+
+    Gold: with probability project.gold_rate (drawn here, so a rate of 0 costs nothing), a gold item this user
+    has neither answered nor skipped is tried first (the same statement over the gold items; the lease is an
+    ordinary Assignment). When none is left, the normal queue serves. When the normal queue is empty, nothing
+    is served (None), even if gold items are left: a gold item served after "nothing left" would stand out.
     The caller has checked the user's access (annotation.access).
     """
     ids = sorted({int(i) for i in exclude})
@@ -154,6 +206,10 @@ def item_next_for_annotator(*, project: Project, user: Any, exclude: Sequence[in
         "expires": now + timedelta(seconds=settings.TANDEM_ASSIGNMENT_TTL_SECONDS),
         "exclude": ids,
     }
+    if project.gold_rate > 0 and random.random() < project.gold_rate:  # noqa: S311 - sampling, not security
+        found = _next_statement(orders=[_GOLD_ORDER], wait=False, params=params)
+        if found is not None:
+            return found
     if project.sampling == Sampling.RANDOM:
         # a uniform point in the open id range; the statement takes the next open id from there
         bounds = fetchone(
@@ -162,7 +218,7 @@ def item_next_for_annotator(*, project: Project, user: Any, exclude: Sequence[in
         )
         params["start"] = random.randint(bounds[0], bounds[1]) if bounds and bounds[0] is not None else 0  # noqa: S311
     for wait in (False, True):
-        found = _next_statement(sampling=project.sampling, wait=wait, params=params)
+        found = _next_statement(orders=_PG_ORDERS[Sampling(project.sampling)], wait=wait, params=params)
         if found is not None:
             return found
     return None

@@ -33,6 +33,25 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+def suggestion_accepted(*, value: Any, suggestion: dict[str, Any] | None) -> bool | None:
+    """Whether the annotation's value (canonical, from value_validate) is the served suggestion's value, decided
+    by the server (the client's flag is not trusted); None when no suggestion was served. A suggested span's
+    own `score` is not part of its value, and the model's order of spans or labels does not matter."""
+    if not suggestion or not isinstance(suggestion.get("value"), dict):
+        return None
+    suggested = suggestion["value"]
+    if isinstance(suggested.get("spans"), list):
+        keys = ("start", "end", "label")
+        spans = [{k: s.get(k) for k in keys} for s in suggested["spans"] if isinstance(s, dict)]
+        suggested = {"spans": sorted(spans, key=lambda s: tuple(str(s[k]) for k in keys))}
+        spans = [{k: s.get(k) for k in keys} for s in value.get("spans", [])]
+        value = {"spans": sorted(spans, key=lambda s: tuple(str(s[k]) for k in keys))}
+    elif isinstance(suggested.get("labels"), list):
+        suggested = {"labels": sorted(map(str, suggested["labels"]))}
+        value = {"labels": sorted(value.get("labels", []))}
+    return _canonical(value) == _canonical(suggested)
+
+
 def _lock_item(item_id: int) -> Item:
     item = Item.objects.select_for_update().filter(pk=item_id).first()
     if item is None:
@@ -66,13 +85,13 @@ def consensus(*, values: list[Any], project: Project, item_id: int) -> tuple[str
 
 
 def item_decide(*, item: Item, project: Project, values: list[Any] | None = None) -> str:
-    """Decide an item that has k annotations (see consensus()) and save the outcome.
+    """Decide an item that has k counting annotations (see consensus()) and save the outcome.
 
     Precondition: the item row is locked (SELECT ... FOR UPDATE) by the caller's transaction.
     Returns the item's new status; also sets it on `item`.
     """
     if values is None:
-        values = list(Annotation.objects.filter(item_id=item.pk).values_list("value", flat=True))
+        values = list(Annotation.objects.filter(item_id=item.pk, counts=True).values_list("value", flat=True))
     item.status, final = consensus(values=values, project=project, item_id=item.pk)
     if final is None:
         FinalLabel.objects.filter(item_id=item.pk, source=FinalLabelSource.CONSENSUS).delete()
@@ -87,25 +106,28 @@ def item_decide(*, item: Item, project: Project, values: list[Any] | None = None
     return item.status
 
 
-# The lock: the item row FOR UPDATE, with what the submit decides on, read under that lock: the item's state;
-# the user's prior annotations of it (or with this Idempotency-Key); an id for the annotation (the write is
-# sent with its COMMIT, whose round trip returns no rows); when this annotation would be the item's k-th
-# (k > 1), the others' values (JSON text) for the consensus; the item's text (value validation), the user's
+# The lock: the item row FOR UPDATE, with what the submit decides on, read under that lock: the item's state
+# (and whether it is gold); the user's prior annotations of it (or with this Idempotency-Key); an id for the
+# annotation (the write is sent with its COMMIT, whose round trip returns no rows); when this annotation would
+# be the item's k-th counting one (k > 1), the other counting annotations' values (JSON text) for the
+# consensus; the suggestion recorded on the user's lease; the item's text (value validation), the user's
 # membership role and the project (the access decision, annotation.access).
 _LOCK = """
-SELECT i.status, i.annotation_count, i.lease_count,
+SELECT i.status, i.annotation_count, i.lease_count, i.is_gold,
        (SELECT count(*) FROM annotation_annotation a
          WHERE a.annotator_id = %(user)s::integer AND (a.item_id = i.id OR a.idempotency_key = %(key)s::varchar)),
        nextval(pg_get_serial_sequence('annotation_annotation', 'id')),
-       CASE WHEN p.annotations_per_item > 1 AND i.annotation_count + 1 >= p.annotations_per_item
-            THEN (SELECT json_agg(a.value ORDER BY a.id)::text FROM annotation_annotation a WHERE a.item_id = i.id)
+       CASE WHEN p.annotations_per_item > 1 AND i.annotation_count + 1 >= p.annotations_per_item AND NOT i.is_gold
+            THEN (SELECT json_agg(a.value ORDER BY a.id)::text FROM annotation_annotation a
+                  WHERE a.item_id = i.id AND a.counts)
        END,
+       (SELECT l.suggestion::text FROM annotation_assignment l WHERE l.item_id = i.id AND l.user_id = %(user)s::integer),
        i.data ->> 'text', m.role, {project}
 FROM annotation_item i JOIN annotation_project p ON p.id = i.project_id
 LEFT JOIN annotation_membership m ON m.project_id = p.id AND m.user_id = %(user)s::integer
 WHERE i.id = %(item)s::bigint FOR UPDATE OF i
 """
-_HEAD = 8  # the columns before the project's
+_HEAD = 10  # the columns before the project's
 
 
 @cache
@@ -114,10 +136,14 @@ def _lock_sql() -> str:
 
 
 # One statement: consume the user's lease (or, without one, take a free slot), reclaim expired
-# leases, insert the annotation (with the id the lock allocated), update the item and its final label.
+# leases, insert the annotation (with the id the lock allocated, the suggestion served on the lease and whether
+# it was accepted), update the item and its final label.
 # The lock statement holds the item's row lock, so this statement's snapshot sees every lease and
 # annotation committed before it. When it inserts nothing it fails (tandem_slot_taken, migration 0005,
 # SQLSTATE T0409), undoing its deletes and stopping the COMMIT sent with it.
+# A gold item's answer (%(gold)s) stands outside the overlap: always inserted (no slot to take), and the item's
+# annotation_count, status and final label (its gold value) stay as they are (%(counted)s = 0, %(status)s its
+# own status, %(final)s null).
 _WRITE = """
 WITH mine AS (
     DELETE FROM annotation_assignment WHERE item_id = %(item)s::bigint AND user_id = %(user)s::integer RETURNING 1
@@ -129,16 +155,17 @@ expired AS (
 ),
 ins AS (
     INSERT INTO annotation_annotation (id, item_id, annotator_id, value, lead_time_ms, accepted_suggestion,
-                                       idempotency_key, history, created_at, updated_at)
+                                       suggestion, idempotency_key, history, created_at, updated_at)
     SELECT %(id)s::bigint, %(item)s::bigint, %(user)s::integer, %(value)s::jsonb, %(lead_time_ms)s::integer,
-           %(accepted)s::boolean, %(key)s::varchar, '[]'::jsonb, %(now)s::timestamptz, %(now)s::timestamptz
-    WHERE (SELECT count(*) FROM mine) > 0
+           %(accepted)s::boolean, %(suggestion)s::jsonb, %(key)s::varchar, '[]'::jsonb, %(now)s::timestamptz,
+           %(now)s::timestamptz
+    WHERE (SELECT count(*) FROM mine) > 0 OR %(gold)s::boolean
        OR %(annotations)s::integer + %(leases)s::integer - (SELECT count(*) FROM expired) < %(k)s::integer
     RETURNING 1
 ),
 item AS (
     UPDATE annotation_item SET
-        annotation_count = annotation_count + 1,
+        annotation_count = annotation_count + %(counted)s::integer,
         status = %(status)s::varchar,
         lease_count = lease_count - (SELECT count(*) FROM mine) - (SELECT count(*) FROM expired),
         lease_expires_at = (SELECT min(a.expires_at) FROM annotation_assignment a
@@ -198,6 +225,14 @@ def annotation_submit(
 ) -> SubmitResult:
     """Record the user's annotation of an item: access check (404 / 403, annotation.access), value validation
     (400), then the write, all under the item's row lock in one transaction.
+
+    The suggestion served with the item (recorded on the user's lease by `next`) is copied onto the annotation,
+    and whether the value is that suggestion's (accepted_suggestion) is decided here; the caller's
+    `accepted_suggestion` (older clients still send it) is ignored.
+
+    A gold item (is_gold, approved) takes each annotator's answer once, outside the overlap: the answer is
+    stored but changes neither the item's count and status nor its final label (the gold value). After it
+    commits, annotation.services.gold.gold_answer_check may pause the annotator.
 
     Idempotent by `idempotency_key`: a repeat returns the first annotation with created=False. The user's live
     or stale lease on the item is consumed; without one the annotation is accepted only while a slot is free
@@ -266,7 +301,7 @@ def _submit_locked(
     )
     assert row is not None
     assert project is not None
-    status, annotations, leases, prior, ann_id, others, text = row[: _HEAD - 1]
+    status, annotations, leases, is_gold, prior, ann_id, others, served, text = row[: _HEAD - 1]
     value = value_validate(task_type=project.task_type, label_names=project.label_names, value=value, text=text or "")
     k = project.annotations_per_item
     if prior:
@@ -274,21 +309,26 @@ def _submit_locked(
         if own:
             _rollback_quietly()  # it wrote nothing
         return repeat
-    if status not in QUEUE_STATUSES:
+    gold = bool(is_gold) and status == ItemStatus.APPROVED
+    if status not in QUEUE_STATUSES and not gold:
         raise Conflict(
             "Every slot of this item is taken: it already has its annotations.",
             [{"field": "item", "message": f"{annotations} of {k} annotations."}],
         )
-    new_status: str = ItemStatus.IN_PROGRESS
+    suggestion = json.loads(served) if isinstance(served, str) else served
+    new_status: str = status if gold else ItemStatus.IN_PROGRESS
     final: Any | None = None
-    if annotations + 1 >= k:
+    if not gold and annotations + 1 >= k:
         values = json.loads(others or "[]")
         if len(values) != annotations:
             # The lock waited for a concurrent submit of this item. PostgreSQL re-read the item row once that
             # committed (so `annotations` counts it), but the statement's subquery kept its older snapshot and
             # missed that annotation. A new statement sees it: we hold the row lock, so nothing else changes.
-            values = list(Annotation.objects.filter(item_id=item_id).order_by("id").values_list("value", flat=True))
+            values = list(
+                Annotation.objects.filter(item_id=item_id, counts=True).order_by("id").values_list("value", flat=True)
+            )
         new_status, final = consensus(values=[value, *values], project=project, item_id=item_id)
+    accepted = suggestion_accepted(value=value, suggestion=suggestion)
     params = {
         "id": ann_id,
         "item": item_id,
@@ -296,7 +336,10 @@ def _submit_locked(
         "now": now,
         "value": json.dumps(value),
         "lead_time_ms": lead_time_ms,
-        "accepted": accepted_suggestion,
+        "accepted": accepted,
+        "suggestion": served,
+        "gold": gold,
+        "counted": 0 if gold else 1,
         "key": idempotency_key,
         "annotations": annotations,
         "leases": leases,
@@ -321,19 +364,33 @@ def _submit_locked(
         annotator=user,
         value=value,
         lead_time_ms=lead_time_ms,
-        accepted_suggestion=accepted_suggestion,
+        accepted_suggestion=accepted,
+        suggestion=suggestion,
         idempotency_key=idempotency_key,
         history=[],
         created_at=now,
         updated_at=now,
     )
+    if gold:
+        _after_gold_answer(project=project, user_id=user.pk)
     return SubmitResult(annotation, created=True)
+
+
+def _after_gold_answer(*, project: Project, user_id: int) -> None:
+    """Once the gold answer is committed: the auto-pause check (services.gold). With our own transaction the
+    write's COMMIT has run and on_commit calls it at once; inside a caller's, at its commit."""
+    from annotation.services.gold import gold_answer_check  # here: gold's services use item_decide (a cycle)
+
+    transaction.on_commit(lambda: gold_answer_check(project=project, user_id=user_id))
 
 
 @transaction.atomic
 def annotation_update(*, annotation_id: int, user: Any, value: Any, lead_time_ms: int | None = None) -> Annotation:
     """Edit the user's own annotation (the value is validated against the project, 400), keeping the old value
-    in its history; re-decides the item if it was decided by consensus. 404 unless it is the user's own."""
+    in its history; re-decides the item if it was decided by consensus. 404 unless it is the user's own.
+    accepted_suggestion is decided again against the suggestion stored with the annotation. An answer on a gold
+    item is edited like any other (nothing tells the annotator it is gold) but decides nothing: the gold value
+    stays, and the auto-pause check runs again once committed."""
     annotation = Annotation.objects.filter(pk=annotation_id, annotator_id=user.pk).first()
     if annotation is None:
         raise NotFound("No such annotation.")
@@ -342,17 +399,25 @@ def annotation_update(*, annotation_id: int, user: Any, value: Any, lead_time_ms
     value = value_validate(task_type=project.task_type, label_names=project.label_names, value=value, text=item.text)
     annotation = Annotation.objects.select_for_update().get(pk=annotation_id)
     final = FinalLabel.objects.filter(item_id=item.pk).first()
-    if final is not None and final.source != FinalLabelSource.CONSENSUS:
+    gold = item.is_gold and item.status == ItemStatus.APPROVED
+    if final is not None and final.source != FinalLabelSource.CONSENSUS and not gold:
         raise Conflict("A reviewer has already decided this item; it can no longer be edited.")
     annotation.history = [
         *annotation.history,
         {"value": annotation.value, "lead_time_ms": annotation.lead_time_ms, "replaced_at": timezone.now().isoformat()},
     ]
     annotation.value = value
+    annotation.accepted_suggestion = suggestion_accepted(value=value, suggestion=annotation.suggestion)
     if lead_time_ms is not None:
         annotation.lead_time_ms = lead_time_ms
-    annotation.save(update_fields=["value", "history", "lead_time_ms", "updated_at"])
-    if item.annotation_count >= project.annotations_per_item and item.status != ItemStatus.REJECTED:
+    annotation.save(update_fields=["value", "history", "lead_time_ms", "accepted_suggestion", "updated_at"])
+    if gold:
+        _after_gold_answer(project=project, user_id=user.pk)
+    elif (
+        annotation.counts
+        and item.annotation_count >= project.annotations_per_item
+        and item.status != ItemStatus.REJECTED
+    ):
         item_decide(item=item, project=project)
     return annotation
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from annotation.models import Annotation, Item, Job, Project
@@ -106,6 +106,11 @@ def _diversity_pick(predictor: Predictor, ids: list[int], seed: int) -> list[int
     return [sample[i] for i in diversity_pick(embeddings, k, seed=seed)]
 
 
+# the items a pre-label predicts: those still in the queue, and the gold items (served like any item, with a
+# suggestion, so that nothing in `next` tells them apart; their served suggestion also measures the model)
+_PRELABELED = Q(status__in=QUEUE_STATUSES) | Q(is_gold=True)
+
+
 def _chunks(ids: list[int], size: int) -> list[list[int]]:
     """[lo, hi, count] id ranges of at most `size` open items each."""
     return [[ids[i], ids[min(i + size, len(ids)) - 1], len(ids[i : i + size])] for i in range(0, len(ids), size)]
@@ -140,9 +145,7 @@ def _plan(job: Job) -> bool:
     predictor = _predictor(job, version)
     if predictor is None:
         return False
-    ids = list(
-        Item.objects.filter(project=project, status__in=QUEUE_STATUSES).order_by("id").values_list("id", flat=True)
-    )
+    ids = list(Item.objects.filter(_PRELABELED, project=project).order_by("id").values_list("id", flat=True))
     first = _diversity_pick(predictor, ids, seed=job.pk) if _is_cold_start(project, version) else []
     chunks = _chunks(ids, settings.TANDEM_PRELABEL_CHUNK_SIZE)
     job.params = {"version": version.pk, "model_version": version.version, "first": first, "chunks": chunks}
@@ -185,7 +188,7 @@ def _predict_chunk(job: Job, index: int, lo: int, hi: int, size: int) -> None:
     project = job.project
     version = ModelVersion.objects.get(pk=job.params["version"])
     rows = list(
-        Item.objects.filter(project=project, id__gte=lo, id__lte=hi, status__in=QUEUE_STATUSES)
+        Item.objects.filter(_PRELABELED, project=project, id__gte=lo, id__lte=hi)
         .order_by("id")
         .values_list("id", "data__text")
     )
@@ -204,6 +207,7 @@ def _predict_chunk(job: Job, index: int, lo: int, hi: int, size: int) -> None:
                 labels=labels,
                 measure=project.uncertainty_measure,
                 model_version=version.version,
+                kind=version.kind,
             )
             for raw in raws
         ]

@@ -18,6 +18,7 @@ def test_classification_contract_by_hand():
         labels=["a", "b", "c"],
         measure="margin",
         model_version=3,
+        kind="zero_shot",
     ).contract
     assert out["value"] == {"label": "a"}
     assert out["model_version"] == 3
@@ -32,10 +33,12 @@ def test_classification_contract_by_hand():
 def test_measure_picks_the_uncertainty():
     raw = RawPrediction(probabilities=np.array([0.5, 0.5]))
     for measure, expected in (("least_confidence", 0.5), ("margin", 1.0), ("entropy", 1.0)):
-        out = score(raw, task_type="classification", labels=["x", "y"], measure=measure, model_version=1).contract
+        out = score(
+            raw, task_type="classification", labels=["x", "y"], measure=measure, model_version=1, kind="zero_shot"
+        ).contract
         assert out["uncertainty"] == pytest.approx(expected)
     with pytest.raises(ValueError):
-        score(raw, task_type="classification", labels=["x", "y"], measure="vibes", model_version=1)
+        score(raw, task_type="classification", labels=["x", "y"], measure="vibes", model_version=1, kind="zero_shot")
 
 
 def test_exact_scores_keep_apart_what_the_json_rounds_together():
@@ -47,6 +50,7 @@ def test_exact_scores_keep_apart_what_the_json_rounds_together():
             labels=["x", "y"],
             measure="least_confidence",
             model_version=1,
+            kind="zero_shot",
         )
         for eps in (1.1e-6, 1.4e-6)
     )
@@ -65,6 +69,7 @@ def test_multilabel_contract_by_hand():
         labels=["a", "b", "c"],
         measure="entropy",
         model_version=1,
+        kind="zero_shot",
     ).contract
     assert out["value"] == {"labels": ["a", "b"]}
     h = lambda q: -(q * math.log2(q) + (1 - q) * math.log2(1 - q))  # noqa: E731
@@ -97,6 +102,7 @@ def test_span_decoding_bio():
         labels=["PER", "LOC"],
         measure="entropy",
         model_version=1,
+        kind="zero_shot",
     ).contract
     assert out["value"]["spans"][0]["label"] == "PER"
     assert 0 < out["uncertainty"] < 1
@@ -123,3 +129,36 @@ def test_exploration_moves_about_its_share_to_random_ranks_deterministically():
 def test_first_picks_go_ahead_in_order():
     out = priorities([1, 2, 3, 4], [0.9, 0.1, 0.5, 0.2], exploration_rate=0.0, seed=0, first=[4, 2])
     assert out[3] > out[1] > max(out[0], out[2])
+
+
+def test_contract_carries_the_versions_kind_and_the_confidence_of_its_value():
+    def contract(p, task_type, kind="fine_tuned"):
+        return score(
+            RawPrediction(probabilities=np.array(p)),
+            task_type=task_type,
+            labels=["a", "b", "c"],
+            measure="margin",
+            model_version=2,
+            kind=kind,
+        ).contract
+
+    single = contract([0.2, 0.7, 0.1], "classification", kind="zero_shot")
+    assert single["kind"] == "zero_shot"
+    assert single["confidence"] == pytest.approx(0.7)  # the predicted label's probability
+    chosen = contract([0.9, 0.6, 0.1], "multilabel")
+    assert chosen["kind"] == "fine_tuned"
+    assert chosen["value"] == {"labels": ["a", "b"]}
+    assert chosen["confidence"] == pytest.approx((0.9 + 0.6) / 2)  # the mean over the chosen labels
+    none = contract([0.2, 0.3, 0.1], "multilabel")
+    assert none["value"] == {"labels": []}
+    assert none["confidence"] == pytest.approx((0.8 + 0.7 + 0.9) / 3)  # nothing chosen: the mean of 1 - p
+    tags = ["O", "B-a", "I-a"]
+    spans = score(
+        RawPrediction.spans(tags, np.array([[0.1, 0.9, 0.0]]), np.array([[0, 1]])),
+        task_type="spans",
+        labels=["a"],
+        measure="entropy",
+        model_version=2,
+        kind="fine_tuned",
+    ).contract
+    assert spans["confidence"] is None  # each span carries its own score

@@ -85,6 +85,7 @@ def test_multilabel_scores_each_labels_yes_no_distribution_by_mean_and_max():
         labels=["a", "b", "c"],
         measure="entropy",
         model_version=1,
+        kind="zero_shot",
     )
     assert out.scores["entropy"] == pytest.approx((1.0 + 2 * h(0.25)) / 3)
     assert out.scores["entropy_max"] == pytest.approx(1.0)
@@ -97,8 +98,11 @@ def test_span_token_marginals_mean_and_max():
     offsets = np.array([[0, 1], [2, 3]])
     for marginals, mean, most in ((sure, 0.0, 0.0), (torn, 0.5, 1.0)):
         raw = RawPrediction.spans(tags, marginals, offsets)
-        out = score(raw, task_type="spans", labels=["X"], measure="entropy", model_version=1)
+        out = score(raw, task_type="spans", labels=["X"], measure="entropy", model_version=1, kind="zero_shot")
         assert out.scores["entropy"] == pytest.approx(mean, abs=1e-9)
         assert out.scores["entropy_max"] == pytest.approx(most, abs=1e-9)
     empty = RawPrediction.spans(tags, np.zeros((0, 3)), np.zeros((0, 2), dtype=np.int64))
-    assert score(empty, task_type="spans", labels=["X"], measure="entropy", model_version=1).uncertainty == 0.0
+    assert (
+        score(empty, task_type="spans", labels=["X"], measure="entropy", model_version=1, kind="zero_shot").uncertainty
+        == 0.0
+    )
