@@ -36,7 +36,11 @@ NORMAL = [
     ("can you send me the report", "sms", "ham"),
 ]
 BOB_DISAGREES = {6, 7}
-GOLD = [("claim your lottery winnings today", "spam"), ("dinner at 8 then?", "ham"), ("free ringtones txt 8888", "spam")]
+GOLD = [
+    ("claim your lottery winnings today", "spam"),
+    ("dinner at 8 then?", "ham"),
+    ("free ringtones txt 8888", "spam"),
+]
 
 
 def pct(x: float | None) -> str:
@@ -185,14 +189,17 @@ def test_dashboard_shows_the_api_figures_filters_by_date_and_unpauses(page: Page
 
     # annotators: gold accuracy, the automation-bias pair, and who is paused
     by_name = {a["username"]: a for a in m["annotators"]}
-    assert by_name["ann"]["gold_accuracy"] == 1.0 and by_name["bob"]["gold_answers"] == 3
+    assert by_name["ann"]["gold_accuracy"] == 1.0
+    assert by_name["bob"]["gold_answers"] == 3
     for name in ("ann", "bob"):
         row = table_row(page, "annotators", name)
         expect(row).to_contain_text(pct(by_name[name]["gold_accuracy"]))
         expect(row).to_contain_text(pct(by_name[name]["suggestion_accepted_rate"]))
         expect(row).to_contain_text(pct(by_name[name]["wrong_suggestion_accepted_rate"]))
     expect(table_row(page, "annotators", "cat")).to_contain_text("paused")
-    expect(page.locator('#dash-paused li[data-username="cat"]')).to_contain_text("cat: paused, gold accuracy 0.0 % over 2")
+    expect(page.locator('#dash-paused li[data-username="cat"]')).to_contain_text(
+        "cat: paused, gold accuracy 0.0 % over 2"
+    )
 
     # model versions, the reliability diagram of the active one, the learning curve
     expect(table_row(page, "model-versions", "v2")).to_contain_text("active")
@@ -208,7 +215,8 @@ def test_dashboard_shows_the_api_figures_filters_by_date_and_unpauses(page: Page
 
     # live accuracy: against gold (every gold answer was served v2's suggestion) and the inflated final
     live = m["live"]
-    assert live["model_version"] == 2 and live["gold"]["n"] == 8
+    assert live["model_version"] == 2
+    assert live["gold"]["n"] == 8
     expect(table_row(page, "live-accuracy", "gold value")).to_contain_text(pct(live["gold"]["accuracy"]))
     expect(table_row(page, "live-accuracy", "inflated by automation bias")).to_contain_text(str(live["final"]["n"]))
 
@@ -232,7 +240,8 @@ def test_dashboard_shows_the_api_figures_filters_by_date_and_unpauses(page: Page
     drawn = page.evaluate(
         "() => [...document.querySelectorAll('canvas')].map(c => !!(window.Chart && Chart.getChart(c)))"
     )
-    assert drawn and all(drawn), drawn
+    assert len(drawn) >= 7, drawn  # agreement, throughput, gold, per-label F1, reliability, live, learning curve
+    assert all(drawn), drawn
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for name in PANELS:
@@ -246,7 +255,7 @@ def test_dashboard_shows_the_api_figures_filters_by_date_and_unpauses(page: Page
     lines = Path(download.value.path()).read_text().splitlines()
     assert lines[0].startswith("Annotator,Annotations,Per hour (active),Median lead time (ms),Gold answers")
     ann = next(line for line in lines if line.startswith("ann,"))
-    assert f",{by_name['ann']['gold_answers']},1.0," in ann or f",{by_name['ann']['gold_answers']},1," in ann
+    assert ann.split(",")[4:6] == [str(by_name["ann"]["gold_answers"]), "1"]  # raw figures: 3 answers, accuracy 1
 
     # un-pause: a manager's button; cat's gold answers count again from now
     page.click('#dash-paused button[aria-label="Un-pause cat"]')
