@@ -14,12 +14,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.access import Capability, job_access, project_access
+from annotation.access import Capability, project_access
 from annotation.apis.pagination import paginated
 from annotation.apis.serializers import JobCreated, JobOutput
 from annotation.exceptions import InvalidInput, PayloadTooLarge
 from annotation.selectors.exporting import EXPORT_FORMATS, export_stream
-from annotation.selectors.items import job_list
+from annotation.selectors.items import job_for_user, job_list
 from annotation.services.importing import CHUNK, import_create
 
 CONTENT_TYPES = {"jsonl": "application/x-ndjson; charset=utf-8", "csv": "text/csv; charset=utf-8"}
@@ -113,11 +113,13 @@ class ProjectExportApi(APIView):
 class JobDetailApi(APIView):
     @extend_schema(responses=JobOutput)
     def get(self, request: Request, pk: int) -> Response:
-        return Response(JobOutput(job_access(user=request.user, job_id=pk)).data)
+        return Response(JobOutput(job_for_user(user=request.user, job_id=pk)).data)
 
 
 class ProjectJobsApi(APIView):
     @extend_schema(responses=JobOutput(many=True))
     def get(self, request: Request, pk: int) -> Response:
-        project = project_access(user=request.user, project_id=pk, capability=Capability.VIEW).project
-        return paginated(request, job_list(project=project), lambda page: JobOutput(page, many=True).data, self)
+        access = project_access(user=request.user, project_id=pk, capability=Capability.VIEW)
+        # blind members (annotators) see only their own Jobs: a training Job's result holds the model's metrics
+        jobs = job_list(project=access.project, created_by=None if access.can(Capability.INSPECT) else request.user)
+        return paginated(request, jobs, lambda page: JobOutput(page, many=True).data, self)

@@ -8,7 +8,7 @@ import django_filters
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Value
 
-from annotation.access import STAFF, project_scope
+from annotation.access import STAFF, Capability, job_access, project_access, project_scope
 from annotation.exceptions import InvalidInput, NotFound
 from annotation.models import Annotation, Item, Job, Membership, Project
 from annotation.models.item import QUEUE_STATUSES, ItemStatus
@@ -114,5 +114,19 @@ def annotator_rows(*, project: Project, members: list[Membership]) -> list[dict[
     return rows
 
 
-def job_list(*, project: Project) -> QuerySet[Job]:
-    return Job.objects.filter(project=project).order_by("-id")
+def job_list(*, project: Project, created_by: Any = None) -> QuerySet[Job]:
+    """The project's Jobs, newest first; only those `created_by` started when given (blind members: a training
+    or pre-label Job's result holds the model's metrics)."""
+    qs = Job.objects.filter(project=project).order_by("-id")
+    return qs if created_by is None else qs.filter(created_by_id=created_by.pk)
+
+
+def job_for_user(*, user: Any, job_id: int | str) -> Job:
+    """A Job the user may see (annotation.access.job_access); a member without Capability.INSPECT (an annotator)
+    sees only the Jobs they started (404 for the others, as for a Job of another project)."""
+    job = job_access(user=user, job_id=job_id)
+    if job.created_by_id != user.pk and not project_access(user=user, project_id=job.project_id).can(
+        Capability.INSPECT
+    ):
+        raise NotFound("No such job.")
+    return job

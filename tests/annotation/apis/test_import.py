@@ -368,9 +368,17 @@ def test_import_annotator_403_outsider_404(project, annotator_client):
 
 
 def test_jobs_visible_to_members_only(project, manager_client, annotator_client):
+    from tests.annotation.apis.helpers import member
+
     r = import_post(manager_client, project, rows=[{"text": "a"}])
     job_id = r.json()["job"]
-    assert annotator_client.get(f"/api/jobs/{job_id}").status_code == 200
+    assert manager_client.get(f"/api/jobs/{job_id}").status_code == 200
+    for role in ("reviewer", "engineer"):
+        assert member(project, role=role)[1].get(f"/api/jobs/{job_id}").status_code == 200
+    # annotators are blind (issue 13): only their own Jobs (a training Job's result holds the model's metrics)
+    assert_error(annotator_client.get(f"/api/jobs/{job_id}"), 404)
+    assert annotator_client.get(f"/api/projects/{project.pk}/jobs").json()["count"] == 0
+    assert manager_client.get(f"/api/projects/{project.pk}/jobs").json()["count"] == 1
     assert_error(client_for(make_user()).get(f"/api/jobs/{job_id}"), 404)
     assert_error(client_for(make_user()).get(f"/api/jobs/{job_id}/"), 404)
     assert_error(manager_client.get("/api/jobs/99999999"), 404)
