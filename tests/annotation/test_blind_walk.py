@@ -175,7 +175,7 @@ def _urls(world) -> list[tuple[str, str]]:
             }
             unknown = set(groups) - set(values)
             assert not unknown, f"the walk does not know {unknown} in /api/{path}: add them to test_blind_walk._urls"
-            out.append((pattern.name, "/api/" + _GROUP.sub(lambda m: str(values[m.group(1)]), path)))
+            out.append((pattern.name, "/api/" + _GROUP.sub(lambda m, v=values: str(v[m.group(1)]), path)))
     return out
 
 
