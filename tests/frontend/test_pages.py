@@ -168,10 +168,12 @@ def test_project_list_shows_items_left_for_me_and_progress():
         "manage": False,
         "export": False,
         "model": False,
+        "inspect": False,
     }
     page = r.content.decode()
     assert f'href="/projects/{project.pk}/label"' in page
     assert f'href="/projects/{project.pk}/review"' not in page  # the links follow the access API
+    assert f'href="/projects/{project.pk}/dashboard"' not in page  # annotators label blind
     assert f'href="/projects/{project.pk}/settings"' not in page
     other = make_project(name="not mine")
     assert "not mine" not in r.content.decode()
