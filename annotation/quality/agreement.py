@@ -86,27 +86,26 @@ class Ratings:
 
 def _load_rows(project: Project, window: Window) -> list[tuple[Any, ...]]:
     """One statement: (item_id, annotator_id, value, n counting, UTC day of the last, text or None) per counting
-    annotation of the items in the alpha, by item."""
+    annotation of the items in the alpha, by item. The items are picked by an aggregate first (a hash
+    aggregate, no sort of every annotation), so that a day range reads back only its own items' annotations."""
     key = {TaskType.CLASSIFICATION: "label", TaskType.MULTILABEL: "labels"}.get(TaskType(project.task_type), "spans")
     value = f"a.value->>'{key}'"
-    # the text only for spans, and once per item
-    text = (
-        "CASE WHEN row_number() OVER (PARTITION BY a.item_id ORDER BY a.annotator_id) = 1 THEN i.data->>'text' END"
-        if project.task_type == TaskType.SPANS
-        else "NULL"
-    )
+    spans = project.task_type == TaskType.SPANS
+    # the text only for spans, and once per item (its first annotation's row)
+    text = "CASE WHEN a.annotator_id = t.first THEN i.data->>'text' END" if spans else "NULL"
+    join_item = f"JOIN {Item._meta.db_table} i ON i.id = t.item_id" if spans else ""
     sql = f"""
-        SELECT t.item_id, t.annotator_id, t.v, t.n, (t.last AT TIME ZONE 'UTC')::date, t.text
-        FROM (
-            SELECT a.item_id, a.annotator_id, {value} AS v, count(*) OVER w AS n, max(a.created_at) OVER w AS last,
-                   {text} AS text
+        WITH t AS (
+            SELECT a.item_id, count(*) AS n, max(a.created_at) AS last, min(a.annotator_id) AS first
             FROM {Annotation._meta.db_table} a JOIN {Item._meta.db_table} i ON i.id = a.item_id
             WHERE i.project_id = %(project)s AND NOT i.is_gold AND a.counts
-            WINDOW w AS (PARTITION BY a.item_id)
-        ) t
-        WHERE t.n >= 2
-          AND (%(start)s::timestamptz IS NULL OR t.last >= %(start)s::timestamptz)
-          AND (%(end)s::timestamptz IS NULL OR t.last < %(end)s::timestamptz)
+            GROUP BY a.item_id
+            HAVING count(*) >= 2
+               AND (%(start)s::timestamptz IS NULL OR max(a.created_at) >= %(start)s::timestamptz)
+               AND (%(end)s::timestamptz IS NULL OR max(a.created_at) < %(end)s::timestamptz)
+        )
+        SELECT t.item_id, a.annotator_id, {value}, t.n, (t.last AT TIME ZONE 'UTC')::date, {text}
+        FROM t JOIN {Annotation._meta.db_table} a ON a.item_id = t.item_id AND a.counts {join_item}
         ORDER BY t.item_id
     """  # noqa: S608 - only table names and the fixed expressions above are formatted in
     with connection.cursor() as cursor:
@@ -143,104 +142,99 @@ def _masi(a: frozenset[str], b: frozenset[str]) -> float:
 
 
 def load_ratings(project: Project, window: Window = ALL) -> Ratings:
-    """The ratings behind every agreement figure (two statements: the annotations, then the usernames)."""
+    """The ratings behind every agreement figure (two statements: the annotations, then the usernames).
+
+    Column-wise: each distinct stored value is parsed once (a project has few), items, coders and values are
+    mapped to indexes with numpy."""
     rows = _load_rows(project, window)
     labels = project.label_names
     key = _label_order(labels)
     task = project.task_type
+    item_col, user_col, value_col, n_col, day_col, text_col = (
+        (list(c) for c in zip(*rows, strict=True)) if rows else ([] for _ in range(6))
+    )
 
-    item_index: dict[int, int] = {}
-    item_ids: list[int] = []
-    item_n: list[int] = []
-    item_day: list[date] = []
-    user_ids: list[int] = []
-    raw: list[Any] = []  # per annotation: its value (a label, a frozenset, or per-token labels)
-    ann_item: list[int] = []
-    tokens_of: dict[int, int] = {}  # spans: item index -> its token count
-    texts: dict[int, str] = {}
-    for item_id, user_id, v, n, day, text in rows:
-        idx = item_index.get(item_id)
-        if idx is None:
-            idx = item_index[item_id] = len(item_ids)
-            item_ids.append(item_id)
-            item_n.append(n)
-            item_day.append(day)
-        if text is not None:
-            texts[idx] = text
-        ann_item.append(idx)
-        user_ids.append(user_id)
-        if task == TaskType.CLASSIFICATION:
-            raw.append(v)
-        elif task == TaskType.MULTILABEL:
-            raw.append(frozenset(json.loads(v) if v else []))
-        else:
-            raw.append(json.loads(v) if v else [])
+    item_ids, first, ann_item = np.unique(np.array(item_col, dtype=np.int64), return_index=True, return_inverse=True)
+    item_n = np.array(n_col, dtype=np.int64)[first] if len(first) else np.zeros(0, dtype=np.int64)
+    item_days = [day_col[i] for i in first.tolist()]
 
+    # each distinct stored value once: raw string -> its index, then its parsed form
+    distinct: dict[Any, int] = {}
+    raw_code = np.array([distinct.setdefault(v, len(distinct)) for v in value_col], dtype=np.int64)
+    if task == TaskType.CLASSIFICATION:
+        parsed: list[Any] = list(distinct)
+    elif task == TaskType.MULTILABEL:
+        parsed = [frozenset(json.loads(v) if v else []) for v in distinct]
+    else:
+        parsed = [json.loads(v) if v else [] for v in distinct]
+
+    ann_tokens: list[list[str]] = []
+    token_count = np.zeros(len(item_ids), dtype=np.int64)
     if task == TaskType.SPANS:
-        # one label per token, for every annotation of the item (the text came with its first row)
-        ranges = {idx: tokens(text) for idx, text in texts.items()}
-        for idx in range(len(item_ids)):
-            tokens_of[idx] = len(ranges.setdefault(idx, []))
-        for i, idx in enumerate(ann_item):
-            raw[i] = token_labels(ranges[idx], raw[i])
+        # one label per token, for every annotation of the item (the text came with one row of each item)
+        ranges: dict[int, list[tuple[int, int]]] = {}
+        for idx, text in zip(ann_item.tolist(), text_col, strict=True):
+            if text is not None:
+                ranges[idx] = tokens(text)
+        for idx, r in ranges.items():
+            token_count[idx] = len(r)
+        ann_tokens = [
+            token_labels(ranges.get(idx, []), parsed[rc])
+            for idx, rc in zip(ann_item.tolist(), raw_code.tolist(), strict=True)
+        ]
 
     # the value domain and its nominal category names
     distance: np.ndarray | None = None
     if task == TaskType.MULTILABEL:
-        sets = sorted(set(raw), key=lambda s: sorted(map(key, s)))
-        domain: list[Any] = sets
-        categories = [json.dumps(sorted(s, key=key)) for s in sets]
-        distance = np.array([[_masi(a, b) for b in sets] for a in sets], dtype=np.float64).reshape(len(sets), -1)
-        membership = np.array([[name in s for name in labels] for s in sets], dtype=bool).reshape(len(sets), -1)
+        domain: list[Any] = sorted(set(parsed), key=lambda s: sorted(map(key, s)))
+        categories = [json.dumps(sorted(s, key=key)) for s in domain]
+        distance = np.array([[_masi(a, b) for b in domain] for a in domain], dtype=np.float64).reshape(
+            len(domain), len(domain)
+        )
+        membership = np.array([[name in s for name in labels] for s in domain], dtype=bool).reshape(
+            len(domain), len(labels)
+        )
     else:
-        seen: set[str] = set()
-        for v in raw:
-            if task == TaskType.SPANS:
-                seen.update(v)
-            else:
-                seen.add(v)
+        seen = {t for r in ann_tokens for t in r} if task == TaskType.SPANS else set(parsed)
         base = ([OUTSIDE] if task == TaskType.SPANS else []) + labels
         domain = base + sorted(seen - set(base), key=key)  # labels no longer in the project still count
         categories = list(domain)
-        membership = np.array([[d == name for name in labels] for d in domain], dtype=bool).reshape(len(domain), -1)
+        membership = np.array([[d == name for name in labels] for d in domain], dtype=bool).reshape(
+            len(domain), len(labels)
+        )
     code_of = {d: i for i, d in enumerate(domain)}
 
     # coders by username, so that pairs come out ordered
-    names = dict(get_user_model().objects.filter(pk__in=set(user_ids)).values_list("pk", "username"))
+    user_ids, ann_user = np.unique(np.array(user_col, dtype=np.int64), return_inverse=True)
+    names = dict(get_user_model().objects.filter(pk__in=user_ids.tolist()).values_list("pk", "username"))
     coders = sorted(names.values())
-    coder_of = {uid: coders.index(name) for uid, name in names.items()}
+    rank = {name: i for i, name in enumerate(coders)}
+    ann_coder = np.array([rank[names[u]] for u in user_ids.tolist()], dtype=np.int64)[ann_user]
 
-    days = sorted(set(item_day))
+    days = sorted(set(item_days))
     day_of = {d: i for i, d in enumerate(days)}
-    ann_coder = np.array([coder_of[u] for u in user_ids], dtype=np.int64)
     if task == TaskType.SPANS:
-        counts = np.array([tokens_of.get(i, 0) for i in range(len(item_ids))], dtype=np.int64)
-        first_unit = np.concatenate([[0], np.cumsum(counts)[:-1]]) if len(counts) else counts
-        unit_item = np.repeat(np.arange(len(item_ids)), counts)
-        sizes = np.array([len(r) for r in raw], dtype=np.int64)
-        unit = (
-            np.repeat(first_unit[np.array(ann_item, dtype=np.int64)], sizes)
-            + np.arange(int(sizes.sum()))
-            - np.repeat(np.cumsum(sizes) - sizes, sizes)
-            if len(sizes)
-            else np.zeros(0, dtype=np.int64)
-        )
+        first_unit = np.cumsum(token_count) - token_count
+        unit_item = np.repeat(np.arange(len(item_ids)), token_count)
+        sizes = token_count[ann_item]
+        offsets = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        unit = np.repeat(first_unit[ann_item], sizes) + offsets
         coder = np.repeat(ann_coder, sizes)
-        code = np.array([code_of[t] for r in raw for t in r], dtype=np.int64)
+        code = np.array([code_of[t] for r in ann_tokens for t in r], dtype=np.int64)
     else:
         unit_item = np.arange(len(item_ids))
-        unit = np.array(ann_item, dtype=np.int64)
+        unit = ann_item.astype(np.int64)
         coder = ann_coder
-        code = np.array([code_of[v] for v in raw], dtype=np.int64)
+        code = np.array([code_of[v] for v in parsed], dtype=np.int64)[raw_code] if len(raw_code) else raw_code
 
     return Ratings(
         unit=unit,
         coder=coder,
         code=code,
         unit_item=unit_item,
-        item_ids=np.array(item_ids, dtype=np.int64),
-        item_n=np.array(item_n, dtype=np.int64),
-        item_day=np.array([day_of[d] for d in item_day], dtype=np.int64),
+        item_ids=item_ids,
+        item_n=item_n,
+        item_day=np.array([day_of[d] for d in item_days], dtype=np.int64),
         days=days,
         coders=coders,
         domain=domain,

@@ -159,8 +159,9 @@ EMPTY = {
 }
 
 
-def test_no_annotations_is_all_null():
-    project = project_with(annotations_per_item=2)
+@pytest.mark.parametrize("task_type", ["classification", "multilabel", "spans"])
+def test_no_annotations_is_all_null(task_type):
+    project = project_with(task_type, annotations_per_item=2)
     items(project, ["a", "b"])
     assert agreement_section(project, Window()) == EMPTY
 
