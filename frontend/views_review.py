@@ -26,6 +26,7 @@ def review(request: HttpRequest, pk: int) -> HttpResponse:
         "project": project.pk,
         "taskType": project.task_type,
         "reviewPolicy": project.review_policy,
+        "maxRejections": project.max_rejections,
         "labels": [
             {"name": lab["name"], "hotkey": lab.get("hotkey") or "", "color": lab.get("color") or ""}
             for lab in project.labels

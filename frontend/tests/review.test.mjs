@@ -3,6 +3,14 @@ import { test } from "node:test";
 
 import { correctionValue, startCorrection, toggleLabel, toggleSpan } from "../static/frontend/review/correct.js";
 import { reviewKeyAction } from "../static/frontend/review/keys.js";
+import {
+  adjudicationText,
+  conflictText,
+  firstCounting,
+  leaseText,
+  rejectOutcome,
+  verdictBlocked,
+} from "../static/frontend/review/loop.js";
 import { describe, markedPieces } from "../static/frontend/review/render.js";
 
 const ctx = (over = {}) => ({
@@ -83,4 +91,39 @@ test("describe and markedPieces (code point offsets)", () => {
       [" met Bob", ["ALL"]],
     ],
   );
+});
+
+test("the review loop on the page: first counting annotation, blocked verdicts, reject outcome, conflicts, lease", () => {
+  const rejected = { annotator: "ann", counts: false };
+  const counting = { annotator: "bob", counts: true };
+  assert.equal(firstCounting([rejected, counting]), 1);
+  assert.equal(firstCounting([counting, rejected]), 0);
+  assert.equal(firstCounting([rejected, rejected]), 0);
+
+  const task = { adjudication: false };
+  assert.equal(verdictBlocked(task, counting, "approve"), null);
+  assert.equal(verdictBlocked(task, counting, "reject"), null);
+  assert.match(verdictBlocked(task, rejected, "approve"), /ann's annotation was rejected already/);
+  assert.match(verdictBlocked(task, rejected, "reject"), /press C/);
+  assert.equal(verdictBlocked(task, rejected, "correct"), null);
+  const adjudication = { adjudication: true };
+  for (const v of ["approve", "reject"]) assert.match(verdictBlocked(adjudication, counting, v), /awaits adjudication/);
+  assert.equal(verdictBlocked(adjudication, rejected, "correct"), null);
+
+  assert.equal(rejectOutcome("x1", { adjudication: false, rejections: 1 }), "Rejected item x1: it goes back to the labeling queue for another annotator.");
+  assert.match(rejectOutcome("x1", { adjudication: true, rejections: 2 }), /awaits adjudication \(2 rejections\)/);
+
+  const at = (iso) => "T(" + iso + ")";
+  const held = { detail: "Another reviewer ...", errors: [{ field: "item", message: "m", reviewer: "r1", expires_at: "2026-12-07T18:00:00Z" }] };
+  assert.equal(conflictText("x1", held, at), "Another reviewer (r1) holds item x1 until T(2026-12-07T18:00:00Z); here is the next one.");
+  assert.equal(conflictText("x1", { detail: "This item is not awaiting review.", errors: [{ field: "item", message: "m" }] }, at), "Someone else already decided item x1; here is the next one.");
+  assert.equal(conflictText("x1", { detail: "Only a correction.", errors: [{ field: "verdict", message: "m" }] }, at), "Only a correction.");
+  assert.equal(conflictText("x1", null, at), "Someone else already decided item x1; here is the next one.");
+
+  assert.equal(leaseText({ expires_at: "2026-12-07T18:00:00Z" }, at), "Held for you until T(2026-12-07T18:00:00Z): no other reviewer is shown this item until then.");
+  assert.equal(leaseText({}, at), "");
+  assert.equal(leaseText(null, at), "");
+
+  assert.equal(adjudicationText({ rejections: 2 }, 2), "Rejected 2 times (the project's maximum): approve and reject are off; press C to correct it.");
+  assert.equal(adjudicationText({ rejections: 1 }, 3), "Rejected 1 time (nobody is left to label it): approve and reject are off; press C to correct it.");
 });

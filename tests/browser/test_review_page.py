@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import Page, expect
 
 from annotation.models import Annotation, FinalLabel, Item, Review
+from annotation.services.reviewing import review_submit
 from annotation.services.submitting import annotation_submit
 from tests.browser.conftest import project_with_items, screenshot
 from tests.conftest import add_member, make_user
@@ -65,6 +68,8 @@ def test_keyboard_review_of_a_disagreement_writes_the_final_label(page: Page, li
     expect(cards.nth(1)).to_contain_text("politics")
     expect(cards.nth(0)).to_have_attribute("aria-selected", "true")
     expect(page.locator("#review-suggestion")).to_have_text("Model suggestion: sports (uncertainty 0.15).")
+    expect(page.locator("#review-lease")).to_contain_text("Held for you until")
+    expect(page.locator("#review-adjudication")).to_be_hidden()
     screenshot(page, "review-page")
 
     page.keyboard.press("j")
@@ -110,10 +115,49 @@ def test_reject_with_a_comment_and_the_help(page: Page, live_server, logged_in, 
     assert not Review.objects.exists()
     page.keyboard.press("r")
     expect(page.locator("#review-empty")).to_be_visible()
+    expect(page.locator("#review-status")).to_have_text(
+        "Rejected item x0: it goes back to the labeling queue for another annotator."
+    )
     review = Review.objects.get(annotation=ann)
     assert (review.verdict, review.comment) == ("reject", "not an article")
-    assert Item.objects.get(pk=item.pk).status == "rejected"
+    # back in the labeling queue (the project's manager may still label it), the annotation out of the count
+    assert Item.objects.get(pk=item.pk).status == "open"
+    assert Annotation.objects.get(pk=ann.pk).counts is False
     assert not FinalLabel.objects.filter(item=item).exists()
+    assert errors == []
+
+
+def test_adjudication_is_shown_and_only_a_correction_decides_it(page: Page, live_server, logged_in, errors):
+    """max_rejections 1: one reject sent the item to adjudication. The page says so, shows the rejected annotation
+    with its verdict and comment, refuses A and R with a sentence (nothing is sent), and C + a label decides it."""
+    project, [item] = project_with_items(["the vote was close"], review_policy="all", max_rejections=1)
+    [ann] = annotated(project, item, {"label": "sports"})
+    first = reviewer_for(project)
+    review_submit(annotation=ann, project=project, reviewer=first, verdict="reject", comment="it is politics")
+    assert (Item.objects.get(pk=item.pk).status, Item.objects.get(pk=item.pk).adjudication) == ("in_review", True)
+
+    open_review(logged_in(reviewer_for(project)), live_server, project)
+    expect(page.locator("#review-adjudication")).to_be_visible()
+    expect(page.locator("#review-adjudication-note")).to_contain_text("Rejected 1 time (the project's maximum)")
+    expect(page.locator("#review-lease")).to_contain_text("Held for you until")
+    card = page.locator(".ann-card")
+    expect(card).to_have_count(1)
+    expect(card).to_have_class(re.compile(r"\brejected\b"))
+    expect(card).to_contain_text(f"Rejected by {first.username}: “it is politics”")
+    expect(page.locator("#review-approve")).to_be_disabled()
+    expect(page.locator("#review-reject")).to_be_disabled()
+    screenshot(page, "review-adjudication")
+    page.keyboard.press("a")
+    expect(page.locator("#review-status")).to_contain_text("awaits adjudication")
+    page.keyboard.press("r")
+    assert Review.objects.count() == 1
+    page.keyboard.press("c")
+    page.keyboard.press("2")  # politics
+    expect(page.locator("#review-empty")).to_be_visible()
+    final = FinalLabel.objects.get(item=item)
+    assert (final.value, final.source) == ({"label": "politics"}, "adjudication")
+    row = Item.objects.get(pk=item.pk)
+    assert (row.status, row.adjudication, row.rejections) == ("approved", False, 1)
     assert errors == []
 
 
@@ -182,6 +226,10 @@ def test_review_page_passes_axe_wcag_aa(browser, live_server):
     empty, _ = project_with_items(["x"])
     reviewer = reviewer_for(project)
     add_member(empty, reviewer, "reviewer")
+    adjudicated, [adj_item] = project_with_items(["y"], review_policy="all", max_rejections=1)
+    [adj_ann] = annotated(adjudicated, adj_item, {"label": "sports"})
+    review_submit(annotation=adj_ann, project=adjudicated, reviewer=reviewer_for(adjudicated), verdict="reject")
+    add_member(adjudicated, reviewer, "reviewer")
 
     def loaded(page):
         expect(page.locator(".ann-card")).to_have_count(2)
@@ -199,6 +247,10 @@ def test_review_page_passes_axe_wcag_aa(browser, live_server):
     def empty_state(page):
         expect(page.locator("#review-empty")).to_be_visible()
 
+    def adjudication(page):
+        expect(page.locator("#review-adjudication-note")).to_be_visible()
+        expect(page.locator(".ann-card.rejected .ann-review")).to_be_visible()
+
     found = axe_violations(
         browser,
         live_server,
@@ -208,6 +260,7 @@ def test_review_page_passes_axe_wcag_aa(browser, live_server):
             ("review correcting", f"/projects/{project.pk}/review", correcting),
             ("review help", f"/projects/{project.pk}/review", helping),
             ("review empty", f"/projects/{empty.pk}/review", empty_state),
+            ("review adjudication", f"/projects/{adjudicated.pk}/review", adjudication),
         ],
     )
     assert found == {}, found

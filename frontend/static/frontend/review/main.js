@@ -1,11 +1,14 @@
 // The review page (/projects/{id}/review; review.html loads it as a module):
 // GET /api/projects/{id}/review/next, then POST /api/annotations/{id}/review with approve / reject /
 // correct. Keyboard first (review/keys.js): J/K select an annotation, A approves, R rejects, C corrects.
+// review/next leases the item to this reviewer until `expires_at` (shown); an item awaiting adjudication is
+// decided by a correction only, and a rejected annotation stays on screen out of the vote (review/loop.js).
 
 import { $, isTyping, readJson, renderMeta } from "../lib/dom.js";
 import { api, errorText } from "../lib/http.js";
 import { correctionValue, startCorrection, toggleLabel, toggleSpan as toggleKept } from "./correct.js";
 import { reviewKeyAction } from "./keys.js";
+import { adjudicationText, conflictText, firstCounting, leaseText, rejectOutcome, verdictBlocked } from "./loop.js";
 import { describe, makeRenderer } from "./render.js";
 
 const root = $("review-app");
@@ -24,6 +27,11 @@ function start(root) {
     item: $("review-item"),
     externalId: $("review-external-id"),
     disagreement: $("review-disagreement"),
+    adjudication: $("review-adjudication"),
+    adjudicationNote: $("review-adjudication-note"),
+    lease: $("review-lease"),
+    approve: $("review-approve"),
+    reject: $("review-reject"),
     text: $("review-text"),
     meta: $("review-meta"),
     suggestion: $("review-suggestion"),
@@ -42,6 +50,7 @@ function start(root) {
   const state = { task: null, selected: 0, busy: false, correcting: null };
 
   const say = (message) => (el.status.textContent = message);
+  const timeOf = (iso) => new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   function fail(message) {
     el.error.textContent = message;
     el.error.hidden = !message;
@@ -59,12 +68,19 @@ function start(root) {
       el.item.hidden = true;
       el.empty.hidden = false;
       el.waiting.textContent = "";
+      el.lease.textContent = "";
       return;
     }
     el.empty.hidden = true;
     el.item.hidden = false;
     el.externalId.textContent = t.item.external_id;
     el.disagreement.hidden = !t.disagreement;
+    el.adjudication.hidden = !t.adjudication;
+    el.adjudicationNote.hidden = !t.adjudication;
+    if (t.adjudication) el.adjudicationNote.textContent = adjudicationText(t, config.maxRejections);
+    el.lease.textContent = leaseText(t, timeOf);
+    el.approve.disabled = !!t.adjudication;
+    el.reject.disabled = !!t.adjudication;
     el.waiting.textContent = t.waiting + (t.waiting === 1 ? " item" : " items") + " awaiting review";
     renderMeta(el.meta, t.item.data);
     const prediction = t.item.prediction;
@@ -97,7 +113,7 @@ function start(root) {
       state.task = null;
     } else if (status === 200) {
       state.task = data;
-      state.selected = 0;
+      state.selected = firstCounting(data.annotations);
       el.comment.value = "";
     } else {
       el.loading.hidden = true;
@@ -115,6 +131,11 @@ function start(root) {
   async function send(verdict, value) {
     if (!state.task || state.busy) return;
     const ann = state.task.annotations[state.selected];
+    const blocked = verdictBlocked(state.task, ann, verdict);
+    if (blocked) {
+      say(blocked);
+      return;
+    }
     const body = { verdict };
     if (value !== undefined) body.value = value;
     const comment = el.comment.value.trim();
@@ -127,12 +148,12 @@ function start(root) {
       if (status === 201 || status === 200) {
         say(
           verdict === "reject"
-            ? "Rejected item " + name + "."
+            ? rejectOutcome(name, data)
             : (verdict === "approve" ? "Approved" : "Corrected") + " item " + name + ": " + describe(task, data.final) + ".",
         );
         await loadNext();
       } else if (status === 409) {
-        say("Someone else already decided item " + name + "; here is the next one.");
+        say(conflictText(name, data, timeOf));
         await loadNext();
       } else if (status === 0) {
         fail("The verdict was not saved: the server could not be reached. Try again.");
@@ -237,8 +258,8 @@ function start(root) {
     actions[act.action](act.arg, event);
   });
 
-  $("review-approve").addEventListener("click", () => send("approve"));
-  $("review-reject").addEventListener("click", () => send("reject"));
+  el.approve.addEventListener("click", () => send("approve"));
+  el.reject.addEventListener("click", () => send("reject"));
   $("review-correct-open").addEventListener("click", openCorrect);
   $("review-correct-save").addEventListener("click", () => {
     if (task === "classification") {

@@ -80,7 +80,8 @@ export function makeRenderer(config) {
 
   /** One card per annotation; onSelect(i) on click. */
   function renderAnnotations(list, task, selected, onSelect) {
-    const total = task.annotations.length;
+    // a rejected annotation (counts false) is shown but does not vote
+    const counting = task.annotations.filter((a) => a.counts !== false).length;
     list.textContent = "";
     task.annotations.forEach((ann, i) => {
       const card = make("div", "ann-card");
@@ -88,12 +89,18 @@ export function makeRenderer(config) {
       card.setAttribute("role", "option");
       card.dataset.index = String(i);
       card.dataset.annotation = String(ann.id);
-      if (task.disagreement) card.classList.add(ann.agreeing * 2 > total ? "majority" : "minority");
+      const rejected = ann.counts === false;
+      if (rejected) card.classList.add("rejected");
+      else if (task.disagreement) card.classList.add(ann.agreeing * 2 > counting ? "majority" : "minority");
       const head = make("div", "ann-head");
       head.appendChild(make("strong", "ann-annotator", ann.annotator));
-      head.appendChild(make("span", "muted", ann.agreeing + " of " + total + " agree"));
+      head.appendChild(make("span", "muted", rejected ? "rejected: out of the vote" : ann.agreeing + " of " + counting + " agree"));
       card.appendChild(head);
       card.appendChild(valueNode(ann.value, task.item.data.text));
+      if (ann.review) {
+        const said = ann.review.comment ? ": “" + ann.review.comment + "”" : "";
+        card.appendChild(make("div", "ann-review", (ann.review.verdict === "reject" ? "Rejected" : "Reviewed") + " by " + ann.review.reviewer + said));
+      }
       const when = ann.created_at ? new Date(ann.created_at).toLocaleString() : "";
       card.appendChild(
         make(
