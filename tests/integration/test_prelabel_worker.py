@@ -83,7 +83,11 @@ def test_import_prelabel_and_next_in_uncertainty_order(start_worker):
     assert served == sorted(served, reverse=True)
     assert served[0] == round(uncertainties[-1], 6)
 
-    # the head of the queue was explained on the worker after the pre-label; any other item on demand
+    # the head of the queue was explained on the worker after the pre-label; any other item on demand (asked by a
+    # reviewer: an annotator sees an explanation only on the item served to them)
+    reviewer = make_user("pl_rev")
+    add_member(project, reviewer, "reviewer")
+    client = client_for(reviewer)
     head = Item.objects.filter(project=project, status="open").order_by("-priority", "id").first()
     wait_for(
         lambda: client.get(f"/api/items/{head.pk}/explanation").status_code == 200, "head explanation", 120, [worker]

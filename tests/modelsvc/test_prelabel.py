@@ -229,9 +229,9 @@ def test_prelabel_api_permissions(setup, django_capture_on_commit_callbacks):
 def test_explanation_api_202_then_200_with_the_deciding_word(setup, settings, django_capture_on_commit_callbacks):
     project, manager = setup
     settings.TANDEM_EXPLAIN_HEAD = 0  # nothing explained ahead of time: on demand only
-    annotator = make_user("a7")
-    add_member(project, annotator, "annotator")
-    client = client_for(annotator)
+    reviewer = make_user("a7")  # annotators see an explanation only on the item they hold (test_blind_walk)
+    add_member(project, reviewer, "reviewer")
+    client = client_for(reviewer)
     item = Item.objects.get(project=project, external_id="e0")  # "the sports final went to extra time #0"
     r = client.get(f"/api/items/{item.pk}/explanation")
     assert r.status_code == 404
