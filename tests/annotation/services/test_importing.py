@@ -13,6 +13,7 @@ from annotation.services.importing import (
     format_detect,
     import_create,
     import_run,
+    row_gold,
     row_validate,
     rows_parse,
 )
@@ -208,3 +209,48 @@ def test_empty_json_list_fails_with_a_reason(owner):
     done = import_run(job_id=job.pk)
     assert done.status == "failed"
     assert done.result["errors"]
+
+
+# ------------------------------------------------------------------ gold values (issue 13)
+
+
+@pytest.mark.parametrize(
+    ("row", "fmt", "expected"),
+    [
+        ({"text": "t"}, "jsonl", None),
+        ({"text": "t", "gold": None}, "json", None),
+        ({"text": "t", "gold": {"label": "b"}}, "jsonl", {"label": "b"}),
+        ({"text": "t", "gold": ""}, "csv", None),
+        ({"text": "t", "gold": "  "}, "csv", None),
+        ({"text": "t", "gold": " b "}, "csv", {"label": "b"}),
+        ({"text": "t", "gold": '{"label": "a"}'}, "csv", {"label": "a"}),
+    ],
+)
+def test_row_gold_classification(db, row, fmt, expected):
+    project = make_project(make_user(), labels=["a", "b"])
+    assert row_gold(3, row, row["text"], project, fmt) == expected
+
+
+@pytest.mark.parametrize(
+    ("row", "fmt", "fields"),
+    [
+        ({"text": "t", "gold": {"label": "z"}}, "jsonl", ["gold.label"]),
+        ({"text": "t", "gold": "b"}, "jsonl", ["gold"]),  # JSON rows carry a value, not a bare name
+        ({"text": "t", "gold": "z"}, "csv", ["gold.label"]),
+        ({"text": "t", "gold": "{bad"}, "csv", ["gold"]),
+        ({"text": "t", "gold": {"label": "a", "x": 1}}, "json", ["gold"]),
+    ],
+)
+def test_row_gold_errors_name_the_field_and_line(db, row, fmt, fields):
+    project = make_project(make_user(), labels=["a", "b"])
+    errors = row_gold(3, row, row["text"], project, fmt)
+    assert isinstance(errors, list)
+    assert all(isinstance(e, RowError) and e.line == 3 for e in errors)
+    assert [e.field for e in errors] == fields
+
+
+def test_gold_is_not_kept_in_the_item_data():
+    assert row_validate(1, {"text": "hi", "gold": {"label": "a"}, "lang": "en"}, Limits(10, 10))[1] == {
+        "text": "hi",
+        "lang": "en",
+    }
