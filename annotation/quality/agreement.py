@@ -16,10 +16,19 @@ What is rated (so that API, dashboard and tests agree):
   label for it, `O` outside spans; a token belongs to a span when their character ranges overlap (where
   spans of different labels overlap one token, the first in (start, end, label) order wins).
 - Annotators x units with missing values: nobody rates every item.
+- Fleiss' kappa: the units of the items with exactly k (the project's overlap) counting annotations, the
+  categories the values above.
+- Pairwise Cohen's kappa: every pair of annotators who rated at least one common item among those above,
+  `{"a", "b", "kappa", "n"}` with a < b by username; n is the number of items both rated, and the kappa is over
+  their units (for spans, the tokens of those items).
+- per_label: the one-vs-rest alpha of each project label (a rating is "L" or "not L": the label, L among the
+  labels, or the token labeled L), nominal, over the same units.
+- over_time: per UTC day of the items' last counting annotation, the alpha of that day's items and their count.
 
 Where a figure is undefined it is None, never 0: no item, fewer than 2 items (per project, per label and per
-day), one annotator only (then no item has 2 counting annotations). The `krippendorff` package returns nan
-(and warns) when every pairable value is the same one, since its expected disagreement is then 0; we define
+day), one annotator only (then no item has 2 counting annotations). The `krippendorff` package raises (one value in
+its domain) or returns nan (with a warning) when every pairable value is the same one, since its expected
+disagreement is then 0; we define
 alpha = 1.0 there, perfect agreement with at least 2 pairable values, and take the library's answer
 everywhere else. Fleiss' kappa follows the same rule. A label nobody used has a one-vs-rest alpha of None (no
 information about it), although all its values ("not L") are identical. Cohen's kappa is None below 2 shared

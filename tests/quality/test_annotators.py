@@ -196,3 +196,22 @@ def test_throughput_per_utc_day(fixed, django_assert_num_queries):
         {"day": DAY0.date().isoformat(), "annotations": 8, "reviews": 0}
     ]
     assert throughput_section(project_with(name="quiet"), Window()) == []
+
+
+def test_gold_figures_come_from_gold_scores_since_gold_since():
+    project = project_with()
+    people = users(project, "ann", "bob")
+    gold = items(project, ["g1", "g2"], prefix="g")
+    for g in gold:
+        final(g, {"label": "sports"}, source=FinalLabelSource.GOLD)
+    annotate(gold[0], people["ann"], {"label": "sports"}, at=DAY0)
+    annotate(gold[1], people["ann"], {"label": "politics"}, at=DAY0 + days(1))
+    annotate(gold[0], people["bob"], {"label": "politics"}, at=DAY0)
+    # bob was un-paused after his answer: it no longer counts
+    Membership.objects.filter(project=project, user=people["bob"]).update(gold_since=DAY0 + days(1))
+    got = by_name(annotators_section(project, Window()))
+    assert (got["ann"]["gold_answers"], got["ann"]["gold_accuracy"]) == (2, 0.5)
+    assert (got["bob"]["gold_answers"], got["bob"]["gold_accuracy"]) == (0, None)
+    assert got["bob"]["annotations"] == 1
+    # gold answers are never agreement with the final label
+    assert got["ann"]["agreement_with_final"] is None
