@@ -16,7 +16,15 @@ test("fetchNext: an item, none, or an error (fatal when access is refused)", asy
   const answering = (status, data) => async () => ({ status, data });
   assert.deepEqual(await fetchNext(answering(200, { id: 1 }), errorText, 3, []), { id: 1 });
   assert.equal(await fetchNext(answering(204, null), errorText, 3, []), null);
-  await assert.rejects(fetchNext(answering(403, { detail: "Not a member." }), errorText, 3, []), (e) => e.fatal && e.message === "Not a member.");
+  await assert.rejects(
+    fetchNext(answering(403, { detail: "Not a member." }), errorText, 3, []),
+    (e) => e.fatal && !e.paused && e.message === "Not a member.",
+  );
+  // the gold auto-pause: a 403 that says paused, told apart so the page can say so in words
+  await assert.rejects(
+    fetchNext(answering(403, { detail: "You are paused.", errors: [], paused: true }), errorText, 3, []),
+    (e) => e.fatal && e.paused && e.message === "You are paused.",
+  );
   await assert.rejects(fetchNext(answering(401, null), errorText, 3, []), (e) => e.fatal && e.message === "Not allowed.");
   await assert.rejects(fetchNext(answering(0, null), errorText, 3, []), (e) => !e.fatal);
   await assert.rejects(fetchNext(answering(500, null), errorText, 3, []), (e) => !e.fatal && /500/.test(e.message));

@@ -6,10 +6,13 @@ import {
   confidenceOf,
   emptyValue,
   isComplete,
+  isZeroShot,
   makeSchema,
   pct,
+  preselectOf,
   sameValue,
   suggestionOf,
+  suggestionSource,
   suggestionText,
   withLabel,
   withSpan,
@@ -101,7 +104,10 @@ test("confidence and its text", () => {
   assert.equal(confidenceOf(item, "politics"), null);
   assert.equal(confidenceOf({}, "tech"), null);
   assert.equal(pct(0.874), "87%");
-  assert.equal(suggestionText(schema("classification"), item, { label: "tech" }), "tech (87% confident)");
+  // a prediction without `kind` predates it: zero-shot, whose probabilities are an uncalibrated score
+  assert.equal(suggestionText(schema("classification"), item, { label: "tech" }), "tech (score 87%, uncalibrated)");
+  const trained = { prediction: { ...item.prediction, kind: "fine_tuned" } };
+  assert.equal(suggestionText(schema("classification"), trained, { label: "tech" }), "tech (87% confident)");
   assert.equal(suggestionText(schema("multilabel"), item, { labels: ["sports", "politics"] }), "sports (10%), politics");
   assert.equal(suggestionText(schema("multilabel"), item, { labels: [] }), "none of the labels");
   assert.equal(suggestionText(schema("spans"), item, { spans: [{}] }), "1 span, pre-filled below");
@@ -122,4 +128,31 @@ test("editing: choose, toggle, add and remove spans", () => {
   assert.deepEqual(v3, { spans: [{ start: 3, end: 5, label: "sports" }] });
   assert.deepEqual(gone, { start: 0, end: 2, label: "tech" });
   assert.equal(withoutSpan(v2, 5)[1], undefined);
+});
+
+test("pre-selection: only when the server says so", () => {
+  assert.equal(preselectOf({ prediction: { preselect: true } }), true);
+  assert.equal(preselectOf({ prediction: { preselect: false } }), false);
+  assert.equal(preselectOf({ prediction: { value: { label: "tech" } } }), false); // an older server: never
+  assert.equal(preselectOf({ prediction: null }), false);
+  assert.equal(preselectOf(null), false);
+});
+
+test("which model suggested it", () => {
+  assert.equal(isZeroShot({ prediction: { kind: "zero_shot" } }), true);
+  assert.equal(isZeroShot({ prediction: {} }), true);
+  assert.equal(isZeroShot({ prediction: { kind: "fine_tuned" } }), false);
+  assert.equal(suggestionSource({ prediction: { model_version: 3, kind: "fine_tuned" } }), "model version 3, fine-tuned");
+  assert.equal(suggestionSource({ prediction: { model_version: 1 } }), "model version 1, zero-shot");
+  assert.equal(suggestionSource({ prediction: null }), "");
+});
+
+test("spans not pre-filled are listed with their text", () => {
+  const item = { data: { text: "Ann met Bob in Oslo 🙂 yesterday" }, prediction: {} };
+  const sug = { spans: [{ start: 0, end: 3, label: "sports" }, { start: 15, end: 21, label: "tech" }] };
+  assert.equal(suggestionText(schema("spans"), item, sug, { preselected: true }), "2 spans, pre-filled below");
+  assert.equal(suggestionText(schema("spans"), item, sug, { preselected: false }), "2 spans: sports “Ann”, tech “Oslo 🙂”");
+  const many = { spans: Array.from({ length: 6 }, (_, i) => ({ start: i, end: i + 1, label: "tech" })) };
+  assert.match(suggestionText(schema("spans"), item, many, { preselected: false }), /^6 spans: (tech “.”, ){4}tech “.”, …$/);
+  assert.equal(suggestionText(schema("spans"), item, { spans: [] }, { preselected: false }), "0 spans");
 });

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, Route, expect
 
-from annotation.models import Annotation, Item
+from annotation.models import Annotation, Item, Membership
 from tests.browser.conftest import project_with_items
 from tests.conftest import make_user
 
@@ -151,37 +151,64 @@ def test_spans_keyboard_and_mouse_offsets_are_python_characters(page: Page, live
     assert errors == []
 
 
-def suggestion(label: str, p: float) -> dict:
+def suggestion(label: str, p: float, kind: str = "fine_tuned") -> dict:
     probs = {"sports": 0.05, "politics": 0.05, "tech": 0.05, label: p}
     return {
         "model_version": 3,
+        "kind": kind,
         "value": {"label": label},
+        "confidence": p,
         "probabilities": probs,
         "uncertainty": 1 - p,
         "scores": {"least_confidence": 1 - p, "margin": 0.5, "entropy": 0.6},
     }
 
 
-def test_suggestion_preselected_and_accepted_with_enter(page: Page, live_server, logged_in, errors):
+def test_suggestion_preselected_only_when_a_trained_model_is_confident(page: Page, live_server, logged_in, errors):
+    """Issue 13: a fine-tuned version's suggestion at or above preselect_min_confidence (0.8) is pre-selected and
+    Enter accepts it; a less confident one, or any zero-shot one, is shown and nothing is chosen. Whether the
+    answer accepted the suggestion is decided by the server from what it served."""
     user = make_user()
     project, items = project_with_items(
-        ["Match report", "Budget vote", "Plain"],
+        ["Match report", "Budget vote", "Quiz night", "Plain"],
         annotators=[user],
-        predictions={0: suggestion("tech", 0.87), 1: suggestion("sports", 0.6)},
+        predictions={
+            0: suggestion("tech", 0.87),
+            1: suggestion("sports", 0.6),
+            2: suggestion("sports", 0.95, kind="zero_shot"),
+        },
     )
     open_label(logged_in(user), live_server, project)
+    banner = page.locator("#suggestion")
     tech = page.locator('.label-btn[data-label="tech"]')
     expect(tech).to_have_attribute("aria-pressed", "true")
     expect(tech).to_have_class("label-btn suggested")
     expect(tech.locator(".suggested-badge")).to_have_text("suggested 87%")
-    expect(page.locator("#suggestion")).to_contain_text("tech (87% confident)")
+    expect(banner).to_contain_text("tech (87% confident)")
+    expect(banner).to_contain_text("model version 3, fine-tuned")
+    expect(banner).to_contain_text("pre-selected; press Enter to accept")
     page.keyboard.press("Enter")  # accept in one key
     expect(page.locator("#text")).to_have_text("Budget vote")
-    expect(page.locator('.label-btn[data-label="sports"]')).to_have_attribute("aria-pressed", "true")
-    page.keyboard.press("2")  # change it
+    # 60 %: shown, not chosen; Enter does not accept it
+    sports = page.locator('.label-btn[data-label="sports"]')
+    expect(sports).to_have_class("label-btn suggested")
+    expect(sports).to_have_attribute("aria-pressed", "false")
+    expect(banner).to_contain_text("not pre-selected: the model is not confident enough")
+    page.keyboard.press("Enter")
+    expect(page.locator("#status")).to_contain_text("Choose a label first")
+    page.keyboard.press("2")
+    page.keyboard.press("Enter")
+    expect(page.locator("#text")).to_have_text("Quiz night")
+    # zero-shot: never pre-selected, its probability called an uncalibrated score
+    expect(sports).to_have_attribute("aria-pressed", "false")
+    expect(sports.locator(".suggested-badge")).to_have_text("suggested")
+    expect(banner).to_contain_text("sports (score 95%, uncalibrated)")
+    expect(banner).to_contain_text("model version 3, zero-shot")
+    expect(banner).to_contain_text("not pre-selected: a zero-shot model's guess")
+    page.keyboard.press("1")  # chooses the suggested label itself
     page.keyboard.press("Enter")
     expect(page.locator("#text")).to_have_text("Plain")
-    expect(page.locator("#suggestion")).to_be_hidden()
+    expect(banner).to_be_hidden()
     page.keyboard.press("1")
     page.keyboard.press("Enter")
     expect(page.locator("#empty")).to_be_visible()
@@ -189,8 +216,30 @@ def test_suggestion_preselected_and_accepted_with_enter(page: Page, live_server,
     got = {a.item_id: a for a in Annotation.objects.filter(annotator=user)}
     assert (got[items[0].pk].value, got[items[0].pk].accepted_suggestion) == ({"label": "tech"}, True)
     assert (got[items[1].pk].value, got[items[1].pk].accepted_suggestion) == ({"label": "politics"}, False)
-    assert got[items[2].pk].accepted_suggestion is None
+    assert (got[items[2].pk].value, got[items[2].pk].accepted_suggestion) == ({"label": "sports"}, True)
+    assert got[items[2].pk].suggestion["kind"] == "zero_shot"
+    assert got[items[3].pk].accepted_suggestion is None
     assert [e for e in errors if "404" not in e] == []  # stub suggestions have no reasons behind them
+
+
+def test_a_paused_annotator_is_told_so_in_words(page: Page, live_server, logged_in, errors):
+    user = make_user()
+    project, _ = project_with_items(["one", "two"], annotators=[user])
+    Membership.objects.filter(project=project, user=user).update(paused=True)
+    page = logged_in(user)
+    page.goto(f"{live_server.url}/projects/{project.pk}/label")
+    expect(page.locator("body")).to_have_attribute("data-state", "paused")
+    expect(page.locator("#paused")).to_be_visible()
+    expect(page.locator("#paused-title")).to_have_text("You are paused in this project")
+    expect(page.locator("#paused-detail")).to_contain_text("A manager can un-pause you")
+    expect(page.locator("#workspace")).to_be_hidden()
+    expect(page.locator("#alert")).to_be_hidden()  # not a generic error
+    Membership.objects.filter(project=project, user=user).update(paused=False)  # un-paused meanwhile
+    page.locator("#paused-check-again").click()
+    expect(page.locator("body")).to_have_attribute("data-state", "ready")
+    expect(page.locator("#paused")).to_be_hidden()
+    expect(page.locator("#text")).to_have_text("one")
+    assert [e for e in errors if "403" not in e] == []  # the browser logs the 403 itself
 
 
 def test_reasons_highlighted_after_polling(page: Page, live_server, logged_in, errors):

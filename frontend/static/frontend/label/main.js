@@ -67,6 +67,7 @@ $("undo").addEventListener("click", () => page.undo());
 $("reasons-toggle").addEventListener("click", () => page.toggleReasons());
 $("help-open").addEventListener("click", () => page.toggleHelp());
 $("check-again").addEventListener("click", () => page.loadNext());
+$("paused-check-again").addEventListener("click", () => page.loadNext());
 window.addEventListener("online", () => outbox.online());
 
 page.start();

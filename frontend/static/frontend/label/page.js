@@ -8,7 +8,7 @@ import { codePointIndex } from "../lib/offsets.js";
 import { annotateEntry, newKey, skipEntry } from "./outbox.js";
 import { renderLabels, renderSpanList, renderSuggestion, renderText } from "./render.js";
 import { KeyboardSelection, clearSelection, selectText, selectionOffsets } from "./spans.js";
-import { canonical, emptyValue, isComplete, sameValue, suggestionOf, withLabel, withSpan, withoutSpan } from "./values.js";
+import { canonical, emptyValue, isComplete, preselectOf, suggestionOf, withLabel, withSpan, withoutSpan } from "./values.js";
 
 const clone = (v) => JSON.parse(JSON.stringify(v));
 
@@ -112,7 +112,9 @@ export class LabelPage {
     try {
       return { item: await this.fetchNext(this.outbox.itemIds()) };
     } catch (err) {
-      if (err.fatal) {
+      if (err.paused) {
+        this.showPaused(err.message);
+      } else if (err.fatal) {
         this.alert(`${err.message} ${fatalHint}`);
         this.setState("error");
       } else {
@@ -147,6 +149,7 @@ export class LabelPage {
 
   showEmpty() {
     this.current = null;
+    $("paused").hidden = true;
     $("workspace").hidden = true;
     $("empty").hidden = false;
     this.left = 0;
@@ -154,6 +157,18 @@ export class LabelPage {
     delete document.body.dataset.itemId;
     this.setState("empty");
     this.say(this.outbox.size ? "Nothing left to label; some answers are still being saved." : "Nothing left to label.");
+  }
+
+  /** The member is paused (403 with paused: true): say so in words, with the server's reason. */
+  showPaused(detail) {
+    this.current = null;
+    $("workspace").hidden = true;
+    $("empty").hidden = true;
+    $("paused").hidden = false;
+    $("paused-detail").textContent = detail;
+    delete document.body.dataset.itemId;
+    this.setState("paused");
+    this.say("You are paused in this project; a manager can un-pause you.");
   }
 
   prefetch() {
@@ -170,23 +185,25 @@ export class LabelPage {
     this.editing = editing;
     this.idx = codePointIndex(text);
     this.suggestion = suggestionOf(this.schema, item);
+    const preselected = !!this.suggestion && preselectOf(item);
     this.selection = new KeyboardSelection(text);
     this.reasons.reset(item);
     const draft = editing ? null : this.store.get(this.draftKey(item.id));
     if (value) this.value = clone(value);
     else if (draft && draft.value) this.value = draft.value;
-    else if (this.suggestion) this.value = clone(this.suggestion);
+    else if (preselected) this.value = clone(this.suggestion); // else shown, and nothing is chosen
     else this.value = emptyValue(this.schema);
     if (!editing) this.store.set(this.currentKey, item.id);
 
     $("empty").hidden = true;
+    $("paused").hidden = true;
     $("workspace").hidden = false;
     $("item-id").textContent = `Item ${item.external_id}`;
     $("edit-badge").hidden = !editing;
     this.syncUndo();
     $("skip").disabled = !!editing;
     renderMeta($("meta"), item.data);
-    renderSuggestion($("suggestion"), this.schema, item, this.suggestion);
+    renderSuggestion($("suggestion"), this.schema, item, this.suggestion, preselected);
     this.renderValue();
     $("text").scrollTop = 0;
     $("reasons-toggle").hidden = !item.prediction;
@@ -327,8 +344,8 @@ export class LabelPage {
     if (this.editing) return this.submitEdit();
     const item = this.current;
     const value = canonical(this.schema, this.value);
+    // whether it is the suggestion served is decided by the server (it recorded what it served)
     const body = { value, lead_time_ms: Math.max(0, Math.round(performance.now() - this.renderedAt)) };
-    if (this.suggestion) body.accepted_suggestion = sameValue(this.schema, value, this.suggestion);
     const entry = annotateEntry(item, body, newKey());
     this.outbox.add(entry);
     this.lastSubmitted = { item, value, key: entry.key, annotationId: null };

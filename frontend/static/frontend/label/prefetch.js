@@ -12,14 +12,16 @@ export function nextUrl(project, exclude, max = PREFETCH_MAX_EXCLUDE) {
 
 /**
  * The next item (or null when none is left) through api(); throws on any other answer, with
- * err.fatal set for 401/403 (the session ended or access was withdrawn: retrying will not help).
+ * err.fatal set for 401/403 (the session ended or access was withdrawn: retrying will not help), and
+ * err.paused for a 403 that says {"paused": true} (the gold auto-pause: a manager un-pauses).
  */
 export async function fetchNext(api, errorText, project, exclude) {
   const res = await api("GET", nextUrl(project, exclude));
   if (res.status === 200) return res.data;
   if (res.status === 204) return null;
   if (res.status === 401 || res.status === 403) {
-    throw Object.assign(new Error(errorText(res.data, "Not allowed.")), { fatal: true });
+    const paused = res.status === 403 && !!res.data && res.data.paused === true;
+    throw Object.assign(new Error(errorText(res.data, "Not allowed.")), { fatal: true, paused });
   }
   if (res.status === 0) throw new Error("Can't reach the server.");
   throw new Error(errorText(res.data, `The server answered ${res.status}.`));

@@ -3,22 +3,31 @@
 
 import { make, button } from "../lib/dom.js";
 import { segments } from "../lib/offsets.js";
-import { confidenceOf, pct, spanKey, suggestionText } from "./values.js";
+import { confidenceOf, isZeroShot, pct, spanKey, suggestionSource, suggestionText } from "./values.js";
 
-/** The model suggestion banner; hidden without a suggestion. */
-export function renderSuggestion(el, schema, item, sug) {
+/**
+ * The model suggestion banner; hidden without a suggestion. Says which model version suggested it, and whether
+ * it is pre-selected (only a confident trained model's is: values.preselectOf); otherwise nothing is chosen.
+ */
+export function renderSuggestion(el, schema, item, sug, preselected) {
   el.replaceChildren();
+  el.dataset.preselected = String(!!(sug && preselected));
   if (!sug) {
     el.hidden = true;
     return;
   }
   el.hidden = false;
+  const how = preselected
+    ? " — pre-selected; press Enter to accept."
+    : isZeroShot(item)
+      ? " — not pre-selected: a zero-shot model's guess; choose the label yourself."
+      : " — not pre-selected: the model is not confident enough; choose the label yourself.";
   el.append(
     make("strong", null, "Model suggestion: "),
-    make("span", null, suggestionText(schema, item, sug)),
-    make("span", "hint", " — pre-selected; press Enter to accept."),
+    make("span", null, suggestionText(schema, item, sug, { preselected })),
+    make("span", "suggestion-source hint", ` (${suggestionSource(item)})`),
+    make("span", "hint", how),
   );
-  if (item.prediction.model_version != null) el.title = `model version ${item.prediction.model_version}`;
 }
 
 /** The label buttons: made once (onChoose(name) on click), then their pressed / suggested state. */
@@ -51,7 +60,8 @@ export function renderLabels(box, schema, { item, value, suggestion }, onChoose)
     }
     if (task !== "spans") b.setAttribute("aria-pressed", String(pressed));
     b.classList.toggle("suggested", suggested);
-    const p = item ? confidenceOf(item, name) : null;
+    // a zero-shot model's probability is uncalibrated: the banner shows it as a score, the badge not at all
+    const p = item && !isZeroShot(item) ? confidenceOf(item, name) : null;
     b.querySelector(".suggested-badge").textContent = suggested ? `suggested${p !== null ? ` ${pct(p)}` : ""}` : "";
   }
 }

@@ -68,6 +68,29 @@ export function suggestionOf(schema, item) {
   return v;
 }
 
+/**
+ * Whether the page may pre-select the suggestion: the server says so (`prediction.preselect`, issue 13): never
+ * for a zero-shot model, a trained version's only at or above the project's preselect_min_confidence.
+ * Missing (an older server): no, so an unsure suggestion is never one Enter away.
+ */
+export function preselectOf(item) {
+  return !!(item && item.prediction && item.prediction.preselect === true);
+}
+
+/** Whether the suggestion comes from a zero-shot model (a prediction without `kind` predates the field: zero-shot). */
+export function isZeroShot(item) {
+  const kind = item && item.prediction && item.prediction.kind;
+  return kind !== "fine_tuned";
+}
+
+/** Which model suggested it, in words: "model version 3, fine-tuned" / "model version 1, zero-shot". */
+export function suggestionSource(item) {
+  const p = item && item.prediction;
+  if (!p) return "";
+  const kind = isZeroShot(item) ? "zero-shot" : "fine-tuned";
+  return p.model_version != null ? `model version ${p.model_version}, ${kind}` : kind;
+}
+
 /** The model's probability for a label, or null. */
 export function confidenceOf(item, label) {
   const probs = item && item.prediction && item.prediction.probabilities;
@@ -98,11 +121,15 @@ export function withoutSpan(value, i) {
   return [{ spans }, gone];
 }
 
-/** How the page shows the suggestion in its banner. */
-export function suggestionText(schema, item, sug) {
+/**
+ * How the page shows the suggestion in its banner. A zero-shot model's probabilities are not calibrated, so its
+ * number is called a score, not confidence. Spans not pre-filled are listed (at most 5) so they can be copied.
+ */
+export function suggestionText(schema, item, sug, { preselected = true } = {}) {
   if (schema.task === "classification") {
     const p = confidenceOf(item, sug.label);
-    return `${sug.label}${p !== null ? ` (${pct(p)} confident)` : ""}`;
+    if (p === null) return sug.label;
+    return `${sug.label} (${isZeroShot(item) ? `score ${pct(p)}, uncalibrated` : `${pct(p)} confident`})`;
   }
   if (schema.task === "multilabel") {
     return sug.labels.length
@@ -114,5 +141,9 @@ export function suggestionText(schema, item, sug) {
           .join(", ")
       : "none of the labels";
   }
-  return `${sug.spans.length} span${sug.spans.length === 1 ? "" : "s"}, pre-filled below`;
+  const n = `${sug.spans.length} span${sug.spans.length === 1 ? "" : "s"}`;
+  if (preselected || !sug.spans.length) return `${n}${sug.spans.length ? ", pre-filled below" : ""}`;
+  const cps = Array.from((item.data && item.data.text) || "");
+  const shown = sug.spans.slice(0, 5).map((s) => `${s.label} “${cps.slice(s.start, s.end).join("")}”`);
+  return `${n}: ${shown.join(", ")}${sug.spans.length > 5 ? ", …" : ""}`;
 }
