@@ -163,7 +163,7 @@ def gold_set(*, item: Item, value: Any) -> Item:
 
     Under the item's row lock: the FinalLabel becomes the gold value (source `gold`), the item `approved`, its
     labeling leases and any review lease are dropped. Its annotations stay, but no longer decide it (they are
-    gold answers now)."""
+    gold answers now, so annotation_count is 0)."""
     item, project = _lock(item)
     gold = gold_validate(project=project, text=item.text, value=value)
     FinalLabel.objects.bulk_create(
@@ -175,8 +175,9 @@ def gold_set(*, item: Item, value: Any) -> Item:
     for user_id in Assignment.objects.filter(item_id=item.pk).values_list("user_id", flat=True):
         leases_drop_user(item=item, user_id=user_id)
     ReviewLease.objects.filter(item_id=item.pk).delete()
-    item.is_gold, item.status, item.adjudication = True, ItemStatus.APPROVED, False
-    leases_save(item, is_gold=True, status=item.status, adjudication=False)
+    # annotation_count never counts gold answers (gold items stand outside the overlap); gold_clear recounts
+    item.is_gold, item.status, item.adjudication, item.annotation_count = True, ItemStatus.APPROVED, False, 0
+    leases_save(item, is_gold=True, status=item.status, adjudication=False, annotation_count=0)
     return item
 
 

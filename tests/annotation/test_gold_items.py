@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from annotation.models import Assignment, FinalLabel, Item, ReviewLease
+from annotation.models import Annotation, Assignment, FinalLabel, Item, ReviewLease
 from tests.annotation.apis.helpers import annotate, assert_error, error_fields, make_items, member, next_item
 from tests.conftest import client_for, make_project, make_user
 
@@ -58,7 +58,12 @@ def test_gold_replaces_a_consensus_label(project, manager_client, annotator):
     FinalLabel.objects.create(item=item, value={"label": "sports"}, source="consensus")
     patch(manager_client, item, {"gold": {"label": "politics"}})
     assert final_of(item) == ({"label": "politics"}, "gold")
-    assert Item.objects.get(pk=item.pk).annotation_count == 1  # the annotation stays
+    # the annotation stays, as a gold answer now: outside the overlap's count
+    assert list(Annotation.objects.filter(item=item).values_list("value", flat=True)) == [{"label": "sports"}]
+    assert Item.objects.get(pk=item.pk).annotation_count == 0
+    r = patch(manager_client, item, {"gold": None})  # and counts again once the item is no longer gold
+    assert (r.json()["annotation_count"], r.json()["status"], r.json()["final"]) == (1, "approved", {"label": "sports"})
+    assert final_of(item) == ({"label": "sports"}, "consensus")  # k = 1: decided again
 
 
 @pytest.mark.parametrize(
@@ -127,8 +132,6 @@ def test_clear_returns_the_item_to_the_queue_by_its_counting_annotations(manager
     for item in (one, two, tie):
         patch(client, item, {"gold": {"label": "tech"}})
     # gold answers (outside the overlap, as the submit path writes them)
-    from annotation.models import Annotation
-
     Annotation.objects.create(item=one, annotator=a, value={"label": "sports"})
     Annotation.objects.create(item=two, annotator=a, value={"label": "sports"})
     Annotation.objects.create(item=two, annotator=b, value={"label": "sports"})
