@@ -4,12 +4,14 @@ import { test } from "node:test";
 
 import { pausedMap, pausedText } from "../static/frontend/dashboard/annotators.js";
 import {
+  FLAGGED_FILL,
   agreementChart,
   goldChart,
   learningCurveChart,
   liveChart,
   perLabelF1Chart,
   reliabilityChart,
+  sliceChart,
   stoppingChart,
   throughputChart,
 } from "../static/frontend/dashboard/charts.js";
@@ -23,6 +25,7 @@ import {
   annotatorsTable,
   confusionOf,
   confusionTable,
+  isFlagged,
   liveTable,
   modelTable,
   perLabelF1Table,
@@ -257,6 +260,21 @@ test("charts: data straight from the metrics, gaps as null (never 0), the reliab
   assert.deepEqual(live.data.datasets[1].data, [0.7, 0.92]);
   assert.deepEqual(liveChart(EMPTY_METRICS.live).data.datasets[0].data, [null, null]);
   assert.deepEqual(stoppingChart(METRICS.stopping).data.labels, ["v2"]);
+  // slices: per metric a bar for the interval (red where flagged) with its value; a missing interval is a gap
+  const slices = sliceChart(METRICS.slices.source, isFlagged);
+  assert.deepEqual(slices.data.labels, ["web", "-sms"]);
+  assert.deepEqual(slices.plugins.map((p) => p.id), ["valueMarks"]);
+  const [alphaSet, goldSet, modelSet] = slices.data.datasets;
+  assert.deepEqual(alphaSet.data, [[0.05, 0.35], null]);
+  assert.deepEqual(alphaSet.values, [0.2, null]);
+  assert.deepEqual(modelSet.data, [null, [0.4, 0.96]]);
+  assert.deepEqual(modelSet.values, [null, 0.8]);
+  const fill = (ds, dataIndex) => ds.backgroundColor({ type: "data", dataIndex });
+  assert.equal(fill(alphaSet, 0), FLAGGED_FILL); // web is flagged for agreement ...
+  assert.equal(fill(goldSet, 0), FLAGGED_FILL); // ... and for gold accuracy
+  assert.notEqual(fill(alphaSet, 1), FLAGGED_FILL);
+  assert.notEqual(fill(modelSet, 0), FLAGGED_FILL); // not for the model
+  assert.notEqual(alphaSet.backgroundColor({ type: "dataset" }), FLAGGED_FILL); // the legend keeps the metric's colour
 });
 
 test("the date range: ISO dates only, passed on to the metrics URL", () => {

@@ -221,12 +221,12 @@ def test_dashboard_shows_the_api_figures_filters_by_date_and_unpauses(page: Page
     expect(table_row(page, "live-accuracy", "inflated by automation bias")).to_contain_text(str(live["final"]["n"]))
 
     # slices: the imported field `source`
-    if m["slices"].get("source"):
-        expect(page.locator("#table-slice-source")).to_be_visible()
-        for row in m["slices"]["source"]["rows"]:
-            expect(table_row(page, "slice-source", str(row["value"]))).to_contain_text(str(row["n"]))
-        flagged = sum(len(r["flagged"]) for r in m["slices"]["source"]["rows"])
-        expect(page.locator("#table-slice-source .flagged")).to_have_count(flagged)
+    assert m["slices"]["source"]["rows"]
+    expect(page.locator("#table-slice-source")).to_be_visible()
+    for row in m["slices"]["source"]["rows"]:
+        expect(table_row(page, "slice-source", str(row["value"]))).to_contain_text(str(row["n"]))
+    flagged = sum(len(r["flagged"]) for r in m["slices"]["source"]["rows"])
+    expect(page.locator("#table-slice-source .flagged")).to_have_count(flagged)
 
     # stopping: the sentence, or why there is none
     stopping = m["stopping"]
@@ -240,7 +240,8 @@ def test_dashboard_shows_the_api_figures_filters_by_date_and_unpauses(page: Page
     drawn = page.evaluate(
         "() => [...document.querySelectorAll('canvas')].map(c => !!(window.Chart && Chart.getChart(c)))"
     )
-    assert len(drawn) >= 7, drawn  # agreement, throughput, gold, per-label F1, reliability, live, learning curve
+    # agreement, throughput, gold, per-label F1, reliability, live, learning curve, one per slice field
+    assert len(drawn) >= 7 + len(m["slices"]), drawn
     assert all(drawn), drawn
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -257,10 +258,12 @@ def test_dashboard_shows_the_api_figures_filters_by_date_and_unpauses(page: Page
     ann = next(line for line in lines if line.startswith("ann,"))
     assert ann.split(",")[4:6] == [str(by_name["ann"]["gold_answers"]), "1"]  # raw figures: 3 answers, accuracy 1
 
-    # un-pause: a manager's button; cat's gold answers count again from now
-    page.click('#dash-paused button[aria-label="Un-pause cat"]')
+    # un-pause, with the keyboard: a manager's button; cat's gold answers count again from now
+    page.locator('#dash-paused button[aria-label="Un-pause cat"]').focus()
+    page.keyboard.press("Enter")
     expect(page.locator("#dash-status")).to_have_text("cat is un-paused: their gold answers count again from now.")
     expect(page.locator("#dash-paused")).to_contain_text("No annotator is paused.")
+    expect(page.locator("#dash-paused")).to_be_focused()  # not lost with the button
     expect(table_row(page, "annotators", "cat")).to_contain_text("active")
     assert not Membership.objects.get(project=project, user=ctx["cat"]).paused
 
@@ -279,6 +282,13 @@ def test_dashboard_shows_the_api_figures_filters_by_date_and_unpauses(page: Page
     expect(table_row(page, "model-versions", "v2")).to_be_visible()
     screenshot(page, "dashboard-range")
     assert errors == []
+
+    # a range that ends before it starts: the API's 400 in words, and no panel left waiting
+    page.goto(f"{live_server.url}/projects/{project.pk}/dashboard?since=2026-12-07&until=2026-12-01")
+    expect(page.locator("#dash-error")).to_contain_text("since is after until")
+    expect(page.locator("#panel-agreement")).to_have_attribute("aria-busy", "false")
+    assert errors  # the browser logs the failed request itself ...
+    assert all("status of 400" in e for e in errors), errors  # ... and nothing else went wrong
 
 
 def test_a_reviewer_sees_the_figures_but_no_unpause_button(page: Page, live_server, logged_in, errors):

@@ -163,6 +163,73 @@ export function liveChart(live) {
   };
 }
 
+// the slice chart's metrics: [name, value key, interval key, interval fill, value mark colour, flag name]
+const SLICE_METRICS = [
+  ["agreement (alpha)", "agreement", "agreement_ci", "#9dbcf0", COLORS[0], "agreement"],
+  ["gold accuracy", "gold_accuracy", "gold_ci", "#f3c99b", COLORS[1], "gold"],
+  ["model accuracy", "model_accuracy", "model_ci", "#a7d3b5", COLORS[2], "model"],
+];
+export const FLAGGED_FILL = "#e8a0a0";
+
+/**
+ * One field's slices: per metric, a floating bar for each slice's 95 % interval (red where the slice is flagged
+ * for that metric) with the value marked across it (the `valueMarks` plugin below reads each dataset's `values`).
+ */
+export function sliceChart(slice, isFlagged) {
+  const rows = (slice && slice.rows) || [];
+  const ci = (r, key) => (Array.isArray(r[key]) && r[key].every((x) => typeof x === "number") ? r[key] : null);
+  return {
+    type: "bar",
+    data: {
+      labels: rows.map((r) => (r.value === null || r.value === undefined ? "(none)" : String(r.value))),
+      datasets: SLICE_METRICS.map(([name, key, ciKey, fill, mark, flag]) => {
+        const flagged = rows.map((r) => isFlagged(r, flag));
+        return {
+          label: `${name}: value and 95 % interval`,
+          data: rows.map((r) => ci(r, ciKey)),
+          values: rows.map((r) => plot(r[key])),
+          flagged,
+          // a function, so the legend (context "dataset") keeps the metric's colour
+          backgroundColor: (c) => (c.type === "data" && flagged[c.dataIndex] ? FLAGGED_FILL : fill),
+          borderColor: mark,
+          borderWidth: 1,
+          markColor: mark,
+        };
+      }),
+    },
+    options: base("slice", "value", axis("value", { suggestedMin: 0, max: 1 })),
+    plugins: [valueMarks],
+  };
+}
+
+/** Draws each bar dataset's `values` as a thick line across its bar (a value inside its interval). */
+export const valueMarks = {
+  id: "valueMarks",
+  afterDatasetsDraw(chart) {
+    const { ctx } = chart;
+    chart.data.datasets.forEach((ds, i) => {
+      const meta = chart.getDatasetMeta(i);
+      if (!Array.isArray(ds.values) || !chart.isDatasetVisible(i)) return;
+      const scale = chart.scales[meta.yAxisID];
+      meta.data.forEach((bar, j) => {
+        const v = ds.values[j];
+        if (typeof v !== "number") return;
+        const { x, width } = bar.getProps(["x", "width"], true);
+        if (!Number.isFinite(x) || !Number.isFinite(width)) return;
+        const y = scale.getPixelForValue(v);
+        ctx.save();
+        ctx.strokeStyle = ds.markColor || "#1b1b1b";
+        ctx.lineWidth = 4;
+        ctx.beginPath();
+        ctx.moveTo(x - width / 2, y);
+        ctx.lineTo(x + width / 2, y);
+        ctx.stroke();
+        ctx.restore();
+      });
+    });
+  },
+};
+
 export function stoppingChart(stopping) {
   const rows = (stopping && stopping.kappa_history) || [];
   return {

@@ -5,7 +5,7 @@ import { api, errorText } from "../lib/http.js";
 import { loadAnnotators, pausedMap, renderPaused } from "./annotators.js";
 import { renderAll, renderAnnotators } from "./panels.js";
 import { metricsUrl, rangeFrom, rangeText } from "./range.js";
-import { charts } from "./render.js";
+import { charts, emptyNote } from "./render.js";
 
 const config = readJson("dashboard-config");
 const range = rangeFrom(location.search);
@@ -39,15 +39,32 @@ async function loadMetrics() {
 async function refreshPaused() {
   const rows = await loadAnnotators(config.project);
   ctx.paused = pausedMap(rows);
-  renderPaused($("dash-paused"), rows, { project: config.project, canManage: config.canManage, onChange: refreshPaused, say });
+  renderPaused($("dash-paused"), rows, { project: config.project, canManage: config.canManage, onChange: unpaused, say });
   if (metrics) renderAnnotators(metrics, ctx);
+}
+
+// the button that had the focus is gone with the list it was in: the focus goes to the list's box
+async function unpaused() {
+  await refreshPaused();
+  $("dash-paused").focus();
+}
+
+/** Every panel says the figures are missing (they stay in place, not busy forever). */
+function unavailable() {
+  for (const panel of document.querySelectorAll(".panel")) {
+    panel.querySelector(".panel-body").replaceChildren(emptyNote("No figures: see the error above."));
+    panel.setAttribute("aria-busy", "false");
+  }
 }
 
 async function start() {
   $("dash-since").value = range.since;
   $("dash-until").value = range.until;
   const [m] = await Promise.all([loadMetrics(), refreshPaused()]);
-  if (!m) return;
+  if (!m) {
+    $("dash-computed").textContent = "not available";
+    return unavailable();
+  }
   metrics = m;
   renderAll(metrics, ctx);
   $("dash-computed").textContent = metrics.computed_at

@@ -8,6 +8,7 @@ import {
   liveChart,
   perLabelF1Chart,
   reliabilityChart,
+  sliceChart,
   stoppingChart,
   throughputChart,
 } from "./charts.js";
@@ -19,6 +20,7 @@ import {
   agreementPairs,
   agreementPerLabel,
   annotatorsTable,
+  isFlagged,
   confusionTable,
   learningCurveTable,
   liveTable,
@@ -149,6 +151,7 @@ function slicesPanel(m, ctx, empty) {
       for (const s of flags) ul.append(make("li", null, s));
       section.append(ul);
     } else section.append(make("p", "hint", "No slice is significantly worse than the rest of the project."));
+    section.append(chartBlock(`Slices by ${field}: values and 95 % intervals`, sliceChart(slice, isFlagged)));
     section.append(tableBlock(sliceTable(field, slice), ctx.project));
     nodes.push(section);
   }
