@@ -1,7 +1,11 @@
-"""Interleaved A/B of two checkouts of Tandem on the labeling loop (queue_bench), for a noisy shared machine.
+"""Interleaved A/B of two checkouts of Tandem, or of two settings on one checkout, on the labeling loop
+(queue_bench), for a noisy shared machine.
 
     git worktree add /tmp/before <commit> && ln -s $PWD/.venv /tmp/before/.venv
     .venv/bin/python bench/queue_ab.py --before /tmp/before --after . --rounds 6
+    # the same code, gold_rate 0 against 0.1 (issue 13): --before defaults to --after
+    .venv/bin/python bench/queue_ab.py --after-args="--gold-rate 0.1" --rounds 6 -- \
+        --items 20k --annotators 1,32 --duration 10 --warmup 2 --gold-items 500
 
 Runs `bench/queue_bench.py` of each checkout in turn (before, after, before, after, ...), --rounds times each,
 with the same arguments, so that load from other processes falls on both alike. Writes every run to --out (JSON
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import statistics
 import subprocess
 import sys
@@ -27,10 +32,12 @@ FIGURES = [
     ("client_cpu_ms_per_item", None),
     ("next_ms", "p99"),
     ("submit_ms", "p99"),
+    ("gold_served", None),
 ]
 
 
 def run_once(checkout: Path, bench_args: list[str]) -> dict:
+    """One queue_bench run of the checkout; its result (the last line of its stdout)."""
     out = subprocess.run(
         [str(checkout / ".venv" / "bin" / "python"), "bench/queue_bench.py", *bench_args],
         cwd=checkout,
@@ -84,21 +91,32 @@ def summarize(rows: list[dict]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--before", type=Path, required=True, help="checkout of the baseline (with .venv)")
+    ap.add_argument("--before", type=Path, help="checkout of the baseline (with .venv); default: --after")
     ap.add_argument("--after", type=Path, default=Path("."), help="checkout of the change (with .venv)")
+    ap.add_argument("--before-args", default="", help="queue_bench arguments for the before side only")
+    ap.add_argument("--after-args", default="", help="queue_bench arguments for the after side only")
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--out", type=Path, default=Path("bench/results/queue_ab.jsonl"))
     ap.add_argument("--summarize", action="store_true", help="only summarize an existing --out file")
     ap.add_argument("bench_args", nargs="*", default=["--items", "20k", "--annotators", "1,8,32", "--duration", "10"])
     args = ap.parse_args()
+    sides = {
+        "before": (args.before or args.after, shlex.split(args.before_args)),
+        "after": (args.after, shlex.split(args.after_args)),
+    }
     if not args.summarize:
         args.out.write_text("")
         for round_ in range(1, args.rounds + 1):
-            for side, checkout in (("before", args.before), ("after", args.after)):
+            for side, (checkout, extra) in sides.items():
                 print(f"round {round_}: {side}", file=sys.stderr, flush=True)
-                result = run_once(checkout.resolve(), args.bench_args)
+                result = run_once(checkout.resolve(), [*args.bench_args, *extra])
                 with args.out.open("a") as f:
-                    f.write(json.dumps({"round": round_, "side": side, "result": result}) + "\n")
+                    f.write(
+                        json.dumps(
+                            {"round": round_, "side": side, "args": [*args.bench_args, *extra], "result": result}
+                        )
+                        + "\n"
+                    )
     rows = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]
     print(json.dumps({"bench": "queue_ab", "levels": summarize(rows)}))
 

@@ -21,6 +21,11 @@ labeled item of the server (the web server's main process + workers), the databa
 background processes) and the client.
 Targets: next p99 <= 10 ms with 1 annotator; 32 annotators >= 300 annotations/s with p99 <= 100 ms
 and 0 duplicates; <= 5 ms server + DB CPU per labeled item.
+
+Gold (issue 13): `--gold-rate 0.1 --gold-items 500` creates the project with that gold_rate and makes the last
+--gold-items items of the pool gold (is_gold, approved, a gold FinalLabel, written by SQL after the import, the
+state the gold import leaves). Gold items are answered by every annotator once, so they are left out of the
+duplicate counts; `gold_served` counts the gold items served in the window. Labeled items include gold answers.
 """
 
 from __future__ import annotations
@@ -146,7 +151,17 @@ def _client_process(port: int, project_id: int, tokens: list[str], t_start: floa
 # ------------------------------------------------------------------ one load run
 
 
-def run_load(app: App, project_id: int, tokens: list[str], duration: float, warmup: float, procs: int) -> dict:
+def run_load(
+    app: App,
+    project_id: int,
+    tokens: list[str],
+    duration: float,
+    warmup: float,
+    procs: int,
+    gold: frozenset[int] = frozenset(),
+) -> dict:
+    """One closed-loop window; `gold`: the ids of gold items (served to every annotator by design: left out of
+    the duplicate counts, counted as gold_served)."""
     n = len(tokens)
     procs = max(1, min(procs, n))
     t_start = time.time() + 1.0 + warmup  # 1 s to start the processes, then the warm-up
@@ -188,10 +203,14 @@ def run_load(app: App, project_id: int, tokens: list[str], duration: float, warm
     # duplicates seen by the clients: an item served to / annotated by more than one annotator
     served_by: dict[int, set] = collections.defaultdict(set)
     labeled_by: collections.Counter = collections.Counter()
+    gold_served = 0
     for i, a in enumerate(anns):
         for item in a.get("served", []):
+            if item in gold:
+                gold_served += 1
+                continue
             served_by[item].add(i)
-        labeled_by.update(a.get("labeled", []))
+        labeled_by.update(item for item in a.get("labeled", []) if item not in gold)
     client_cpu = sum(p["cpu_s"] for p in parts)
 
     def per_item(seconds: float) -> float | None:
@@ -216,6 +235,7 @@ def run_load(app: App, project_id: int, tokens: list[str], duration: float, warm
         "errors_5xx": errors_5xx,
         "errors_other": other,
         "served_to_2plus": sum(1 for s in served_by.values() if len(s) > 1),
+        "gold_served": gold_served,
         "labeled_2plus": sum(1 for c in labeled_by.values() if c > 1),
         "exhausted": any(a.get("exhausted") for a in anns),
         "server_cpu_ms_per_item": per_item(cpu["server_cpu_s"]),
@@ -234,11 +254,12 @@ def run_load(app: App, project_id: int, tokens: list[str], duration: float, warm
 
 
 def db_duplicates(app: App, project_id: int) -> dict:
-    """From the database: items of the project with more than one annotation (k=1), and the totals."""
+    """From the database: items of the project with more than one annotation (k=1; gold items, answered by every
+    annotator, left out), and the totals."""
     row = app.sql(
-        "SELECT count(*) FILTER (WHERE n > 1), coalesce(sum(n), 0), count(*) FROM ("
-        " SELECT a.item_id, count(*) AS n FROM annotation_annotation a JOIN annotation_item i ON i.id = a.item_id"
-        f" WHERE i.project_id = {int(project_id)} GROUP BY a.item_id) t"
+        "SELECT count(*) FILTER (WHERE n > 1 AND NOT gold), coalesce(sum(n), 0), count(*) FROM ("
+        " SELECT a.item_id, count(*) AS n, bool_or(i.is_gold) AS gold FROM annotation_annotation a"
+        f" JOIN annotation_item i ON i.id = a.item_id WHERE i.project_id = {int(project_id)} GROUP BY a.item_id) t"
     )
     dup, anns, items = (int(x) for x in row.split("|"))
     finals = int(
@@ -248,6 +269,23 @@ def db_duplicates(app: App, project_id: int) -> dict:
         )
     )
     return {"items_with_2plus_annotations": dup, "annotations": anns, "annotated_items": items, "final_labels": finals}
+
+
+def make_gold(app: App, project_id: int, n: int) -> frozenset[int]:
+    """The last n items of the project become gold items (approved, a gold FinalLabel), as the gold import
+    leaves them; their ids."""
+    if n <= 0:
+        return frozenset()
+    labels = "ARRAY[" + ", ".join(f"'{label}'" for label in LABELS) + "]"
+    rows = app.sql(
+        f"WITH g AS (UPDATE annotation_item SET is_gold = true, status = 'approved' WHERE id IN ("
+        f" SELECT id FROM annotation_item WHERE project_id = {int(project_id)} ORDER BY id DESC LIMIT {int(n)})"
+        " RETURNING id),"
+        " f AS (INSERT INTO annotation_finallabel (item_id, value, source, created_at, updated_at)"
+        f" SELECT id, jsonb_build_object('label', ({labels})[1 + id % {len(LABELS)}]), 'gold', now(), now() FROM g)"
+        " SELECT string_agg(id::text, ',') FROM g"
+    )
+    return frozenset(int(x) for x in rows.split(","))
 
 
 # ------------------------------------------------------------------ main
@@ -263,6 +301,8 @@ def main() -> None:
     ap.add_argument("--web-workers", type=int, default=2)
     ap.add_argument("--web-threads", type=int, default=2)
     ap.add_argument("--no-analyze", action="store_true", help="skip VACUUM ANALYZE after seeding")
+    ap.add_argument("--gold-rate", type=float, default=0.0, help="the project's gold_rate (issue 13)")
+    ap.add_argument("--gold-items", type=int, default=0, help="how many of the pool's items are gold")
     args = ap.parse_args()
     sizes = parse_sizes(args.items)
     levels = [int(x) for x in args.annotators.split(",")]
@@ -272,6 +312,7 @@ def main() -> None:
         "bench": "queue",
         "machine": machine(),
         "web": web_figures(args.web_workers, args.web_threads),
+        "gold": {"rate": args.gold_rate, "items": args.gold_items},
         "runs": [],
     }
     # data files live in the App's temp dir: removed with it, even by the reaper after a SIGKILL
@@ -279,12 +320,13 @@ def main() -> None:
         tmp = app.tmp
         admin = app.admin()
         for size in sizes:
-            project_id = app.create_project(admin, f"queue-bench-{size}")
+            project_id = app.create_project(admin, f"queue-bench-{size}", gold_rate=args.gold_rate)
             file = Path(tmp) / f"items-{size}.jsonl"
             write_jsonl(file, size)
             res = app.import_file(admin, project_id, file)
             file.unlink()
             log(f"seeded {size} items in {res['total_s']:.1f} s")
+            gold = make_gold(app, project_id, args.gold_items)
             if not args.no_analyze:
                 t0 = time.time()
                 app.sql(f"VACUUM ANALYZE {ANALYZED}")
@@ -297,12 +339,12 @@ def main() -> None:
             tokens = app.annotators(admin, project_id, max(levels), prefix=f"q{size}_")
             for n in levels:
                 log(f"{size} items, {n} annotator(s): {args.warmup:.0f} s warm-up + {args.duration:.0f} s")
-                r = run_load(app, project_id, tokens[:n], args.duration, args.warmup, args.client_procs)
+                r = run_load(app, project_id, tokens[:n], args.duration, args.warmup, args.client_procs, gold=gold)
                 r["items"] = size
                 log(
                     f"  {r['annotations_per_s']}/s, next {r['next_ms']}, submit {r['submit_ms']}, "
                     f"server+db {r['server_db_cpu_ms_per_item']} ms/item, 409 {r['conflicts_409']}, "
-                    f"5xx {r['errors_5xx']}, dup {r['labeled_2plus']}/{r['served_to_2plus']}"
+                    f"5xx {r['errors_5xx']}, dup {r['labeled_2plus']}/{r['served_to_2plus']}, gold {r['gold_served']}"
                 )
                 out["runs"].append(r)
             out.setdefault("db_check", {})[str(size)] = db_duplicates(app, project_id)
