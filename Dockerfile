@@ -28,8 +28,10 @@ FROM base AS web
 COPY requirements-web.txt ./
 RUN pip install -r requirements-web.txt
 COPY . .
-# only the built files: settings serve node_modules/chart.js/dist as static/vendor/chart.js/, collected below
-COPY --from=assets /app/node_modules/chart.js/dist node_modules/chart.js/dist
+# only the file the dashboard loads (and its source map): settings serve node_modules/chart.js/dist as
+# static/vendor/chart.js/, collected below
+COPY --from=assets /app/node_modules/chart.js/dist/chart.umd.min.js /app/node_modules/chart.js/dist/chart.umd.min.js.map \
+     node_modules/chart.js/dist/
 # static files collected at build time (whitenoise serves them); the key only satisfies the settings check
 RUN DJANGO_SECRET_KEY=collectstatic-at-build-time-only-not-a-real-secret-key python manage.py collectstatic --noinput -v0 \
     && chown -R tandem /app
