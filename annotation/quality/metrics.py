@@ -105,7 +105,12 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"metrics payload: {type(value).__name__} is not JSON")
 
 
-def _sections(project: Project, window: Window) -> dict[str, Any]:
+# the sections that cover the whole project whatever the window (their functions take no window)
+WHOLE_PROJECT = ("model", "learning_curve", "stopping")
+
+
+def _sections(project: Project, window: Window, whole: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every section over `window`; `whole`: the WHOLE_PROJECT sections already at hand (not computed again)."""
     # the section modules import their libraries (scikit-learn, statsmodels, krippendorff) inside their functions;
     # they are imported here, not at module level, so the web process loads none of them at start
     from annotation.quality.agreement import agreement_section
@@ -114,20 +119,31 @@ def _sections(project: Project, window: Window) -> dict[str, Any]:
     from annotation.quality.slices import slices_section
     from annotation.quality.stopping import stopping_section
 
+    whole = whole or {}
     return {
         "agreement": agreement_section(project, window),
         "annotators": annotators_section(project, window),
         "throughput": throughput_section(project, window),
-        "model": model_section(project),
+        "model": whole["model"] if "model" in whole else model_section(project),
         "live": live_section(project, window),
-        "learning_curve": learning_curve_section(project),
+        "learning_curve": whole["learning_curve"] if "learning_curve" in whole else learning_curve_section(project),
         "slices": slices_section(project, window),
-        "stopping": stopping_section(project),
+        "stopping": whole["stopping"] if "stopping" in whole else stopping_section(project),
     }
 
 
+def _whole_project_parts(project: Project) -> dict[str, Any] | None:
+    """The WHOLE_PROJECT sections of the cached whole-project metrics while they are fresh (`_fresh`), for a day
+    range: the stopping signal alone sorts every item of the project by a hash (seconds at 1M items)."""
+    row = MetricsCache.objects.filter(project_id=project.pk, key=ALL.key).only("payload", "computed_at").first()
+    if row is None or not _fresh(project=project, computed_at=row.computed_at):
+        return None
+    return {name: row.payload[name] for name in WHOLE_PROJECT if name in row.payload}
+
+
 def metrics_compute(*, project: Project, window: Window = ALL) -> dict[str, Any]:
-    """Compute the metrics of `window` from the data (no cache), store them in the cache and return them."""
+    """Compute the metrics of `window` from the data (no cache; a day range takes the whole project's sections
+    from the cached whole-project metrics while those are fresh), store them in the cache and return them."""
     outermost = not connection.in_atomic_block
     with transaction.atomic(), connection.cursor() as cursor:
         if outermost:  # one snapshot for every section (inside a caller's transaction, the caller's own)
@@ -135,7 +151,8 @@ def metrics_compute(*, project: Project, window: Window = ALL) -> dict[str, Any]
         # statement_timestamp(), not now(): inside a caller's transaction now() is that transaction's start
         cursor.execute("SELECT statement_timestamp()")
         computed_at = cursor.fetchone()[0]
-        payload = _plain({"computed_at": computed_at, **_sections(project, window)})
+        whole = None if window.key == ALL.key else _whole_project_parts(project)
+        payload = _plain({"computed_at": computed_at, **_sections(project, window, whole)})
     _store(project_id=project.pk, key=window.key, payload=payload, computed_at=computed_at)
     return payload
 
@@ -148,8 +165,8 @@ def _store(*, project_id: int, key: str, payload: dict[str, Any], computed_at: d
 # --- serving -------------------------------------------------------------------------------------
 
 
-def _range_fresh(*, project: Project, computed_at: datetime) -> bool:
-    """Whether a cached day range still holds: no change seen by the beat's check since it was computed, and younger
+def _fresh(*, project: Project, computed_at: datetime) -> bool:
+    """Whether cached metrics computed at `computed_at` still hold: no change seen by the beat's check since it was computed, and younger
     than TANDEM_METRICS_MAX_AGE_SECONDS. Without the check's state (no beat ran yet), for one refresh period."""
     from django.utils import timezone
 
@@ -172,7 +189,7 @@ def project_metrics_json(project: Project, window: Window = ALL) -> str:
             [project.pk, window.key],
         )
         cached = cursor.fetchone()
-    if cached is not None and (window.key == ALL.key or _range_fresh(project=project, computed_at=cached[1])):
+    if cached is not None and (window.key == ALL.key or _fresh(project=project, computed_at=cached[1])):
         return cached[0]
     return json.dumps(metrics_compute(project=project, window=window))
 

@@ -272,3 +272,22 @@ def test_the_tasks_are_registered_and_routed_to_the_default_queue(settings):
         "schedule": float(settings.TANDEM_METRICS_REFRESH_SECONDS),
     }
     assert current_app.amqp.router.route({}, metrics_refresh_task.name)["queue"].name == "default"
+
+
+def test_a_day_range_takes_the_whole_project_sections_from_fresh_whole_project_metrics(two):
+    (a, people, item), _ = two  # refreshed, and known to the check: the whole-project metrics are fresh
+    marker = {"kappa_history": [], "stable": True, "sample_size": 7, "sentence": "from the cache"}
+    row = MetricsCache.objects.get(project=a, key="all")
+    row.payload = {**row.payload, "stopping": marker, "learning_curve": [{"model_version": 9}]}
+    row.save(update_fields=["payload"])
+    window = Window(since=DAY0.date(), until=DAY0.date())
+    got = project_metrics(a, window)
+    assert got["stopping"] == marker
+    assert got["learning_curve"] == [{"model_version": 9}]
+    # once the check has seen a change, they are computed again
+    Review.objects.create(annotation=item.annotations.first(), reviewer=people["pa_b"], verdict="approve")
+    metrics_check()
+    other = Window(since=DAY0.date(), until=None)
+    got = project_metrics(a, other)
+    assert got["stopping"] != marker
+    assert got["learning_curve"] == []
