@@ -45,6 +45,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -143,6 +144,62 @@ def token_labels(text: str | list[tuple[int, int]], spans: list[dict[str, Any]])
     return out
 
 
+@cache
+def _whitespace() -> np.ndarray:
+    """The code points `\\s` matches in a str pattern (str.isspace); none lies above U+3000."""
+    return np.array([c for c in range(0x3001) if chr(c).isspace()], dtype=np.uint32)
+
+
+def span_token_codes(
+    texts: list[str], ann_item: np.ndarray, ann_spans: list[list[dict[str, Any]]], code_of: dict[Any, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """token_labels for every annotation at once, with numpy: (the token count of each text, the value code of
+    each (annotation, token) in annotation then token order).
+
+    The texts are joined with a space, so that every token has one range of the joined string; a span's
+    tokens are then one contiguous range, found by binary search; where spans overlap a token the first
+    in (start, end, label) order wins, as in token_labels."""
+    lengths = np.array([len(t) for t in texts], dtype=np.int64)
+    char_offset = np.cumsum(lengths + 1) - (lengths + 1)
+    chars = np.frombuffer((" ".join(texts) + " ").encode("utf-32-le"), dtype=np.uint32)
+    solid = ~np.isin(chars, _whitespace())
+    before = np.concatenate([[False], solid[:-1]])
+    after = np.concatenate([solid[1:], [False]])
+    tok_start = np.flatnonzero(solid & ~before)
+    tok_end = np.flatnonzero(solid & ~after) + 1
+    token_count = np.bincount(np.searchsorted(char_offset, tok_start, side="right") - 1, minlength=len(texts))
+    first_token = np.cumsum(token_count) - token_count
+    sizes = token_count[ann_item]
+    first_rating = np.cumsum(sizes) - sizes
+    codes = np.full(int(sizes.sum()), code_of[OUTSIDE], dtype=np.int64)
+
+    flat = [(i, sp["start"], sp["end"], sp["label"]) for i, spans in enumerate(ann_spans) for sp in spans]
+    if not flat:
+        return token_count, codes
+    s_ann = np.array([f[0] for f in flat], dtype=np.int64)
+    s_start = np.array([f[1] for f in flat], dtype=np.int64)
+    s_end = np.array([f[2] for f in flat], dtype=np.int64)
+    names = sorted({f[3] for f in flat})
+    s_name = np.array([names.index(f[3]) for f in flat], dtype=np.int64)
+    s_code = np.array([code_of[name] for name in names], dtype=np.int64)[s_name]
+    item = ann_item[s_ann]
+    base = char_offset[item]
+    lo = np.searchsorted(tok_end, base + s_start, side="right")  # the first token ending after the start
+    hi = np.searchsorted(tok_start, base + np.minimum(s_end, lengths[item]), side="left")  # tokens starting before
+    n = np.maximum(hi - lo, 0)
+    order = np.lexsort((s_name, s_end, s_start, s_ann))
+    rank = np.empty(len(flat), dtype=np.int64)
+    rank[order] = np.arange(len(flat))
+    span = np.repeat(np.arange(len(flat)), n)
+    token = np.repeat(lo, n) + np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+    rating = first_rating[s_ann[span]] + token - first_token[item[span]]
+    by = np.lexsort((rank[span], rating))
+    rating, span = rating[by], span[by]
+    first = np.concatenate([[True], rating[1:] != rating[:-1]]) if len(rating) else np.zeros(0, dtype=bool)
+    codes[rating[first]] = s_code[span[first]]
+    return token_count, codes
+
+
 def _masi(a: frozenset[str], b: frozenset[str]) -> float:
     from nltk.metrics.distance import masi_distance  # type: ignore[import-untyped, unused-ignore]
 
@@ -177,20 +234,12 @@ def load_ratings(project: Project, window: Window = ALL) -> Ratings:
     else:
         parsed = [json.loads(v) if v else [] for v in distinct]
 
-    ann_tokens: list[list[str]] = []
-    token_count = np.zeros(len(item_ids), dtype=np.int64)
     if task == TaskType.SPANS:
-        # one label per token, for every annotation of the item (the text came with one row of each item)
-        ranges: dict[int, list[tuple[int, int]]] = {}
+        # the text came with one row of each item
+        texts = [""] * len(item_ids)
         for idx, text in zip(ann_item.tolist(), text_col, strict=True):
             if text is not None:
-                ranges[idx] = tokens(text)
-        for idx, r in ranges.items():
-            token_count[idx] = len(r)
-        ann_tokens = [
-            token_labels(ranges.get(idx, []), parsed[rc])
-            for idx, rc in zip(ann_item.tolist(), raw_code.tolist(), strict=True)
-        ]
+                texts[idx] = text
 
     # the value domain and its nominal category names
     distance: np.ndarray | None = None
@@ -204,7 +253,7 @@ def load_ratings(project: Project, window: Window = ALL) -> Ratings:
             len(domain), len(labels)
         )
     else:
-        seen = {t for r in ann_tokens for t in r} if task == TaskType.SPANS else set(parsed)
+        seen = {sp["label"] for v in parsed for sp in v} if task == TaskType.SPANS else set(parsed)
         base = ([OUTSIDE] if task == TaskType.SPANS else []) + labels
         domain = base + sorted(seen - set(base), key=key)  # labels no longer in the project still count
         categories = list(domain)
@@ -223,13 +272,13 @@ def load_ratings(project: Project, window: Window = ALL) -> Ratings:
     days = sorted(set(item_days))
     day_of = {d: i for i, d in enumerate(days)}
     if task == TaskType.SPANS:
+        token_count, code = span_token_codes(texts, ann_item, [parsed[rc] for rc in raw_code.tolist()], code_of)
         first_unit = np.cumsum(token_count) - token_count
         unit_item = np.repeat(np.arange(len(item_ids)), token_count)
         sizes = token_count[ann_item]
         offsets = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
         unit = np.repeat(first_unit[ann_item], sizes) + offsets
         coder = np.repeat(ann_coder, sizes)
-        code = np.array([code_of[t] for r in ann_tokens for t in r], dtype=np.int64)
     else:
         unit_item = np.arange(len(item_ids))
         unit = ann_item.astype(np.int64)

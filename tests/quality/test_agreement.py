@@ -15,7 +15,7 @@ from nltk.metrics.distance import masi_distance
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
 
-from annotation.quality.agreement import agreement_section, alpha_from_counts, token_labels
+from annotation.quality.agreement import OUTSIDE, agreement_section, alpha_from_counts, span_token_codes, token_labels
 from annotation.quality.window import Window
 from tests.quality.helpers import DAY0, annotate, days, items, project_with, table, users
 
@@ -338,6 +338,35 @@ def test_token_labels_overlap_rule():
     spans = [{"start": 5, "end": 8, "label": "LOC"}, {"start": 0, "end": 6, "label": "PER"}]
     assert token_labels(TEXT, spans) == ["PER", "PER", "O", "O", "O", "O"]
     assert token_labels("  ", []) == []
+
+
+def test_vectorised_token_labels_equal_the_reference():
+    """span_token_codes (numpy, all annotations at once) against token_labels (one loop per span) on random
+    texts with Unicode whitespace, empty texts, overlapping and touching spans."""
+    rng = np.random.default_rng(7)
+    pieces = ["ab", "c", "dé", "€x", " ", "  ", "\t", "\n", "\u00a0", "\u3000", "\u2029"]
+    texts = ["".join(rng.choice(pieces, size=int(rng.integers(0, 15)))) for _ in range(40)] + ["", "   "]
+    labels = ["PER", "LOC", "ORG"]
+    code_of = {name: i for i, name in enumerate([OUTSIDE, *labels])}
+    ann_item, ann_spans = [], []
+    for _ in range(150):
+        idx = int(rng.integers(len(texts)))
+        length = len(texts[idx])
+        spans = []
+        for _ in range(int(rng.integers(0, 4)) if length else 0):
+            start = int(rng.integers(0, length))
+            spans.append(
+                {"start": start, "end": int(rng.integers(start + 1, length + 1)), "label": str(rng.choice(labels))}
+            )
+        ann_item.append(idx)
+        ann_spans.append(spans)
+    counts, codes = span_token_codes(texts, np.array(ann_item), ann_spans, code_of)
+    expected = [
+        code_of[t] for idx, spans in zip(ann_item, ann_spans, strict=True) for t in token_labels(texts[idx], spans)
+    ]
+    assert counts.tolist() == [len(token_labels(t, [])) for t in texts]
+    assert codes.tolist() == expected
+    assert any(c != code_of[OUTSIDE] for c in expected)  # the spans did label tokens
 
 
 def test_spans_nominal_over_tokens():
