@@ -62,8 +62,29 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def _score(task_type: str, text: str | None, suggested: Any, truth: Any) -> float:
-    return gold_answer_score(task_type=task_type, text=text or "", answer=_json(suggested), gold=_json(truth))
+def _trial_sql(task_type: str, suggested: str, truth: str, text: str) -> str:
+    """The columns (score, suggested, truth, text) of a trial. Single- and multi-label are scored in the database
+    by gold_answer_score's rule (the labels equal; the label sets contain each other, whatever their order), so
+    no JSON document reaches Python; spans need the text and come back to be scored by gold_answer_score."""
+    if task_type == TaskType.CLASSIFICATION:
+        return f"({suggested} -> 'label' IS NOT DISTINCT FROM {truth} -> 'label')::int, NULL, NULL, NULL"
+    if task_type == TaskType.MULTILABEL:
+        s, t = f"coalesce({suggested} -> 'labels', '[]')", f"coalesce({truth} -> 'labels', '[]')"
+        return f"coalesce({s} @> {t} AND {s} <@ {t}, false)::int, NULL, NULL, NULL"
+    return f"NULL::int, {suggested}, {truth}, {text}"
+
+
+def _trials(task_type: str, rows: list[tuple[Any, ...]]) -> list[Trial]:
+    """(item id, score, suggested, truth, text) rows as trials, spans scored here."""
+    return [
+        (
+            item_id,
+            float(score)
+            if score is not None
+            else gold_answer_score(task_type=task_type, text=text or "", answer=_json(suggested), gold=_json(truth)),
+        )
+        for item_id, score, suggested, truth, text in rows
+    ]
 
 
 def _window_sql(column: str, window: Window) -> tuple[str, list[Any]]:
@@ -80,12 +101,11 @@ def _window_sql(column: str, window: Window) -> tuple[str, list[Any]]:
 def gold_trials(project: Project, window: Window, version: int) -> list[Trial]:
     """Answers to gold items (answered inside the window) served with a suggestion of `version`: the suggestion
     scored against the gold value, one trial per answer."""
-    spans = project.task_type == TaskType.SPANS
     where, params = _window_sql("a.created_at", window)
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT a.item_id, a.suggestion -> 'value', f.value, {"i.data ->> 'text'" if spans else "NULL"}
+            SELECT a.item_id, {_trial_sql(project.task_type, "(a.suggestion -> 'value')", "f.value", "i.data ->> 'text'")}
             FROM annotation_annotation a
             JOIN annotation_item i ON i.id = a.item_id
             JOIN annotation_finallabel f ON f.item_id = a.item_id AND f.source = 'gold'
@@ -94,7 +114,7 @@ def gold_trials(project: Project, window: Window, version: int) -> list[Trial]:
             [project.pk, str(version), *params],
         )
         rows = cursor.fetchall()
-    return [(item_id, _score(project.task_type, text, s, g)) for item_id, s, g, text in rows]
+    return _trials(project.task_type, rows)
 
 
 def final_trials(project: Project, window: Window, version: int, limit: int | None = None) -> list[Trial]:
@@ -106,7 +126,7 @@ def final_trials(project: Project, window: Window, version: int, limit: int | No
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT item_id, suggestion -> 'value', final, text FROM (
+            SELECT item_id, {_trial_sql(project.task_type, "(suggestion -> 'value')", "final", "text")} FROM (
                 SELECT DISTINCT ON (a.item_id) a.item_id, a.suggestion, f.value AS final, f.created_at AS decided,
                        {"i.data ->> 'text'" if spans else "NULL"} AS text
                 FROM annotation_annotation a
@@ -122,7 +142,7 @@ def final_trials(project: Project, window: Window, version: int, limit: int | No
             [project.pk, *params, str(version), *([limit] if limit is not None else [])],
         )
         rows = cursor.fetchall()
-    return [(item_id, _score(project.task_type, text, s, f)) for item_id, s, f, text in rows]
+    return _trials(project.task_type, rows)
 
 
 def active_version(project: Project) -> ModelVersion | None:

@@ -105,27 +105,32 @@ class _Lengths:
 
 
 def _length_buckets(project: Project) -> _Lengths | None:
-    """None when no item has a text."""
-    length = "length(data->>'text')"
-    table = Item._meta.db_table
+    """None when no item has a text. One scan: the histogram of text lengths (a few thousand distinct values at
+    most, whatever the item count); the quartiles are read from it as PostgreSQL's percentile_disc reads them
+    (the smallest length whose cumulative share reaches the quartile)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT percentile_disc(ARRAY[0.25, 0.5, 0.75]) WITHIN GROUP (ORDER BY {length}), "  # noqa: S608
-            f"min({length}), max({length}) FROM {table} WHERE project_id = %s",
+            f"SELECT length(data->>'text') AS n, count(*) FROM {Item._meta.db_table} "  # noqa: S608
+            "WHERE project_id = %s AND data ? 'text' GROUP BY n ORDER BY n",
             [project.pk],
         )
-        quartiles, low, high = cursor.fetchone()
-        if low is None:
-            return None
-        thresholds = [q + 1 for q in quartiles]
-        cursor.execute(
-            f"SELECT width_bucket({length}, %s::int[]) AS b, count(*) FROM {table} "  # noqa: S608
-            f"WHERE project_id = %s AND {length} IS NOT NULL GROUP BY b",
-            [thresholds, project.pk],
-        )
-        counts = dict(cursor.fetchall())
+        histogram = [(n, c) for n, c in cursor.fetchall() if n is not None]
+    if not histogram:
+        return None
+    total = sum(c for _, c in histogram)
+    quartiles: list[int] = []
+    seen = 0
+    for n, c in histogram:
+        seen += c
+        while len(quartiles) < 3 and 4 * seen >= (len(quartiles) + 1) * total:
+            quartiles.append(n)
+    thresholds = [q + 1 for q in quartiles]
+    counts = [0] * 4
+    for n, c in histogram:
+        counts[bisect_right(thresholds, n)] += c
+    low, high = histogram[0][0], histogram[-1][0]
     labels = [f"{lo}-{hi}" for lo, hi in zip([low, *thresholds], [*quartiles, high], strict=True)]
-    return _Lengths(thresholds, labels, [(labels[b], counts[b]) for b in range(4) if counts.get(b)])
+    return _Lengths(thresholds, labels, [(labels[b], counts[b]) for b in range(4) if counts[b]])
 
 
 def _item_values(project: Project, item_ids: Sequence[int], lengths: _Lengths | None) -> dict[str, dict[int, str]]:
@@ -186,10 +191,13 @@ class _ItemAlpha:
     alpha from sums: alpha = 1 - (N - 1) * sum_i D_i / (n' D n), with D_i the item's observed disagreement
     (sum over its units of c' D c / (m - 1)), n the pairable values per value summed over the items, N their
     total and D the distance between values (nominal: 1 off the diagonal). This is the `krippendorff` package's
-    formula (alpha = 1 - sum(o * d) / sum(e * d)) written per item; tests compare it with alpha_from_counts."""
+    formula (alpha = 1 - sum(o * d) / sum(e * d)) written per item; tests compare it with alpha_from_counts.
+
+    `features` holds, per item, [D_i, n_i(value 1), ..., n_i(value V)]: all an item adds to alpha."""
 
     def __init__(self, ratings: Ratings) -> None:
-        counts = ratings.value_counts().astype(np.float64)
+        self.counts = ratings.value_counts()  # (units, V), as agreement.py counts them
+        counts = self.counts.astype(np.float64)
         v = counts.shape[1]
         self.distance = ratings.distance if ratings.distance is not None else 1.0 - np.eye(v)
         m = counts.sum(axis=1)
@@ -200,15 +208,14 @@ class _ItemAlpha:
         )
         counts[~pairable] = 0
         n_items = len(ratings.item_ids)
-        self.observed = np.bincount(ratings.unit_item, weights=observed, minlength=n_items)
-        self.values = np.zeros((n_items, v))
-        np.add.at(self.values, ratings.unit_item, counts)
-        self.index = {int(item_id): i for i, item_id in enumerate(ratings.item_ids)}
+        self.features = np.zeros((n_items, v + 1))
+        self.features[:, 0] = np.bincount(ratings.unit_item, weights=observed, minlength=n_items)
+        np.add.at(self.features[:, 1:], ratings.unit_item, counts)
 
-    def alphas(self, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """Alpha per row of weights (draws x len(rows)) of the items at `rows`; nan where no value is pairable."""
-        observed = weights @ self.observed[rows]
-        n = weights @ self.values[rows]
+    def alphas(self, features: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Alpha per row of weights (draws x len(features)); nan where no value is pairable."""
+        sums = weights @ features
+        observed, n = sums[:, 0], sums[:, 1:]
         total = n.sum(axis=1)
         expected = np.einsum("bv,vw,bw->b", n, self.distance, n)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -219,21 +226,38 @@ class _ItemAlpha:
         return alpha
 
 
+def resample_weights(rng: np.random.Generator, k: int, draws: int) -> np.ndarray:
+    """(draws, k): how often each of k items is drawn in each of `draws` resamples of k with replacement
+    (drawn by index and counted: numpy's multinomial draws one binomial per category, slower for large k)."""
+    picks = rng.integers(0, k, size=(draws, k)) + (np.arange(draws) * k)[:, None]
+    return np.bincount(picks.ravel(), minlength=draws * k).reshape(draws, k).astype(np.float64)
+
+
 def bootstrap_interval(
     items: _ItemAlpha, rows: np.ndarray, seed: Sequence[int], draws: int = BOOTSTRAP_DRAWS
 ) -> list[float | None]:
-    """The 95 % percentile interval of alpha over `draws` resamples (with replacement) of these rated items."""
+    """The 95 % percentile interval of alpha over `draws` resamples (with replacement) of these rated items.
+
+    Items with equal features add the same to alpha, so a resample only needs how many items of each distinct
+    pattern it drew: a multinomial over the patterns with their shares, the same distribution as drawing items
+    (for single-label a few dozen patterns instead of every item). Where most items are distinct (spans), items
+    are drawn by index and counted instead, in blocks that bound the memory."""
     k = len(rows)
     if k < 2:
         return [None, None]
     rng = np.random.default_rng(list(seed))
-    block = max(1, _CHUNK // k)
-    alphas = []
-    for start in range(0, draws, block):
-        size = min(block, draws - start)
-        weights = rng.multinomial(k, np.full(k, 1.0 / k), size=size).astype(np.float64)
-        alphas.append(items.alphas(rows, weights))
-    values = np.concatenate(alphas)
+    features = items.features[rows]
+    patterns, counts = np.unique(features, axis=0, return_counts=True)
+    if 3 * len(patterns) <= k:
+        values = items.alphas(patterns, rng.multinomial(k, counts / k, size=draws).astype(np.float64))
+    else:
+        block = max(1, _CHUNK // k)
+        values = np.concatenate(
+            [
+                items.alphas(features, resample_weights(rng, k, min(block, draws - start)))
+                for start in range(0, draws, block)
+            ]
+        )
     values = values[np.isfinite(values)]
     if not len(values):
         return [None, None]
@@ -288,18 +312,17 @@ def _field_rows(
     gold: list[Trial],
     model: list[Trial],
 ) -> list[dict[str, Any]]:
-    counts = ratings.value_counts()
-    item_value = [values.get(int(i)) for i in ratings.item_ids]
-    unit_value = np.array(item_value, dtype=object)[ratings.unit_item] if len(ratings.unit_item) else np.array([])
+    item_value = np.array([values.get(int(i)) for i in ratings.item_ids], dtype=object)
+    unit_value = item_value[ratings.unit_item]
     gold_sums, gold_total = _sums(gold, values)
     model_sums, model_total = _sums(model, values)
     rows: list[dict[str, Any]] = []
     for value, n in slices:
-        rated = np.array([i for i, v in enumerate(item_value) if v == value], dtype=np.int64)
+        rated = np.flatnonzero(item_value == value)
         agreement = None
         ci: list[float | None] = [None, None]
         if len(rated) >= 2:
-            agreement = alpha_from_counts(counts[unit_value == value], ratings.distance)
+            agreement = alpha_from_counts(items.counts[unit_value == value], ratings.distance)
             if agreement is not None:
                 seed = (SEED, project.pk, zlib.crc32(f"{field}\x00{value}".encode()))
                 ci = bootstrap_interval(items, rated, seed)

@@ -22,6 +22,7 @@ from annotation.quality.slices import (
     SEED,
     _ItemAlpha,
     bootstrap_interval,
+    resample_weights,
     slices_section,
 )
 from annotation.quality.window import Window
@@ -191,15 +192,43 @@ def test_bootstrap_interval_is_the_percentiles_of_krippendorff_on_each_resample(
     # the reference: the same resamples (same generator, same draws), each one's alpha by the library
     rng = np.random.default_rng(list(seed))
     k = len(rows)
-    weights = rng.multinomial(k, np.full(k, 1.0 / k), size=200)
+    items = _ItemAlpha(ratings)
+    assert 3 * len(np.unique(items.features[rows], axis=0)) > k  # mostly distinct items: drawn by index
+    weights = resample_weights(rng, k, 200)
+    assert (weights.sum(axis=1) == k).all()
     reference = []
     for w in weights:
-        resampled = np.repeat(counts[rows], w, axis=0)
+        resampled = np.repeat(counts[rows], w.astype(int), axis=0)
         reference.append(alpha_from_counts(resampled))
     reference = np.array([np.nan if a is None else a for a in reference])
     expected = np.percentile(reference[np.isfinite(reference)], [2.5, 97.5])
-    assert bootstrap_interval(_ItemAlpha(ratings), rows, seed, draws=200) == pytest.approx(list(expected))
+    assert bootstrap_interval(items, rows, seed, draws=200) == pytest.approx(list(expected))
     assert BOOTSTRAP_DRAWS == 1000
+
+
+def test_bootstrap_over_repeated_patterns_draws_a_multinomial_of_them():
+    project = project_with(annotations_per_item=2)
+    people = users(project, "ann", "bob")
+    pairs = [("sports", "sports")] * 14 + [("sports", "politics")] * 5 + [("tech", "tech")] * 11
+    made = make_items(project, [{"text": f"t{i}"} for i in range(len(pairs))])
+    for item, (a, b) in zip(made, pairs, strict=True):
+        annotate(item, people["ann"], {"label": a})
+        annotate(item, people["bob"], {"label": b})
+    ratings = load_ratings(project, Window())
+    items = _ItemAlpha(ratings)
+    rows = np.arange(len(ratings.item_ids))
+    k = len(rows)
+    patterns, first, counts = np.unique(items.features[rows], axis=0, return_index=True, return_counts=True)
+    assert len(patterns) == 3  # three kinds of item: 3 * 3 <= 30, so patterns are drawn
+    # the reference: the same multinomial draws over the patterns, each resample rebuilt from one item of each
+    # pattern repeated, its alpha by the library
+    seed = (SEED, 1, 2)
+    weights = np.random.default_rng(list(seed)).multinomial(k, counts / k, size=300)
+    value_counts = ratings.value_counts()
+    reference = [alpha_from_counts(np.repeat(value_counts[first], w, axis=0)) for w in weights]
+    finite = [a for a in reference if a is not None]
+    expected = np.percentile(finite, [2.5, 97.5])
+    assert bootstrap_interval(items, rows, seed, draws=300) == pytest.approx(list(expected))
 
 
 @pytest.mark.parametrize("task_type", ["classification", "multilabel", "spans"])
@@ -223,14 +252,15 @@ def test_per_item_coincidences_give_the_librarys_alpha(task_type):
     ratings = load_ratings(project, Window())
     items = _ItemAlpha(ratings)
     rows = np.arange(len(ratings.item_ids))
-    got = items.alphas(rows, np.ones((1, len(rows))))[0]
+    features = items.features[rows]
+    got = items.alphas(features, np.ones((1, len(rows))))[0]
     assert got == pytest.approx(alpha_from_counts(ratings.value_counts(), ratings.distance))
     # and a weighted resample: the items repeated
     w = np.array([2.0, 0.0, 1.0, 3.0])
     repeated = np.repeat(np.arange(len(rows)), w.astype(int))
     units = np.concatenate([np.flatnonzero(ratings.unit_item == i) for i in repeated])
     expected = alpha_from_counts(ratings.value_counts()[units], ratings.distance)
-    assert items.alphas(rows, w[None, :])[0] == pytest.approx(expected)
+    assert items.alphas(features, w[None, :])[0] == pytest.approx(expected)
 
 
 # ---------------------------------------------------------------- gold and model accuracy, flags
@@ -309,3 +339,23 @@ def test_json_values_are_stringified_as_postgres_writes_them():
     section = slices_section(project, Window())
     assert sorted(r["value"] for r in section["meta"]["rows"]) == sorted([json.dumps({"k": [1, 2]}), "null"])
     assert sorted(r["value"] for r in section["n"]["rows"]) == ["1.5", "2"]
+
+
+def test_text_length_quartiles_are_postgres_percentile_disc():
+    from django.db import connection
+
+    project = project_with()
+    rng = np.random.default_rng(2)
+    lengths = rng.integers(0, 60, size=37).tolist()
+    make_items(project, [{"text": "y" * n} for n in lengths])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT percentile_disc(ARRAY[0.25, 0.5, 0.75]) WITHIN GROUP (ORDER BY length(data->>'text')) "
+            "FROM annotation_item WHERE project_id = %s",
+            [project.pk],
+        )
+        q1, q2, q3 = cursor.fetchone()[0]
+    bounds = [(min(lengths), q1), (q1 + 1, q2), (q2 + 1, q3), (q3 + 1, max(lengths))]
+    expected = [(f"{lo}-{hi}", sum(lo <= n <= hi for n in lengths)) for lo, hi in bounds]
+    got = [(r["value"], r["n"]) for r in slices_section(project, Window())["text_length"]["rows"]]
+    assert got == [(label, n) for label, n in expected if n]
