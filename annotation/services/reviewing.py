@@ -71,7 +71,7 @@ def review_next_for_reviewer(*, project: Project, reviewer: Any) -> ReviewTask |
     (settings.TANDEM_ASSIGNMENT_TTL_SECONDS); None when nothing is left for them.
 
     A live lease of theirs on an item still in review returns that item (same expires_at). Otherwise the best
-    candidate in serving order (selectors/reviewing.py: REVIEW_ORDER; items another reviewer holds, and unless the
+    candidate in serving order (selectors/reviewing.py: _CANDIDATES; items another reviewer holds, and unless the
     project allows it items the reviewer labeled, left out) is locked with SELECT ... FOR UPDATE OF item SKIP LOCKED
     and its lease written by a conditional upsert (_LEASE) that refuses while another reviewer's live lease exists:
     a lease committed after the candidate query's snapshot is caught there, and that item is skipped. When every
