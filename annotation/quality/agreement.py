@@ -255,7 +255,8 @@ def load_ratings(project: Project, window: Window = ALL) -> Ratings:
     else:
         seen = {sp["label"] for v in parsed for sp in v} if task == TaskType.SPANS else set(parsed)
         base = ([OUTSIDE] if task == TaskType.SPANS else []) + labels
-        domain = base + sorted(seen - set(base), key=key)  # labels no longer in the project still count
+        # labels no longer in the project still count (str(): a malformed value without a label is None)
+        domain = base + sorted(seen - set(base), key=lambda v: key(str(v)))
         categories = list(domain)
         membership = np.array([[d == name for name in labels] for d in domain], dtype=bool).reshape(
             len(domain), len(labels)

@@ -419,3 +419,12 @@ def test_alpha_from_counts_matches_value_counts_form():
     assert alpha_from_counts(counts) == pytest.approx(float(expected), abs=1e-12)
     assert alpha_from_counts(np.array([[1, 0], [0, 1]])) is None  # no unit with two values
     assert alpha_from_counts(np.array([[2, 0], [3, 0]])) == 1.0
+
+
+def test_a_label_no_longer_in_the_project_still_counts_as_a_value():
+    project = project_with(annotations_per_item=2)
+    rows = [["sports", "retired"], ["retired", "retired"], ["politics", "sports"]]
+    table(project, rows, ["ann", "bob"])
+    got = agreement_section(project, Window())
+    assert got["krippendorff_alpha"] == pytest.approx(ref_alpha(rows), abs=1e-12)
+    assert set(got["per_label"]) == {"sports", "politics", "tech"}
