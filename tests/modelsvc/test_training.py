@@ -94,9 +94,20 @@ def test_train_registers_a_candidate_with_metrics_and_promotes_it(hf, django_cap
     assert versions[1].status == "retired"
     v2 = versions[2]
     assert (v2.kind, v2.status) == ("fine_tuned", "active")
-    for key in ("accuracy", "macro_f1", "per_label_f1", "confusion_matrix", "ece", "temperature", "n_train"):
+    for key in (
+        "accuracy",
+        "macro_f1",
+        "per_label_f1",
+        "confusion_matrix",
+        "ece",
+        "reliability",
+        "temperature",
+        "n_train",
+    ):
         assert key in v2.metrics, key
     assert v2.metrics["n_train"] + v2.metrics["n_validation"] == 40
+    # the reliability diagram's 10 bins hold every validation item once
+    assert sum(b["n"] for b in v2.metrics["reliability"]) == v2.metrics["n_validation"]
     assert np.array(v2.metrics["confusion_matrix"]).sum() == v2.metrics["n_validation"]
     assert v2.metrics["compared_with"]["version"] == 1
     from pathlib import Path
