@@ -10,8 +10,7 @@ import pytest
 
 from annotation.models import Membership
 from tests.annotation.apis.helpers import assert_error, member, run_import
-from tests.conftest import client_for as client_of
-from tests.conftest import make_project, make_user
+from tests.conftest import client_for, make_project, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +32,7 @@ def annotators(client, project):
 
 def test_imported_gold_is_served_scored_pauses_and_unpauses(django_capture_on_commit_callbacks):
     owner = make_user("gold_manager")
-    manager = client_of(owner)
+    manager = client_for(owner)
     # every `next` serves an unanswered gold item while one is left (gold_rate 1)
     project = make_project(owner, gold_rate=1.0, gold_pause_below=0.5, gold_pause_min=2, sampling="sequential")
     rows = [
@@ -73,8 +72,8 @@ def test_imported_gold_is_served_scored_pauses_and_unpauses(django_capture_on_co
     assert Membership.objects.get(project=project, user=user).paused is False
 
     # the manager takes g1 out of the gold set: gilda's answer now counts for it (k = 1), so it is decided
-    g1 = next(i for i in manager.get(f"/api/projects/{project.pk}/items/?is_gold=true").json()["results"])
-    assert g1["external_id"] == "g1"
+    g1 = manager.get(f"/api/projects/{project.pk}/items/?is_gold=true&external_id=g1").json()["results"][0]
+    assert g1["is_gold"] is True
     r = manager.patch(f"/api/items/{g1['id']}", {"gold": None}, format="json")
     assert (r.json()["is_gold"], r.json()["status"], r.json()["final"]) == (False, "approved", {"label": "politics"})
     assert annotators(manager, project)["gilda"]["gold_answers"] == 0
