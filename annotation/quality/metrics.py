@@ -27,6 +27,8 @@ import json
 import logging
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -179,10 +181,8 @@ def _fresh(*, project: Project, computed_at: datetime) -> bool:
     return state.changed_at is None or state.changed_at <= computed_at - CHANGE_MARGIN
 
 
-def project_metrics_json(project: Project, window: Window = ALL) -> str:
-    """The metrics of `project` over `window` as JSON text, in the contract's shape (module docstring: where they
-    come from). A cached answer is sent as PostgreSQL prints it: decoding and re-encoding a payload of ~100 kB
-    (1,225 annotator pairs at 50 annotators) cost more than the rest of the request."""
+def _cached_json(project: Project, window: Window) -> str | None:
+    """The cached answer's JSON text while it holds (the whole project's always; a day range's while `_fresh`)."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT payload::text, computed_at FROM annotation_metricscache WHERE project_id = %s AND key = %s",
@@ -191,7 +191,36 @@ def project_metrics_json(project: Project, window: Window = ALL) -> str:
         cached = cursor.fetchone()
     if cached is not None and (window.key == ALL.key or _fresh(project=project, computed_at=cached[1])):
         return cached[0]
-    return json.dumps(metrics_compute(project=project, window=window))
+    return None
+
+
+@contextmanager
+def _computing(project_id: int, key: str) -> Iterator[None]:
+    """One computation of a project's window at a time, across processes (a session-level advisory lock): requests
+    for a range nobody has computed yet wait for the first one and read what it stored, instead of each computing
+    it (seconds of CPU each at 1M items)."""
+    name = f"tandem-metrics:{project_id}:{key}"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [name])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [name])
+
+
+def project_metrics_json(project: Project, window: Window = ALL) -> str:
+    """The metrics of `project` over `window` as JSON text, in the contract's shape (module docstring: where they
+    come from). A cached answer is sent as PostgreSQL prints it: decoding and re-encoding a payload of ~100 kB
+    (1,225 annotator pairs at 50 annotators) cost more than the rest of the request."""
+    text = _cached_json(project, window)
+    if text is not None:
+        return text
+    with _computing(project.pk, window.key):
+        text = _cached_json(project, window)  # another request may have computed it while this one waited
+        if text is not None:
+            return text
+        return json.dumps(metrics_compute(project=project, window=window))
 
 
 def project_metrics(project: Project, window: Window = ALL) -> dict[str, Any]:

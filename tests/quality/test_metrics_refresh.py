@@ -3,6 +3,7 @@ stores, a failure ends the Job failed with its reason; day ranges are recomputed
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -291,3 +292,44 @@ def test_a_day_range_takes_the_whole_project_sections_from_fresh_whole_project_m
     got = project_metrics(a, other)
     assert got["stopping"] != marker
     assert got["learning_curve"] == []
+
+
+def test_a_request_that_waited_for_another_computation_reads_its_result(db, monkeypatch):
+    project, _, _ = labeled_project("pw")
+    window = Window(since=DAY0.date(), until=DAY0.date())
+    computed = []
+    real_compute = metrics.metrics_compute
+
+    def counting_compute(**kwargs):
+        computed.append(kwargs["window"].key)
+        return real_compute(**kwargs)
+
+    real_lock = metrics._computing
+
+    @contextmanager
+    def lock_won_after_another_stored(project_id, key):
+        with real_lock(project_id, key):
+            real_compute(project=project, window=window)  # what the request holding the lock before us stored
+            yield
+
+    monkeypatch.setattr(metrics, "metrics_compute", counting_compute)
+    monkeypatch.setattr(metrics, "_computing", lock_won_after_another_stored)
+    got = project_metrics(project, window)
+    assert computed == []
+    assert got == MetricsCache.objects.get(project=project, key=window.key).payload
+
+
+def test_the_computation_lock_is_released_after_a_failure(db, monkeypatch):
+    from django.db import connection
+
+    project, _, _ = labeled_project("pl")
+
+    def broken(project, window):
+        raise ValueError("boom")
+
+    monkeypatch.setattr("annotation.quality.slices.slices_section", broken)
+    with pytest.raises(ValueError, match="boom"):
+        project_metrics(project, Window(since=DAY0.date()))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
+        assert cursor.fetchone()[0] == 0
