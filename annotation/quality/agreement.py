@@ -380,24 +380,37 @@ def _pairwise(ratings: Ratings) -> list[dict[str, Any]]:
         return []
     pair = np.concatenate(a_l) * n_coders + np.concatenate(b_l)
     ca, cb, pu = np.concatenate(ca_l), np.concatenate(cb_l), np.concatenate(u_l)
-    by_pair = np.argsort(pair, kind="stable")
-    pair, ca, cb, pu = pair[by_pair], ca[by_pair], cb[by_pair], pu[by_pair]
-    keys, starts = np.unique(pair, return_index=True)
-    ends = np.append(starts[1:], len(pair))
+    keys, pair_index = np.unique(pair, return_inverse=True)
+    # n: the items both rated (for spans, each item has many token units)
+    n_items = len(ratings.item_ids)
+    if ratings.n_units == n_items:
+        n_of = np.bincount(pair_index, minlength=len(keys))
+    else:
+        n_of = np.bincount(np.unique(pair_index * n_items + ratings.unit_item[pu]) // n_items, minlength=len(keys))
+    by_pair = np.argsort(pair_index, kind="stable")
+    ca, cb = ca[by_pair], cb[by_pair]
+    ends = np.cumsum(np.bincount(pair_index, minlength=len(keys)))
+    starts = ends - np.bincount(pair_index, minlength=len(keys))
+    v = len(ratings.domain)
     out: list[dict[str, Any]] = []
-    for key, s, e in zip(keys.tolist(), starts.tolist(), ends.tolist(), strict=True):
-        items = ratings.unit_item[pu[s:e]]
-        n = len(np.unique(items))
-        kappa: float | None = None
-        if n >= 2:
-            cats, inv = np.unique(np.concatenate([ca[s:e], cb[s:e]]), return_inverse=True)
-            m, length = len(cats), e - s
-            table = np.bincount(inv[:length] * m + inv[length:], minlength=m * m).reshape(m, m)
-            with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
+    # statsmodels warns (0/0) where both used one category only: that kappa is None
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for key, s, e, n in zip(keys.tolist(), starts.tolist(), ends.tolist(), n_of.tolist(), strict=True):
+            kappa: float | None = None
+            if n >= 2:
+                # values neither used are empty rows and columns of the table: they change no kappa; where the
+                # domain is large (many distinct label sets) the pair's table keeps only the values it used
+                x, y, m = ca[s:e], cb[s:e], v
+                if v > 64:
+                    used, inv = np.unique(np.concatenate([x, y]), return_inverse=True)
+                    x, y, m = inv[: e - s], inv[e - s :], len(used)
+                table = np.bincount(x * m + y, minlength=m * m).reshape(m, m)
                 value = cohens_kappa(table, return_results=False)
-            kappa = None if _undefined(value) else float(value)
-        out.append({"a": ratings.coders[key // n_coders], "b": ratings.coders[key % n_coders], "kappa": kappa, "n": n})
+                kappa = None if _undefined(value) else float(value)
+            out.append(
+                {"a": ratings.coders[key // n_coders], "b": ratings.coders[key % n_coders], "kappa": kappa, "n": n}
+            )
     return out
 
 

@@ -15,7 +15,15 @@ from nltk.metrics.distance import masi_distance
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
 
-from annotation.quality.agreement import OUTSIDE, agreement_section, alpha_from_counts, span_token_codes, token_labels
+from annotation.quality.agreement import (
+    OUTSIDE,
+    Ratings,
+    _pairwise,
+    agreement_section,
+    alpha_from_counts,
+    span_token_codes,
+    token_labels,
+)
 from annotation.quality.window import Window
 from tests.quality.helpers import DAY0, annotate, days, items, project_with, table, users
 
@@ -428,3 +436,42 @@ def test_a_label_no_longer_in_the_project_still_counts_as_a_value():
     got = agreement_section(project, Window())
     assert got["krippendorff_alpha"] == pytest.approx(ref_alpha(rows), abs=1e-12)
     assert set(got["per_label"]) == {"sports", "politics", "tech"}
+
+
+@pytest.mark.parametrize("n_values", [4, 100])
+def test_pairwise_tables_small_and_large_domains_equal_sklearn(n_values):
+    """The per-pair tables over the whole domain (few values) and over the values the pair used (many: e.g.
+    distinct label sets), against sklearn on the same ratings."""
+    rng = np.random.default_rng(n_values)
+    n_items, coders = 300, [f"c{i}" for i in range(8)]
+    a = rng.integers(0, 8, n_items)
+    b = (a + rng.integers(1, 8, n_items)) % 8
+    code = rng.integers(0, min(n_values, 6), 2 * n_items) * (n_values // 6 or 1)  # spread over the domain
+    ratings = Ratings(
+        unit=np.repeat(np.arange(n_items), 2),
+        coder=np.stack([a, b], 1).ravel(),
+        code=code,
+        unit_item=np.arange(n_items),
+        item_ids=np.arange(n_items),
+        item_n=np.full(n_items, 2),
+        item_day=np.zeros(n_items, dtype=np.int64),
+        days=[DAY0.date()],
+        coders=coders,
+        domain=list(range(n_values)),
+        categories=[str(i) for i in range(n_values)],
+        distance=None,
+        membership=np.zeros((n_values, 0), dtype=bool),
+        labels=[],
+    )
+    by_pair: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
+    for i in range(n_items):
+        (x, cx), (y, cy) = sorted([(int(a[i]), int(code[2 * i])), (int(b[i]), int(code[2 * i + 1]))])
+        xs, ys = by_pair.setdefault((coders[x], coders[y]), ([], []))
+        xs.append(cx)
+        ys.append(cy)
+    expected = [
+        {"a": x, "b": y, "kappa": pytest.approx(cohen_kappa_score(xs, ys), abs=1e-12), "n": len(xs)}
+        for (x, y), (xs, ys) in sorted(by_pair.items())
+    ]
+    assert _pairwise(ratings) == expected
+    assert len(expected) == 28
