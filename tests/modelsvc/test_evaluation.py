@@ -53,7 +53,7 @@ def test_reliability_bins_and_ece_are_one_binning():
     rng = np.random.default_rng(7)
     p = rng.dirichlet([1.0, 1.0, 1.0], size=200)
     y = rng.integers(0, 3, size=200)
-    m = classification_metrics(p, y, ["a", "b", "c"])
+    m = classification_metrics(p, y.tolist(), ["a", "b", "c"])
     bins = m["reliability"]
     assert [b["bin"] for b in bins] == pytest.approx([0.1 * i for i in range(1, 11)])
     assert sum(b["n"] for b in bins) == 200
@@ -81,7 +81,7 @@ def test_classification_metrics_match_sklearn():
     p = rng.dirichlet([2.0, 1.0, 0.5], size=120)
     y = rng.integers(0, 3, size=120)
     pred = p.argmax(axis=1)
-    m = classification_metrics(p, y, ["a", "b", "c"])
+    m = classification_metrics(p, y.tolist(), ["a", "b", "c"])
     assert m["accuracy"] == pytest.approx(accuracy_score(y, pred), abs=1e-6)
     assert m["macro_f1"] == pytest.approx(f1_score(y, pred, average="macro", labels=[0, 1, 2]), abs=1e-6)
     per_label = f1_score(y, pred, average=None, labels=[0, 1, 2])

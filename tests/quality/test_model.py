@@ -3,11 +3,12 @@ recorded evaluation and statsmodels' Wilson interval called directly."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pytest
-from statsmodels.stats.proportion import proportion_confint
+from statsmodels.stats.proportion import proportion_confint  # type: ignore[import-untyped]
 
 from annotation.models import FinalLabel
 from annotation.models.item import FinalLabelSource
@@ -76,7 +77,7 @@ def test_model_section_reads_each_versions_evaluation_newest_first():
     project = project_with()
     rng = np.random.default_rng(5)
     p = rng.dirichlet([1, 1, 1], size=40)
-    evaluated = classification_metrics(p, rng.integers(0, 3, size=40), LABELS)
+    evaluated = classification_metrics(p, rng.integers(0, 3, size=40).tolist(), LABELS)
     version(project, 1, kind=VersionKind.ZERO_SHOT)  # never evaluated
     version(project, 2, status=VersionStatus.ACTIVE, metrics={**evaluated, "n_train": 30, "n_validation": 40})
     # trained before the reliability diagram was recorded
@@ -162,7 +163,7 @@ def test_live_final_takes_the_first_counting_annotation_of_the_last_n_decided_it
     def item(i, first, second, truth, decided_day):
         # first and second: the suggestions served with the item's first and second annotation
         annotate(made[i], ann, truth, suggestion=first, at=DAY0 + days(decided_day) - days(1))
-        annotate(made[i], bob, truth, suggestion=second, at=DAY0 + days(decided_day) - days(1) + days(0.5))
+        annotate(made[i], bob, truth, suggestion=second, at=DAY0 + days(decided_day) - timedelta(hours=12))
         decide(made[i], truth, DAY0 + days(decided_day))
 
     item(0, suggestion(2, sports), None, sports, 1)  # right; but the oldest decision: beyond the last 4

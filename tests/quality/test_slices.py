@@ -10,8 +10,8 @@ from typing import Any
 import krippendorff
 import numpy as np
 import pytest
-from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.proportion import proportion_confint, proportions_ztest
+from statsmodels.stats.multitest import multipletests  # type: ignore[import-untyped]
+from statsmodels.stats.proportion import proportion_confint, proportions_ztest  # type: ignore[import-untyped]
 
 from annotation.models import Annotation, FinalLabel, Item
 from annotation.models.item import FinalLabelSource, ItemStatus
@@ -143,7 +143,7 @@ def agreement_project():
     project = project_with(annotations_per_item=3)
     people = users(project, "ann", "bob", "cat")
     # per item: its region and the three annotators' labels (None: not rated)
-    table = [
+    table: list[tuple[str, list[str | None]]] = [
         ("north", ["sports", "sports", "sports"]),
         ("north", ["politics", "politics", None]),
         ("north", ["tech", "tech", "tech"]),
@@ -196,12 +196,8 @@ def test_bootstrap_interval_is_the_percentiles_of_krippendorff_on_each_resample(
     assert 3 * len(np.unique(items.features[rows], axis=0)) > k  # mostly distinct items: drawn by index
     weights = resample_weights(rng, k, 200)
     assert (weights.sum(axis=1) == k).all()
-    reference = []
-    for w in weights:
-        resampled = np.repeat(counts[rows], w.astype(int), axis=0)
-        reference.append(alpha_from_counts(resampled))
-    reference = np.array([np.nan if a is None else a for a in reference])
-    expected = np.percentile(reference[np.isfinite(reference)], [2.5, 97.5])
+    alphas = [alpha_from_counts(np.repeat(counts[rows], w.astype(int), axis=0)) for w in weights]
+    expected = np.percentile([a for a in alphas if a is not None], [2.5, 97.5])
     assert bootstrap_interval(items, rows, seed, draws=200) == pytest.approx(list(expected))
     assert BOOTSTRAP_DRAWS == 1000
 
