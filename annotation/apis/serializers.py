@@ -183,8 +183,13 @@ class AnnotationOutput(serializers.ModelSerializer):
 
     @extend_schema_field(ReviewBriefOutput(allow_null=True))
     def get_review(self, obj: Annotation) -> dict[str, Any] | None:
-        reviews = list(obj.reviews.all())  # prefetched by the list selectors (reviews__reviewer), else one query
-        return review_brief(max(reviews, key=lambda r: r.pk) if reviews else None)
+        """The latest verdict on it; for a rejected one (counts false) the latest reject, which says why it no longer
+        counts (a later correction of the item may have been sent through it)."""
+        if "reviews" in getattr(obj, "_prefetched_objects_cache", {}):  # a list prefetched reviews__reviewer
+            shown = [r for r in obj.reviews.all() if obj.counts or r.verdict == "reject"]
+            return review_brief(max(shown, key=lambda r: r.pk) if shown else None)
+        reviews = obj.reviews.select_related("reviewer").order_by("-id")
+        return review_brief((reviews if obj.counts else reviews.filter(verdict="reject")).first())  # one query
 
 
 def annotation_out(annotation: Annotation, username: str, review: Review | None = None) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from django.db.models import Prefetch
 from annotation.access import Capability, ProjectAccess
 from annotation.models import Annotation, Item, Project, Review
 from annotation.models.item import ItemStatus
+from annotation.models.labeling import Verdict
 from annotation.models.project import Role
 
 # the gold accuracy below which an annotator's items are reviewed early, when the project sets no gold_pause_below
@@ -29,7 +30,7 @@ class ReviewTask:
     disagreement: bool  # the counting annotations hold more than one distinct value
     waiting: int  # items of the project in review, this one included
     expires_at: datetime | None = None  # the reviewer's lease on the item
-    reviews: dict[int, Review] = field(default_factory=dict)  # annotation id -> its latest Review
+    reviews: dict[int, Review] = field(default_factory=dict)  # annotation id -> its latest (reject, if rejected) Review
 
 
 def canonical(value: Any) -> str:
@@ -122,9 +123,10 @@ def review_task(*, item_id: int, project: Project, expires_at: datetime | None =
     )
     reviews = {}
     for a in annotations:
-        mine = list(a.reviews.all())
-        if mine:
-            reviews[a.pk] = mine[-1]
+        # a rejected annotation shows its reject (why it no longer counts), as its annotator sees it (serializers)
+        shown = [r for r in a.reviews.all() if a.counts or r.verdict == Verdict.REJECT]
+        if shown:
+            reviews[a.pk] = shown[-1]
     counting = {canonical(a.value) for a in annotations if a.counts}
     return ReviewTask(
         item=item,

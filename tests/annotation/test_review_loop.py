@@ -168,6 +168,14 @@ def test_max_rejections_sends_the_item_to_adjudication_and_only_a_correction_dec
     final = FinalLabel.objects.get(item=item)
     assert (final.value, final.source) == ({"label": "politics"}, "adjudication")
     assert review_next(rev, project).status_code == 204
+    # the correction was sent through the second annotation; its annotator still reads why theirs was rejected
+    mine = clients[1].get(f"/api/annotations/{second['id']}").json()
+    assert (mine["counts"], mine["review"]["verdict"], mine["review"]["comment"]) == (False, "reject", "still wrong")
+    listed = client_for(manager).get(f"/api/items/{item.pk}/annotations").json()
+    assert [(a["id"], a["counts"], a["review"]["verdict"]) for a in listed] == [
+        (first["id"], False, "reject"),
+        (second["id"], False, "reject"),
+    ]
 
 
 @pytest.mark.parametrize("unavailable", ["skipped", "paused"])
