@@ -312,6 +312,7 @@ def _field_rows(
     gold: list[Trial],
     model: list[Trial],
 ) -> list[dict[str, Any]]:
+    """The rows of one field's slices (`values`: the slice value of each item that carries a figure)."""
     item_value = np.array([values.get(int(i)) for i in ratings.item_ids], dtype=object)
     unit_value = item_value[ratings.unit_item]
     gold_sums, gold_total = _sums(gold, values)
@@ -343,7 +344,9 @@ def _field_rows(
                 "flagged": [],
             }
         )
-    for metric, sums, total in (("gold_accuracy", gold_sums, gold_total), ("model_accuracy", model_sums, model_total)):
+    tested = {"gold_accuracy": (gold_sums, gold_total), "model_accuracy": (model_sums, model_total)}
+    for metric in FLAGGED_METRICS:
+        sums, total = tested[metric]
         flags = _flags([sums.get(value, (0.0, 0)) for value, _ in slices], total)
         for row, flag in zip(rows, flags, strict=True):
             if flag:
