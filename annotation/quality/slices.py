@@ -43,15 +43,13 @@ from typing import Any
 
 import numpy as np
 from django.db import connection
-from django.db.models import F, OuterRef, Q, Subquery
 
-from annotation.models import Annotation, Item, Membership, Project
-from annotation.models.item import FinalLabelSource
+from annotation.models import Item, Project
 from annotation.models.project import TaskType
 from annotation.quality.agreement import Ratings, alpha_from_counts, load_ratings
 from annotation.quality.model import Trial, active_version, final_trials, wilson
 from annotation.quality.window import Window
-from annotation.services.gold import gold_answer_score
+from annotation.services.gold import _gold_answers, gold_answer_score
 
 MAX_SLICES = 20
 BOOTSTRAP_DRAWS = 1000
@@ -163,14 +161,8 @@ def _item_values(project: Project, item_ids: Sequence[int], lengths: _Lengths | 
 def gold_answer_trials(project: Project, window: Window) -> list[Trial]:
     """Members' answers to gold items since their gold_since (any time when unset), inside the window, each
     scored against the gold value: one trial per answer."""
-    since = Membership.objects.filter(project_id=project.pk, user_id=OuterRef("annotator_id")).values("gold_since")
-    answers = (
-        Annotation.objects.filter(
-            item__project_id=project.pk, item__is_gold=True, item__final_label__source=FinalLabelSource.GOLD
-        )
-        .annotate(since=Subquery(since[:1]))
-        .filter(Q(since__isnull=True) | Q(created_at__gte=F("since")))
-    )
+    # gold.py's own selection of the answers that count (since gold_since), so the two figures cannot drift apart
+    answers = _gold_answers(project, None)
     if window.start is not None:
         answers = answers.filter(created_at__gte=window.start)
     if window.end is not None:

@@ -355,3 +355,19 @@ def test_text_length_quartiles_are_postgres_percentile_disc():
     expected = [(f"{lo}-{hi}", sum(lo <= n <= hi for n in lengths)) for lo, hi in bounds]
     got = [(r["value"], r["n"]) for r in slices_section(project, Window())["text_length"]["rows"]]
     assert got == [(label, n) for label, n in expected if n]
+
+
+def test_gold_answers_count_from_the_members_gold_since():
+    from annotation.models import Membership
+    from tests.quality.helpers import DAY0, days, final
+
+    project = project_with()
+    people = users(project, "ann", "bob")
+    (gold,) = make_items(project, [{"text": "g", "kind": "x"}], prefix="g")
+    final(gold, {"label": "tech"}, FinalLabelSource.GOLD)
+    annotate(gold, people["ann"], {"label": "sports"}, at=DAY0)  # before ann's un-pause: not counted
+    annotate(gold, people["bob"], {"label": "tech"}, at=DAY0)
+    Membership.objects.filter(project=project, user=people["ann"]).update(gold_since=DAY0 + days(1))
+    row = rows_by_value(slices_section(project, Window()), "kind")["x"]
+    assert row["gold_accuracy"] == 1.0
+    assert row["gold_ci"] == pytest.approx(wilson(1, 1))
