@@ -6,6 +6,15 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+def gold_values_to_final_labels(apps, schema_editor):
+    Item = apps.get_model("annotation", "Item")
+    FinalLabel = apps.get_model("annotation", "FinalLabel")
+    gold = Item.objects.filter(is_gold=True, gold_value__isnull=False)
+    for item_id, value in gold.values_list("id", "gold_value").iterator():
+        FinalLabel.objects.update_or_create(item_id=item_id, defaults={"value": value, "source": "gold"})
+    gold.update(status="approved")
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("annotation", "0007_job_kind_explain"),
@@ -13,17 +22,9 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        # a gold value becomes the item's FinalLabel (source `gold`), the one place it lives from now on
-        migrations.RunSQL(
-            """
-            INSERT INTO annotation_finallabel (item_id, value, source, created_at, updated_at)
-            SELECT id, gold_value, 'gold', now(), now() FROM annotation_item
-            WHERE is_gold AND gold_value IS NOT NULL
-            ON CONFLICT (item_id) DO UPDATE SET value = EXCLUDED.value, source = 'gold', updated_at = now();
-            UPDATE annotation_item SET status = 'approved' WHERE is_gold AND gold_value IS NOT NULL;
-            """,
-            migrations.RunSQL.noop,
-        ),
+        # a gold value becomes the item's FinalLabel (source `gold`), the one place it lives from now on (ORM, not
+        # SQL: scripts/embedded.py also migrates an old SQLite database before copying it in)
+        migrations.RunPython(gold_values_to_final_labels, migrations.RunPython.noop),
         migrations.RemoveField(
             model_name="item",
             name="gold_value",

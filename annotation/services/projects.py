@@ -177,7 +177,8 @@ def _requeue_for_overlap(project: Project) -> None:
 
     k = project.annotations_per_item
     items = Item.objects.filter(project=project)
-    reopen = items.filter(annotation_count__lt=k, annotation_count__gt=0).filter(
+    # an item awaiting adjudication stays there: reviewers rejected it (max_rejections) or nobody is left to label it
+    reopen = items.filter(annotation_count__lt=k, annotation_count__gt=0, adjudication=False).filter(
         Q(status=ItemStatus.IN_REVIEW) | Q(status=ItemStatus.APPROVED, final_label__source="consensus")
     )
     reopen_ids = list(reopen.values_list("id", flat=True))
