@@ -11,6 +11,8 @@ items, annotations/s), the per-round figures (annotations/s, next and submit p99
 the rounds' p99s. It reports no CPU per item: with two servers up, the per-group CPU figures came out
 inconsistent (one server's ranged from 0 to 2.3 ms per item between rounds, unexplained), and the database
 figure includes other databases' exited backends; use queue_bench, one server at a time, for CPU.
+`--gold-rate`, `--gold-items` and `--gold-index` set up gold items as queue_bench does (issue 13); to A/B gold
+itself (one server, gold_rate 0 against 0.1, with CPU per item) use queue_ab.py with --after-args.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import App, emit, free_port, log, machine, write_jsonl
-from queue_bench import ANALYZED, run_load
+from queue_bench import ANALYZED, make_gold, run_load
 
 
 def parse_config(text: str) -> tuple[str, int, int]:
@@ -43,6 +45,9 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--warmup", type=float, default=1.0)
     ap.add_argument("--client-procs", type=int, default=4)
+    ap.add_argument("--gold-rate", type=float, default=0.0, help="the project's gold_rate (issue 13)")
+    ap.add_argument("--gold-items", type=int, default=0, help="how many of the pool's items are gold")
+    ap.add_argument("--gold-index", action="store_true", help="create the proposed partial index item_gold first")
     args = ap.parse_args()
     configs = {"a": parse_config(args.a), "b": parse_config(args.b)}
 
@@ -62,11 +67,14 @@ def main() -> None:
         log(f"A {args.a} on :{port_a}, B {args.b} on :{port_b}")
         servers = {"a": (web_a, port_a), "b": (web_b, port_b)}
 
-        project_id = app.create_project(admin, "server-ab")
+        if args.gold_index:
+            app.sql("CREATE INDEX IF NOT EXISTS item_gold ON annotation_item (project_id, id) WHERE is_gold")
+        project_id = app.create_project(admin, "server-ab", gold_rate=args.gold_rate)
         file = Path(app.tmp) / "items.jsonl"
         write_jsonl(file, args.items)
         app.import_file(admin, project_id, file)
         file.unlink()
+        gold = make_gold(app, project_id, args.gold_items)
         app.sql(f"VACUUM ANALYZE {ANALYZED}")
         tokens = app.annotators(admin, project_id, args.annotators, prefix="ab_")
 
@@ -74,7 +82,7 @@ def main() -> None:
         for r in range(args.rounds):
             for name in ("a", "b") if r % 2 == 0 else ("b", "a"):
                 app.web, app.port = servers[name]
-                res = run_load(app, project_id, tokens, args.duration, args.warmup, args.client_procs)
+                res = run_load(app, project_id, tokens, args.duration, args.warmup, args.client_procs, gold=gold)
                 runs[name].append(res)
                 log(
                     f"round {r + 1} {name} ({getattr(args, name)}): {res['annotations_per_s']}/s, "
