@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
@@ -154,7 +154,18 @@ class ProjectNextApi(APIView):
                 "client already holds, so it can prefetch the next one while the expert works on the current one.",
             )
         ],
-        responses={200: OpenApiTypes.OBJECT, 204: None},
+        responses={
+            200: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="The item leased to you: id, external_id, data, status, prediction (with `preselect`: "
+                "whether a client may pre-select the suggestion), assignment.expires_at.",
+            ),
+            204: OpenApiResponse(description="Nothing left for you."),
+            403: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description='Your role may not annotate, or you are paused ({"detail", "errors", "paused": true}).',
+            ),
+        },
     )
     def get(self, request: Request, pk: int) -> Response:
         access = project_access(user=request.user, project_id=pk, capability=Capability.ANNOTATE)
