@@ -49,7 +49,7 @@ pick AS (
                       WHERE a.item_id = i.id AND a.annotator_id = %(user)s::integer OFFSET 0)
       AND NOT EXISTS (SELECT 1 FROM annotation_skip s
                       WHERE s.item_id = i.id AND s.user_id = %(user)s::integer OFFSET 0)
-      {where}
+      {where}{guard}
     ORDER BY {order}
     LIMIT 1
     FOR UPDATE OF i {wait}
@@ -111,6 +111,17 @@ _QUEUE_CANDIDATES = """i.status IN ('open', 'in_progress')
       AND (i.annotation_count + i.lease_count < %(k)s::integer OR i.lease_expires_at <= %(now)s::timestamptz)"""
 # the candidates of a gold pick: gold items, outside the overlap (every annotator may answer each once)
 _GOLD_CANDIDATES = "i.is_gold AND i.status = 'approved'"
+# ... served only while the normal queue still has an item for this user (a pick the normal statement could
+# make): a gold item served after "nothing left" would stand out. Evaluated once per statement (an InitPlan).
+_GOLD_GUARD = """
+      AND EXISTS (SELECT 1 FROM annotation_item q
+                  WHERE q.project_id = %(project)s::bigint AND q.status IN ('open', 'in_progress')
+                    AND q.id <> ALL (%(exclude)s::bigint[])
+                    AND (q.annotation_count + q.lease_count < %(k)s::integer OR q.lease_expires_at <= %(now)s::timestamptz)
+                    AND NOT EXISTS (SELECT 1 FROM annotation_annotation qa
+                                    WHERE qa.item_id = q.id AND qa.annotator_id = %(user)s::integer OFFSET 0)
+                    AND NOT EXISTS (SELECT 1 FROM annotation_skip qs
+                                    WHERE qs.item_id = q.id AND qs.user_id = %(user)s::integer OFFSET 0))"""
 
 # the gold statement's serving order: import order among the gold items this user has not answered
 _GOLD_ORDER = ("gold", "", "i.id")
@@ -156,6 +167,7 @@ def _lease_commit_prefix() -> str:
 def _next_sql(*, gold: bool, where: str, order: str, wait: bool) -> str:
     return _PG_NEXT.format(
         candidates=_GOLD_CANDIDATES if gold else _QUEUE_CANDIDATES,
+        guard=_GOLD_GUARD if gold else "",
         suggestion=_SUGGESTION,
         where=where,
         order=order,
@@ -190,8 +202,9 @@ def item_next_for_annotator(*, project: Project, user: Any, exclude: Sequence[in
 
     Gold: with probability project.gold_rate (drawn here, so a rate of 0 costs nothing), a gold item this user
     has neither answered nor skipped is tried first (the same statement over the gold items; the lease is an
-    ordinary Assignment). When none is left, the normal queue serves. When the normal queue is empty, nothing
-    is served (None), even if gold items are left: a gold item served after "nothing left" would stand out.
+    ordinary Assignment). When none is left, the normal queue serves. While the normal queue has nothing for
+    this user, no gold item is served either (the gold statement checks it), so None: a gold item served after
+    "nothing left" would stand out.
     The caller has checked the user's access (annotation.access).
     """
     ids = sorted({int(i) for i in exclude})

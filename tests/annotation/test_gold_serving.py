@@ -69,16 +69,19 @@ def test_gold_rate_zero_never_serves_gold():
 
 
 def test_gold_rate_one_serves_each_unanswered_gold_item_once_per_annotator_then_the_queue():
-    project = make_project(gold_rate=1.0, annotations_per_item=1)
+    project = make_project(gold_rate=1.0, annotations_per_item=2)
     normal = make_items(project, 3)
     gold = make_gold(project, 2)
-    for _ in range(2):  # every annotator answers each gold item once, outside the overlap (k = 1)
+    for _ in range(2):  # every annotator answers each gold item once, outside the overlap
         _, client = member_client(project)
         served = label_all(client, project)
         assert served[:2] == [g.pk for g in gold]
-        assert set(served[2:]) <= {i.pk for i in normal}
+        assert sorted(served[2:]) == [i.pk for i in normal]
+    # a third annotator finds every normal item decided (k = 2): nothing is served, gold included
+    _, client = member_client(project)
+    assert label_all(client, project) == []
     assert Annotation.objects.filter(item__in=gold).count() == 4
-    assert Annotation.objects.filter(item__in=normal).count() == 3
+    assert Annotation.objects.filter(item__in=normal).count() == 6
 
 
 def test_gold_is_served_at_the_rate():
@@ -98,12 +101,29 @@ def test_gold_is_served_at_the_rate():
     assert len(set(served)) == len(served)
 
 
-def test_no_normal_item_left_means_nothing_is_served_even_with_gold_left():
-    """A gold item served after the queue ran dry would stand out (the page says nothing is left)."""
-    project = make_project(gold_rate=0.0)
-    make_gold(project, 2)
+@pytest.mark.parametrize("gold_rate", [0.0, 1.0])
+def test_no_normal_item_left_means_nothing_is_served_even_with_gold_left(gold_rate):
+    """A gold item served after the queue ran dry would stand out (the page says nothing is left), also on a
+    gold draw: the gold statement serves only while the normal queue has an item for this user."""
+    project = make_project(gold_rate=gold_rate)
+    gold = make_gold(project, 2)
     _, client = member_client(project)
     assert next_item(client, project) is None
+    [normal] = make_items(project, 1, start=0)
+    assert next_item(client, project)["id"] == (gold[0].pk if gold_rate else normal.pk)
+
+
+def test_a_gold_draw_serves_nothing_when_the_only_normal_item_is_excluded():
+    project = make_project(gold_rate=1.0)
+    [normal] = make_items(project, 1)
+    gold = make_gold(project, 2)
+    _, client = member_client(project)
+    assert next_item(client, project)["id"] == gold[0].pk
+    assert submit(client, gold[0].pk).status_code == 201
+    # the client holds the normal item (prefetching): the queue has nothing else for it, so no gold either
+    r = client.get(f"/api/projects/{project.pk}/next?exclude={normal.pk}")
+    assert r.status_code == 204
+    assert next_item(client, project)["id"] == gold[1].pk  # without the exclusion the normal item is there
 
 
 def test_a_gold_item_looks_like_any_other_in_next():
