@@ -139,11 +139,12 @@ def build_project() -> tuple[Any, dict[str, Any]]:
     add_member(project, reviewer, "reviewer")
 
     assert label_through_the_api(project, people["ann"], truth | gold_truth) == "done"
+    # cat answers every gold item wrongly: paused after gold_pause_min (2) answers, below gold_pause_below (gold is
+    # served only while the normal queue has work for cat: before bob takes the second slots)
+    assert label_through_the_api(project, people["cat"], {pk: flip[v] for pk, v in gold_truth.items()}) == "paused"
     bob = {pk: flip[v] if i in BOB_DISAGREES else v for i, (pk, v) in enumerate(truth.items())}
     bob_gold = {pk: flip[v] if i == 2 else v for i, (pk, v) in enumerate(gold_truth.items())}  # 2 of 3 right
     assert label_through_the_api(project, people["bob"], bob | bob_gold) == "done"
-    # cat answers every gold item wrongly: paused after gold_pause_min (2) answers, below gold_pause_below
-    assert label_through_the_api(project, people["cat"], {pk: flip[v] for pk, v in gold_truth.items()}) == "paused"
     assert Membership.objects.get(project=project, user=people["cat"]).paused
     assert Item.objects.filter(pk__in=[normal[i].pk for i in BOB_DISAGREES], status="in_review").count() == 2
 
