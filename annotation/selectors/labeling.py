@@ -13,5 +13,7 @@ from annotation.models import Annotation, Item
 def annotation_list_for_item(*, item: Item, access: ProjectAccess, user: Any) -> QuerySet[Annotation]:
     """The item's annotations the user may see: all of them for those who may inspect the project (reviewers,
     managers, engineers, staff), else their own (blind labeling)."""
-    qs = Annotation.objects.filter(item=item).select_related("annotator").order_by("id")
+    # reviews with their reviewer prefetched: AnnotationOutput shows each annotation's latest verdict
+    qs = Annotation.objects.filter(item=item).select_related("annotator").prefetch_related("reviews__reviewer")
+    qs = qs.order_by("id")
     return qs if access.can(Capability.INSPECT) else qs.filter(annotator=user)
