@@ -2,7 +2,7 @@
 
 MetricsState: the refresh check's memory per project. The three indexes let that check find what changed since
 its last look (annotations written or edited, reviews, final labels set) by a range scan over the recent rows
-only, never a scan of a project's rows. They are plain SQL: they serve one query of annotation/quality/metrics.py,
+only, never a scan of a project's rows. They are plain SQL (on PostgreSQL only): they serve one query of annotation/quality/metrics.py,
 not the models' own lookups, so the models' Meta does not list them.
 
 item_stop_set: the stopping signal's fixed sample (annotation/quality/stopping.py, `stop_set`) is the project's
@@ -14,16 +14,31 @@ the query must hash `(project_id::text || ':' || id::text)::bytea`: the same byt
 import django.db.models.deletion
 from django.db import migrations, models
 
+# (name, table, what it indexes)
 _INDEXES = [
-    ("annotation_annotation", "annotation_updated_at"),
-    ("annotation_review", "review_created_at"),
-    ("annotation_finallabel", "finallabel_updated_at"),
+    ("annotation_updated_at", "annotation_annotation", "(updated_at)"),
+    ("review_created_at", "annotation_review", "(created_at)"),
+    ("finallabel_updated_at", "annotation_finallabel", "(updated_at)"),
+    (
+        "item_stop_set",
+        "annotation_item",
+        "(project_id, sha256((project_id::text || ':' || id::text)::bytea)) WHERE NOT is_gold",
+    ),
 ]
-_COLUMN = {
-    "annotation_updated_at": "updated_at",
-    "review_created_at": "created_at",
-    "finallabel_updated_at": "updated_at",
-}
+
+
+def forwards(apps, schema_editor):
+    # PostgreSQL only, as migration 0002: the quick start's copy of an earlier SQLite database migrates its copy
+    # there first, and needs none of these
+    if schema_editor.connection.vendor == "postgresql":
+        for name, table, what in _INDEXES:
+            schema_editor.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} {what}", params=None)
+
+
+def backwards(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        for name, _, _ in _INDEXES:
+            schema_editor.execute(f"DROP INDEX IF EXISTS {name}", params=None)
 
 
 class Migration(migrations.Migration):
@@ -47,16 +62,5 @@ class Migration(migrations.Migration):
                 ("changed_at", models.DateTimeField(blank=True, null=True)),
             ],
         ),
-        *(
-            migrations.RunSQL(
-                f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({_COLUMN[name]})",
-                f"DROP INDEX IF EXISTS {name}",
-            )
-            for table, name in _INDEXES
-        ),
-        migrations.RunSQL(
-            "CREATE INDEX IF NOT EXISTS item_stop_set ON annotation_item "
-            "(project_id, sha256((project_id::text || ':' || id::text)::bytea)) WHERE NOT is_gold",
-            "DROP INDEX IF EXISTS item_stop_set",
-        ),
+        migrations.RunPython(forwards, backwards),
     ]
