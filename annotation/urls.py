@@ -3,7 +3,7 @@ digits (below 2**63), so a longer one is a plain 404, never a database overflow.
 
 from django.urls import re_path
 
-from annotation.apis import accounts, annotators, data, labeling, projects, reviewing
+from annotation.apis import accounts, annotators, data, history, labeling, projects, reviewing
 from annotation.apis import metrics as quality_metrics
 from modelsvc import apis as modeling
 
@@ -32,6 +32,7 @@ urlpatterns = [
     route(r"projects/(?P<pk>\d{1,18})/jobs", data.ProjectJobsApi, "project-jobs"),
     route(r"projects/(?P<pk>\d{1,18})/items", labeling.ProjectItemsApi, "project-items"),
     route(r"projects/(?P<pk>\d{1,18})/next", labeling.ProjectNextApi, "project-next"),
+    route(r"projects/(?P<pk>\d{1,18})/history", history.ProjectHistoryApi, "project-history"),
     route(r"items/(?P<pk>\d{1,18})", labeling.ItemDetailApi, "item-detail"),
     route(r"items/(?P<pk>\d{1,18})/annotations", labeling.ItemAnnotationsApi, "item-annotations"),
     route(r"items/(?P<pk>\d{1,18})/skip", labeling.ItemSkipApi, "item-skip"),
