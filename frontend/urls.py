@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, register_converter
 
-from frontend import views, views_dashboard, views_manage, views_review
+from frontend import views, views_dashboard, views_history, views_manage, views_review
 
 
 class IdConverter:
@@ -25,6 +25,7 @@ urlpatterns = [
     path("projects/<id:pk>/label", views.label, name="label"),
     path("projects/<id:pk>/review", views_review.review, name="review"),
     path("projects/<id:pk>/dashboard", views_dashboard.dashboard, name="dashboard"),
+    path("projects/<id:pk>/history", views_history.history, name="history"),
     path("projects/new", views_manage.project_new, name="project-new"),
     path("projects/<id:pk>/settings", views_manage.project_settings, name="project-settings"),
     path("projects/<id:pk>/import", views_manage.project_import, name="project-import"),
