@@ -77,8 +77,10 @@ django.setup()
 from annotation.models import Project
 from annotation.quality import agreement, annotators, model, slices, stopping
 from annotation.quality.metrics import metrics_check, metrics_compute
-from annotation.quality.window import ALL
+from annotation.quality.window import ALL, Window
+from datetime import UTC, datetime, timedelta
 project = Project.objects.get(pk=int(sys.argv[1]))
+today = datetime.now(UTC).date()
 t0 = time.perf_counter()
 payload = metrics_compute(project=project, window=ALL)
 total = time.perf_counter() - t0
@@ -99,11 +101,21 @@ for name, call in [
     t = time.perf_counter()
     call()
     sections[name] = round(time.perf_counter() - t, 3)
+# the slices' parts: the project-wide one (computed with the whole project, reused by day ranges while fresh) and a
+# day range's own work given it (its items' values by id, its alphas and bootstrap intervals)
+t = time.perf_counter()
+structure = slices.slice_structure(project)
+slice_parts = {"slice_structure": round(time.perf_counter() - t, 3)}
+for days in (1, 7, 30):
+    window = Window(since=today - timedelta(days=days - 1), until=today)
+    t = time.perf_counter()
+    slices.slices_section(project, window, structure=structure)
+    slice_parts[f"slices_{days}_days_given_it"] = round(time.perf_counter() - t, 3)
 t = time.perf_counter()
 checked = metrics_check()
 check_s = time.perf_counter() - t
 print(json.dumps({
-    "recompute_s": round(total, 3), "recompute_warm_process_s": round(warm, 3), "sections_s": sections, "check_s": round(check_s, 4), "check": checked,
+    "recompute_s": round(total, 3), "recompute_warm_process_s": round(warm, 3), "sections_s": sections, "slices_parts_s": slice_parts, "check_s": round(check_s, 4), "check": checked,
     "payload_bytes": len(json.dumps(payload)), "n_items_in_alpha": payload["agreement"]["n_items"],
     "annotators": len(payload["annotators"]), "pairs": len(payload["agreement"]["pairwise_cohen_kappa"]),
     "slices": {f: len(v["rows"]) for f, v in payload["slices"].items()},

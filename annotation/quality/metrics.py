@@ -110,9 +110,17 @@ def _plain(value: Any) -> Any:
 # the sections that cover the whole project whatever the window (their functions take no window)
 WHOLE_PROJECT = ("model", "learning_curve", "stopping")
 
+# the MetricsCache key of the slices' project-wide part (`slices.slice_structure`), stored beside the answers (no
+# window's key: those are "all" or contain ".."; never served): computed with each whole-project computation (and by
+# a day range that found none fresh), reused by day ranges while fresh, so that a range reads only its own items
+SLICE_STRUCTURE = "slice-structure"
 
-def _sections(project: Project, window: Window, whole: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Every section over `window`; `whole`: the WHOLE_PROJECT sections already at hand (not computed again)."""
+
+def _sections(
+    project: Project, window: Window, whole: dict[str, Any] | None = None, structure: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Every section over `window`; `whole`: the WHOLE_PROJECT sections already at hand (not computed again);
+    `structure`: the slices' project-wide part (`slices.slice_structure`)."""
     # the section modules import their libraries (scikit-learn, statsmodels, krippendorff) inside their functions;
     # they are imported here, not at module level, so the web process loads none of them at start
     from annotation.quality.agreement import agreement_section
@@ -129,23 +137,36 @@ def _sections(project: Project, window: Window, whole: dict[str, Any] | None = N
         "model": whole["model"] if "model" in whole else model_section(project),
         "live": live_section(project, window),
         "learning_curve": whole["learning_curve"] if "learning_curve" in whole else learning_curve_section(project),
-        "slices": slices_section(project, window),
+        "slices": slices_section(project, window, structure=structure),
         "stopping": whole["stopping"] if "stopping" in whole else stopping_section(project),
     }
 
 
-def _whole_project_parts(project: Project) -> dict[str, Any] | None:
-    """The WHOLE_PROJECT sections of the cached whole-project metrics while they are fresh (`_fresh`), for a day
-    range: the stopping signal alone sorts every item of the project by a hash (seconds at 1M items)."""
-    row = MetricsCache.objects.filter(project_id=project.pk, key=ALL.key).only("payload", "computed_at").first()
-    if row is None or not _fresh(project=project, computed_at=row.computed_at):
-        return None
-    return {name: row.payload[name] for name in WHOLE_PROJECT if name in row.payload}
+def _whole_project_parts(project: Project) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """For a day range, from the cache while fresh (`_fresh`): the WHOLE_PROJECT sections of the whole-project
+    metrics (the stopping signal alone sorts every item of the project by a hash: seconds at 1M items), and the
+    slices' project-wide part (two scans of every item: seconds at 1M items). One statement for both rows."""
+    whole: dict[str, Any] | None = None
+    structure: dict[str, Any] | None = None
+    rows = MetricsCache.objects.filter(project_id=project.pk, key__in=(ALL.key, SLICE_STRUCTURE)).only(
+        "key", "payload", "computed_at"
+    )
+    for row in rows:
+        if not _fresh(project=project, computed_at=row.computed_at):
+            continue
+        if row.key == ALL.key:
+            whole = {name: row.payload[name] for name in WHOLE_PROJECT if name in row.payload}
+        else:
+            structure = row.payload
+    return whole, structure
 
 
 def metrics_compute(*, project: Project, window: Window = ALL) -> dict[str, Any]:
     """Compute the metrics of `window` from the data (no cache; a day range takes the whole project's sections
-    from the cached whole-project metrics while those are fresh), store them in the cache and return them."""
+    and the slices' project-wide part from the cache while those are fresh), store them in the cache and return
+    them. The slices' project-wide part, when computed here, is stored too (key SLICE_STRUCTURE)."""
+    from annotation.quality.slices import slice_structure
+
     outermost = not connection.in_atomic_block
     with transaction.atomic(), connection.cursor() as cursor:
         if outermost:  # one snapshot for every section (inside a caller's transaction, the caller's own)
@@ -153,8 +174,13 @@ def metrics_compute(*, project: Project, window: Window = ALL) -> dict[str, Any]
         # statement_timestamp(), not now(): inside a caller's transaction now() is that transaction's start
         cursor.execute("SELECT statement_timestamp()")
         computed_at = cursor.fetchone()[0]
-        whole = None if window.key == ALL.key else _whole_project_parts(project)
-        payload = _plain({"computed_at": computed_at, **_sections(project, window, whole)})
+        whole, structure = (None, None) if window.key == ALL.key else _whole_project_parts(project)
+        new_structure = structure is None
+        if structure is None:
+            structure = slice_structure(project)
+        payload = _plain({"computed_at": computed_at, **_sections(project, window, whole, structure)})
+    if new_structure:
+        _store(project_id=project.pk, key=SLICE_STRUCTURE, payload=_plain(structure), computed_at=computed_at)
     _store(project_id=project.pk, key=window.key, payload=payload, computed_at=computed_at)
     return payload
 

@@ -64,7 +64,8 @@ _CHUNK = 4_000_000  # draws x items per block of bootstrap weights (~32 MB of fl
 
 
 def _field_slices(project: Project) -> dict[str, tuple[bool, list[tuple[str, int]]]]:
-    """Per metadata field: whether it was truncated, and its largest slices as (value, n), largest first."""
+    """Per metadata field: whether it was truncated, and its largest slices as (value, n), largest first. A scan
+    of every item of the project: part of `slice_structure`, computed with the whole project only."""
     sql = f"""
         WITH c AS (
             SELECT e.key, coalesce(e.value, 'null') AS value, count(*) AS n
@@ -105,7 +106,7 @@ class _Lengths:
 def _length_buckets(project: Project) -> _Lengths | None:
     """None when no item has a text. One scan: the histogram of text lengths (a few thousand distinct values at
     most, whatever the item count); the quartiles are read from it as PostgreSQL's percentile_disc reads them
-    (the smallest length whose cumulative share reaches the quartile)."""
+    (the smallest length whose cumulative share reaches the quartile). Part of `slice_structure`."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT length(data->>'text') AS n, count(*) FROM {Item._meta.db_table} "  # noqa: S608
@@ -129,6 +130,49 @@ def _length_buckets(project: Project) -> _Lengths | None:
     low, high = histogram[0][0], histogram[-1][0]
     labels = [f"{lo}-{hi}" for lo, hi in zip([low, *thresholds], [*quartiles, high], strict=True)]
     return _Lengths(thresholds, labels, [(labels[b], counts[b]) for b in range(4) if counts[b]])
+
+
+def slice_structure(project: Project) -> dict[str, Any]:
+    """The project-wide part of the slices, which no window changes: per metadata field whether it was truncated
+    and its largest slices with their n, and the text-length quartile buckets. Plain JSON, so that it can be
+    cached (annotation/quality/metrics.py stores it with each whole-project computation, and day ranges reuse
+    it): {"fields": {field: {"truncated": bool, "slices": [[value, n], ...]}},
+    "lengths": {"thresholds": [...], "labels": [...], "slices": [[label, n], ...]} or None}.
+    Two scans of every item of the project (seconds at 1M items)."""
+    lengths = _length_buckets(project)
+    return {
+        "fields": {
+            field: {"truncated": truncated, "slices": [[value, n] for value, n in slices]}
+            for field, (truncated, slices) in _field_slices(project).items()
+        },
+        "lengths": None
+        if lengths is None
+        else {
+            "thresholds": lengths.thresholds,
+            "labels": lengths.labels,
+            "slices": [[label, n] for label, n in lengths.slices],
+        },
+    }
+
+
+def _from_structure(
+    structure: dict[str, Any],
+) -> tuple[dict[str, tuple[bool, list[tuple[str, int]]]], _Lengths | None]:
+    fields = {
+        field: (bool(f["truncated"]), [(str(value), int(n)) for value, n in f["slices"]])
+        for field, f in structure["fields"].items()
+    }
+    raw = structure.get("lengths")
+    lengths = (
+        None
+        if raw is None
+        else _Lengths(
+            [int(t) for t in raw["thresholds"]],
+            [str(label) for label in raw["labels"]],
+            [(str(label), int(n)) for label, n in raw["slices"]],
+        )
+    )
+    return fields, lengths
 
 
 def _item_values(project: Project, item_ids: Sequence[int], lengths: _Lengths | None) -> dict[str, dict[int, str]]:
@@ -203,6 +247,15 @@ class _ItemAlpha:
         self.features = np.zeros((n_items, v + 1))
         self.features[:, 0] = np.bincount(ratings.unit_item, weights=observed, minlength=n_items)
         np.add.at(self.features[:, 1:], ratings.unit_item, counts)
+        # the distinct feature rows and each item's, found once for every slice: in the order of
+        # np.unique(features, axis=0) (rows compared column by column), by a lexsort, several times faster
+        order = np.lexsort(self.features.T[::-1])
+        ranked = self.features[order]
+        first = np.ones(n_items, dtype=bool)
+        first[1:] = np.any(ranked[1:] != ranked[:-1], axis=1)
+        self.patterns: np.ndarray = ranked[first]
+        self.pattern_of: np.ndarray = np.empty(n_items, dtype=np.int64)
+        self.pattern_of[order] = np.cumsum(first) - 1
 
     def alphas(self, features: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Alpha per row of weights (draws x len(features)); nan where no value is pairable."""
@@ -232,17 +285,20 @@ def bootstrap_interval(
 
     Items with equal features add the same to alpha, so a resample only needs how many items of each distinct
     pattern it drew: a multinomial over the patterns with their shares, the same distribution as drawing items
-    (for single-label a few dozen patterns instead of every item). Where most items are distinct (spans), items
-    are drawn by index and counted instead, in blocks that bound the memory."""
+    (for single-label a few dozen patterns instead of every item). The patterns are found once for all items
+    (`_ItemAlpha.patterns`, sorted): a slice's are those its items have, in that order, counted by a bincount.
+    Where most items are distinct (spans), items are drawn by index and counted instead, in blocks that bound
+    the memory. Either way the draws x items or draws x patterns alphas come from one matrix product."""
     k = len(rows)
     if k < 2:
         return [None, None]
     rng = np.random.default_rng(list(seed))
-    features = items.features[rows]
-    patterns, counts = np.unique(features, axis=0, return_counts=True)
-    if 3 * len(patterns) <= k:
-        values = items.alphas(patterns, rng.multinomial(k, counts / k, size=draws).astype(np.float64))
+    counts = np.bincount(items.pattern_of[rows], minlength=len(items.patterns))
+    used = np.flatnonzero(counts)
+    if 3 * len(used) <= k:
+        values = items.alphas(items.patterns[used], rng.multinomial(k, counts[used] / k, size=draws).astype(np.float64))
     else:
+        features = items.features[rows]
         block = max(1, _CHUNK // k)
         values = np.concatenate(
             [
@@ -305,17 +361,23 @@ def _field_rows(
     model: list[Trial],
 ) -> list[dict[str, Any]]:
     """The rows of one field's slices (`values`: the slice value of each item that carries a figure)."""
-    item_value = np.array([values.get(int(i)) for i in ratings.item_ids], dtype=object)
-    unit_value = item_value[ratings.unit_item]
+    # each rated item's slice as an index into `slices` (-1: none of them), and its units'
+    index = {value: j for j, (value, _) in enumerate(slices)}
+    item_slice = np.fromiter(
+        (index.get(values.get(i), -1) for i in ratings.item_ids.tolist()),  # type: ignore[arg-type]
+        dtype=np.int64,
+        count=len(ratings.item_ids),
+    )
+    unit_slice = item_slice[ratings.unit_item]
     gold_sums, gold_total = _sums(gold, values)
     model_sums, model_total = _sums(model, values)
     rows: list[dict[str, Any]] = []
-    for value, n in slices:
-        rated = np.flatnonzero(item_value == value)
+    for j, (value, n) in enumerate(slices):
+        rated = np.flatnonzero(item_slice == j)
         agreement = None
         ci: list[float | None] = [None, None]
-        if len(rated) >= 2:
-            agreement = alpha_from_counts(items.counts[unit_value == value], ratings.distance)
+        if len(rated) >= 2:  # below 2 items: no alpha, no bootstrap
+            agreement = alpha_from_counts(items.counts[unit_slice == j], ratings.distance)
             if agreement is not None:
                 seed = (SEED, project.pk, zlib.crc32(f"{field}\x00{value}".encode()))
                 ci = bootstrap_interval(items, rated, seed)
@@ -346,10 +408,12 @@ def _field_rows(
     return rows
 
 
-def slices_section(project: Project, window: Window) -> dict[str, Any]:
-    """The "slices" object of GET /api/projects/{id}/metrics (see the module docstring)."""
-    fields = _field_slices(project)
-    lengths = _length_buckets(project)
+def slices_section(project: Project, window: Window, structure: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The "slices" object of GET /api/projects/{id}/metrics (see the module docstring). `structure`: the
+    project's `slice_structure` when the caller has it (cached with the whole project); without it, it is
+    computed here (two scans of every item). Past it, only the items that carry a figure in the window are read
+    (their slice values looked up by id)."""
+    fields, lengths = _from_structure(structure if structure is not None else slice_structure(project))
     if lengths is not None:
         fields[TEXT_LENGTH] = (False, lengths.slices)
     if not fields:

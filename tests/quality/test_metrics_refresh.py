@@ -198,7 +198,7 @@ def test_a_failing_section_fails_the_job_with_a_readable_reason(db, monkeypatch)
     metrics_check()
     (job,) = metrics_jobs(project)
 
-    def broken(project, window):
+    def broken(project, window, **kwargs):
         raise ValueError("no slices today")
 
     monkeypatch.setattr("annotation.quality.slices.slices_section", broken)
@@ -324,7 +324,7 @@ def test_the_computation_lock_is_released_after_a_failure(db, monkeypatch):
 
     project, _, _ = labeled_project("pl")
 
-    def broken(project, window):
+    def broken(project, window, **kwargs):
         raise ValueError("boom")
 
     monkeypatch.setattr("annotation.quality.slices.slices_section", broken)
@@ -333,3 +333,53 @@ def test_the_computation_lock_is_released_after_a_failure(db, monkeypatch):
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
         assert cursor.fetchone()[0] == 0
+
+
+def test_day_ranges_reuse_the_slices_project_wide_part_while_it_is_fresh(two, monkeypatch):
+    from annotation.quality import slices
+
+    (a, people, item), _ = two  # refreshed, and known to the check: the whole-project metrics are fresh
+    stored = MetricsCache.objects.get(project=a, key=metrics.SLICE_STRUCTURE)
+    assert stored.computed_at == MetricsCache.objects.get(project=a, key=ALL.key).computed_at
+    assert stored.payload == slices.slice_structure(a)
+    # the project-wide part comes from the cache: a marker in it shows in the range's answer, and no scan runs
+    marker = {"fields": {"kind": {"truncated": True, "slices": [["marked", 7]]}}, "lengths": None}
+    stored.payload = marker
+    stored.save(update_fields=["payload"])
+    real = slices.slice_structure
+    calls = []
+
+    def counting(project):
+        calls.append(project.pk)
+        return real(project)
+
+    monkeypatch.setattr(slices, "slice_structure", counting)
+    window = Window(since=DAY0.date(), until=DAY0.date())
+    got = project_metrics(a, window)
+    assert calls == []
+    assert got["slices"] == {
+        "kind": {"truncated": True, "rows": [{**got["slices"]["kind"]["rows"][0], "value": "marked", "n": 7}]}
+    }
+    assert metrics.SLICE_STRUCTURE not in got
+    # once the check has seen a change, the first range computes it again and stores it for the next ones
+    Review.objects.create(annotation=item.annotations.first(), reviewer=people["pa_b"], verdict="approve")
+    metrics_check()
+    first = project_metrics(a, Window(since=DAY0.date(), until=None))
+    assert calls == [a.pk]
+    assert "kind" not in first["slices"]
+    assert "text_length" in first["slices"]
+    assert MetricsCache.objects.get(project=a, key=metrics.SLICE_STRUCTURE).payload == real(a)
+    project_metrics(a, Window(since=None, until=DAY0.date()))
+    assert calls == [a.pk]
+
+
+def test_the_whole_project_always_computes_the_slices_project_wide_part(two, monkeypatch):
+    from annotation.quality import slices
+
+    (a, _, _), _ = two
+    stored = MetricsCache.objects.get(project=a, key=metrics.SLICE_STRUCTURE)
+    stored.payload = {"fields": {}, "lengths": None}
+    stored.save(update_fields=["payload"])
+    payload = metrics.metrics_compute(project=a, window=ALL)
+    assert "text_length" in payload["slices"]
+    assert MetricsCache.objects.get(project=a, key=metrics.SLICE_STRUCTURE).payload == slices.slice_structure(a)

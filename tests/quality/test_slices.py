@@ -23,6 +23,7 @@ from annotation.quality.slices import (
     _ItemAlpha,
     bootstrap_interval,
     resample_weights,
+    slice_structure,
     slices_section,
 )
 from annotation.quality.window import Window
@@ -257,6 +258,11 @@ def test_per_item_coincidences_give_the_librarys_alpha(task_type):
     units = np.concatenate([np.flatnonzero(ratings.unit_item == i) for i in repeated])
     expected = alpha_from_counts(ratings.value_counts()[units], ratings.distance)
     assert items.alphas(features, w[None, :])[0] == pytest.approx(expected)
+    # the distinct items, found once for every slice, are numpy's unique rows in numpy's order
+    patterns, inverse = np.unique(items.features, axis=0, return_inverse=True)
+    assert np.array_equal(items.patterns, patterns)
+    assert np.array_equal(items.pattern_of, np.asarray(inverse).reshape(-1))
+    assert np.array_equal(items.patterns[items.pattern_of], items.features)
 
 
 # ---------------------------------------------------------------- gold and model accuracy, flags
@@ -371,3 +377,59 @@ def test_gold_answers_count_from_the_members_gold_since():
     row = rows_by_value(slices_section(project, Window()), "kind")["x"]
     assert row["gold_accuracy"] == 1.0
     assert row["gold_ci"] == pytest.approx(wilson(1, 1))
+
+
+# ---------------------------------------------------------------- the project-wide part, computed once
+
+
+def test_the_project_wide_part_is_plain_json_and_given_it_no_item_is_scanned(monkeypatch):
+    project, _ = agreement_project()
+    make_items(project, [{"text": "a much longer text than the others", "region": "east"}], prefix="x")
+    structure = slice_structure(project)
+    assert json.loads(json.dumps(structure)) == structure
+    assert structure["fields"]["region"]["truncated"] is False
+    assert structure["fields"]["region"]["slices"][0] == ["north", 5]
+    expected = slices_section(project, Window())
+    assert structure["lengths"]["slices"] == [[r["value"], r["n"]] for r in expected["text_length"]["rows"]]
+
+    def scan(project):
+        raise AssertionError("a scan of every item")
+
+    monkeypatch.setattr("annotation.quality.slices._field_slices", scan)
+    monkeypatch.setattr("annotation.quality.slices._length_buckets", scan)
+    cached = json.loads(json.dumps(structure))  # as the cache gives it back
+    assert slices_section(project, Window(), structure=cached) == expected
+    # a range keeps the project's n and touches only its own items
+    day = Item.objects.filter(project=project).order_by("id")[0].created_at.date()
+    ranged = slices_section(project, Window(since=day, until=day), structure=cached)
+    assert {r["value"]: r["n"] for r in ranged["region"]["rows"]} == {"north": 5, "south": 4, "west": 1, "east": 1}
+
+
+def test_a_range_looks_up_only_the_items_that_carry_a_figure():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    project, _ = agreement_project()
+    make_items(project, [{"text": f"unrated {i}", "region": "north"} for i in range(30)], prefix="u")
+    structure = slice_structure(project)
+    with CaptureQueriesContext(connection) as queries:
+        slices_section(project, Window(), structure=structure)
+    item_reads = [q["sql"] for q in queries if "jsonb_each_text" in q["sql"] or "length(" in q["sql"]]
+    assert item_reads
+    assert all("ANY(" in sql for sql in item_reads)
+
+
+def test_slices_below_two_rated_items_get_no_bootstrap(monkeypatch):
+    project, _ = agreement_project()
+    sizes = []
+    real = bootstrap_interval
+
+    def counting(items, rows, seed, draws=BOOTSTRAP_DRAWS):
+        sizes.append(len(rows))
+        return real(items, rows, seed, draws)
+
+    monkeypatch.setattr("annotation.quality.slices.bootstrap_interval", counting)
+    section = rows_by_value(slices_section(project, Window()), "region")
+    assert section["west"]["agreement_ci"] == [None, None]
+    assert sizes
+    assert min(sizes) >= 2
