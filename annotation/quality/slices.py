@@ -5,8 +5,11 @@ PostgreSQL's `jsonb_each_text` writes it (JSON null as "null"), and `text_length
 project's text lengths in characters, e.g. "3-42", "43-80", ...; empty buckets, where quartiles coincide, are
 left out; a metadata key named "text_length" is shadowed by it). A field with more than MAX_SLICES distinct
 values keeps the MAX_SLICES largest slices (ties by value) and says `truncated`. Slices are counted in SQL (one
-GROUP BY over the project's metadata, ranked there), so a 1M-item project's documents never reach Python; only
-the items that carry a figure (rated, gold-answered or decided) are looked up one by one.
+GROUP BY over the project's metadata, ranked there), so a 1M-item project's documents never reach Python. That
+project-wide part (`slice_structure`: the fields, their largest values with n, `truncated`, the length buckets)
+does not depend on the window: annotation/quality/metrics.py computes it with each whole-project computation,
+caches it, and day ranges reuse it while it is fresh. Past it, only the items that carry a figure in the window
+(rated, gold-answered or decided) are read, their slice values looked up by id.
 
 Per slice:
 - n: the project's items in it (every item, whatever the window).
@@ -14,7 +17,8 @@ Per slice:
   the same ratings, units and distance, `alpha_from_counts`), None below 2 items. agreement_ci: a 95 %
   percentile bootstrap interval: BOOTSTRAP_DRAWS resamples of the slice's items with replacement (seeded per
   project, field and value, so the same data gives the same interval), alpha recomputed from each resample's
-  coincidences (draws without a pairable value are left out).
+  coincidences (draws without a pairable value are left out). Items with equal coincidence features are drawn
+  as one pattern (a multinomial over the patterns, found once per computation), so a draw costs a matrix row.
 - gold_accuracy: the mean score of members' answers to the slice's gold items (since each member's
   gold_since, inside the window; gold_answer_score), with a 95 % Wilson interval.
 - model_accuracy: the active version's live accuracy against final labels (annotation/quality/model.py,
@@ -23,7 +27,7 @@ Per slice:
 - flagged: the metrics for which the slice is significantly worse than the rest of the project (every trial
   outside the slice, items without the field included): a one-sided two-proportion z-test
   (statsmodels `proportions_ztest`, alternative "smaller"), Holm-corrected over the slices of that field
-  (statsmodels `multipletests`), alpha 0.05; slices or rests with fewer than 2 trials are not tested, and a
+  (`holm_reject`: statsmodels `multipletests(method="holm")`'s decision, tested against it), alpha 0.05; slices or rests with fewer than 2 trials are not tested, and a
   pooled proportion of 0 or 1 (no difference possible) gives p = 1. Span scores are fractions (token shares):
   their sums enter the test as success counts.
   Agreement is not flagged: alpha is not a proportion of independent trials (its expected disagreement
@@ -176,26 +180,33 @@ def _from_structure(
 
 
 def _item_values(project: Project, item_ids: Sequence[int], lengths: _Lengths | None) -> dict[str, dict[int, str]]:
-    """Per field, each of these items' slice value (text_length: its bucket's label)."""
+    """Per field, each of these items' slice value (text_length: its bucket's label). One statement, each item's
+    row read once (its metadata pairs, and its text length as a row with no key), by id: only these items."""
     out: dict[str, dict[int, str]] = defaultdict(dict)
     if not item_ids:
         return out
-    table = Item._meta.db_table
+    length = (
+        "UNION ALL SELECT NULL, length(i.data->>'text')::text WHERE i.data->>'text' IS NOT NULL"
+        if lengths is not None
+        else ""
+    )
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT i.id, e.key, coalesce(e.value, 'null') FROM {table} i "  # noqa: S608
-            "CROSS JOIN LATERAL jsonb_each_text(i.data) e "
-            "WHERE i.id = ANY(%s) AND jsonb_typeof(i.data) = 'object' AND e.key <> 'text'",
+            f"SELECT i.id, e.key, e.value FROM {Item._meta.db_table} i CROSS JOIN LATERAL ("  # noqa: S608
+            "SELECT key, coalesce(value, 'null') AS value FROM jsonb_each_text("
+            "CASE WHEN jsonb_typeof(i.data) = 'object' THEN i.data ELSE '{}'::jsonb END) WHERE key <> 'text' "
+            f"{length}) e WHERE i.id = ANY(%s)",
             [list(item_ids)],
         )
-        for item_id, key, value in cursor.fetchall():
+        rows = cursor.fetchall()
+    text_length: dict[int, str] = {}
+    for item_id, key, value in rows:
+        if key is None:
+            text_length[item_id] = lengths.label(int(value))  # type: ignore[union-attr]
+        else:
             out[key][item_id] = value
-        if lengths is not None:
-            cursor.execute(
-                f"SELECT id, length(data->>'text') FROM {table} WHERE id = ANY(%s)",  # noqa: S608
-                [list(item_ids)],
-            )
-            out[TEXT_LENGTH] = {i: lengths.label(n) for i, n in cursor.fetchall() if n is not None}
+    if lengths is not None:
+        out[TEXT_LENGTH] = text_length  # shadows a metadata key of that name
     return out
 
 
@@ -313,10 +324,23 @@ def bootstrap_interval(
     return [float(lo), float(hi)]
 
 
+def holm_reject(pvalues: Sequence[float], alpha: float = ALPHA) -> np.ndarray:
+    """Holm's step-down rule: which hypotheses are rejected, in the order given. The p-values sorted, the j-th
+    smallest (j from 0) is rejected while each up to it is at most alpha / (m - j). This is the decision of
+    statsmodels' `multipletests(method="holm")` step for step (tests compare the two), which is not called here
+    because it runs a full `gc.collect()` on every call: 0.1 s each in a web process, two per field."""
+    p = np.asarray(pvalues, dtype=np.float64)
+    m = len(p)
+    order = np.argsort(p)
+    above = np.flatnonzero(p[order] > alpha / np.arange(m, 0, -1))
+    reject = np.zeros(m, dtype=bool)
+    reject[order[: above[0] if len(above) else m]] = True
+    return reject
+
+
 def _flags(slices: list[tuple[float, int]], totals: tuple[float, int]) -> list[bool]:
     """Per slice (successes, trials): significantly below the rest of the project (one-sided two-proportion
     z-test, Holm over the tested slices, ALPHA)."""
-    from statsmodels.stats.multitest import multipletests  # type: ignore[import-untyped, unused-ignore]
     from statsmodels.stats.proportion import proportions_ztest  # type: ignore[import-untyped, unused-ignore]
 
     tested, pvalues = [], []
@@ -333,7 +357,7 @@ def _flags(slices: list[tuple[float, int]], totals: tuple[float, int]) -> list[b
         pvalues.append(float(p))
     flagged = [False] * len(slices)
     if tested:
-        reject = multipletests(pvalues, alpha=ALPHA, method="holm")[0]
+        reject = holm_reject(pvalues)
         for i, r in zip(tested, reject, strict=True):
             flagged[i] = bool(r)
     return flagged

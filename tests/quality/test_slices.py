@@ -22,6 +22,7 @@ from annotation.quality.slices import (
     SEED,
     _ItemAlpha,
     bootstrap_interval,
+    holm_reject,
     resample_weights,
     slice_structure,
     slices_section,
@@ -433,3 +434,13 @@ def test_slices_below_two_rated_items_get_no_bootstrap(monkeypatch):
     assert section["west"]["agreement_ci"] == [None, None]
     assert sizes
     assert min(sizes) >= 2
+
+
+def test_holm_decides_as_statsmodels_multipletests():
+    rng = np.random.default_rng(5)
+    cases = [[], [0.01], [0.06], [0.01, 0.02, 0.03], [0.05 / 3, 0.05 / 2, 0.05], [0.2, 0.001, 0.001, 0.02]]
+    cases += [list(rng.random(m) ** 3) for m in (2, 3, 5, 20, 20, 20)]
+    cases += [list(np.round(rng.random(20) * 0.05, 3)) for _ in range(20)]  # ties
+    for pvalues in cases:
+        expected = multipletests(pvalues, alpha=0.05, method="holm")[0] if pvalues else np.zeros(0, dtype=bool)
+        assert holm_reject(pvalues).tolist() == list(expected), pvalues
