@@ -230,9 +230,9 @@ class ItemAnnotationsApi(APIView):
 
 class AnnotationDetailApi(APIView):
     def _get(self, request: Request, pk: int):
-        """The annotation, if it is the user's own or the user may review the project (404 otherwise)."""
+        """The annotation, if it is the user's own or the user may inspect the project (404 otherwise)."""
         annotation, access = annotation_access(user=request.user, annotation_id=pk, capability=Capability.VIEW)
-        if annotation.annotator_id != request.user.pk and not access.can(Capability.REVIEW):
+        if annotation.annotator_id != request.user.pk and not access.can(Capability.INSPECT):
             raise NotFound("No such annotation.")
         return annotation
 

@@ -11,7 +11,7 @@ class ItemStatus(models.TextChoices):
     IN_PROGRESS = "in_progress"  # some annotations, fewer than the project's overlap k
     IN_REVIEW = "in_review"
     APPROVED = "approved"
-    REJECTED = "rejected"
+    # no REJECTED: a reviewer's reject sends the item back to the queue or to adjudication (migration 0009)
 
 
 QUEUE_STATUSES = (ItemStatus.OPEN, ItemStatus.IN_PROGRESS)
@@ -65,6 +65,8 @@ class Item(models.Model):
                 fields=["project", "id"], name="item_queue_seq", condition=models.Q(status__in=QUEUE_STATUSES)
             ),
             models.Index(fields=["project", "status"], name="item_project_status"),
+            # the gold statement of `next` (queue.md): a project's gold items without reading its other items
+            models.Index(fields=["project", "id"], name="item_gold", condition=models.Q(is_gold=True)),
         ]
 
     def __str__(self) -> str:

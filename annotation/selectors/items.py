@@ -23,8 +23,11 @@ def project_list_for_user(*, user: Any) -> QuerySet[Project]:
     return (
         project_scope(user=user)
         .annotate(
-            item_count=Count("items", distinct=True),
-            done_count=Count("items", filter=~Q(items__status__in=QUEUE_STATUSES), distinct=True),
+            # gold items are not work to do: they stay out of progress (issue 13)
+            item_count=Count("items", filter=Q(items__is_gold=False), distinct=True),
+            done_count=Count(
+                "items", filter=Q(items__is_gold=False) & ~Q(items__status__in=QUEUE_STATUSES), distinct=True
+            ),
             my_role=Value(STAFF) if user.is_staff else member_role,
         )
         .order_by("id")

@@ -398,6 +398,13 @@ def annotation_update(*, annotation_id: int, user: Any, value: Any, lead_time_ms
     project = Project.objects.get(pk=item.project_id)
     value = value_validate(task_type=project.task_type, label_names=project.label_names, value=value, text=item.text)
     annotation = Annotation.objects.select_for_update().get(pk=annotation_id)
+    if not annotation.counts:
+        raise Conflict(
+            "A reviewer rejected this annotation: it no longer counts and can no longer be edited.",
+            [{"field": "annotation", "message": "Rejected annotations are kept as they were reviewed."}],
+        )
+    if item.adjudication:
+        raise Conflict("This item awaits a reviewer's correction; its annotations can no longer be edited.")
     final = FinalLabel.objects.filter(item_id=item.pk).first()
     gold = item.is_gold and item.status == ItemStatus.APPROVED
     if final is not None and final.source != FinalLabelSource.CONSENSUS and not gold:
@@ -413,11 +420,7 @@ def annotation_update(*, annotation_id: int, user: Any, value: Any, lead_time_ms
     annotation.save(update_fields=["value", "history", "lead_time_ms", "accepted_suggestion", "updated_at"])
     if gold:
         _after_gold_answer(project=project, user_id=user.pk)
-    elif (
-        annotation.counts
-        and item.annotation_count >= project.annotations_per_item
-        and item.status != ItemStatus.REJECTED
-    ):
+    elif item.annotation_count >= project.annotations_per_item:
         item_decide(item=item, project=project)
     return annotation
 

@@ -178,6 +178,25 @@ def test_max_rejections_sends_the_item_to_adjudication_and_only_a_correction_dec
     ]
 
 
+def test_a_rejected_annotation_and_an_item_awaiting_adjudication_cannot_be_edited(manager):
+    project = make_project(manager, name="edits", review_policy="all", max_rejections=2)
+    make_items(project, 2)
+    _, alice = member(project, "alice")
+    _, bob = member(project, "bob")
+    _, rev = member(project, "rev", "reviewer")
+    first = label_next(alice, project, {"label": "sports"})
+    assert verdict(rev, first["id"], {"verdict": "reject", "comment": "no"}).status_code == 201
+    err = assert_error(alice.patch(f"/api/annotations/{first['id']}", {"value": {"label": "tech"}}, format="json"), 409)
+    assert "rejected" in err["detail"]
+    assert Annotation.objects.get(pk=first["id"]).value == {"label": "sports"}  # unchanged
+    # bob labels it next and is rejected too: max_rejections, adjudication; bob's edit is refused as well
+    second = label_next(bob, project, {"label": "tech"})
+    assert second["item"] == first["item"]
+    assert verdict(rev, second["id"], {"verdict": "reject"}).status_code == 201
+    assert item_row(Item(pk=first["item"])).adjudication is True
+    assert_error(bob.patch(f"/api/annotations/{second['id']}", {"value": {"label": "politics"}}, format="json"), 409)
+
+
 @pytest.mark.parametrize("unavailable", ["skipped", "paused"])
 def test_no_eligible_annotator_left_sends_the_item_to_adjudication(manager, unavailable):
     """Every other member has skipped the item (or is paused): nobody could label it again, so a reject sends it

@@ -3,6 +3,7 @@ import re
 import pytest
 
 from annotation.models import Assignment, Membership, Project
+from annotation.services.gold import gold_set
 from tests.annotation.apis.helpers import annotate, assert_error, error_fields, make_items
 from tests.conftest import add_member, client_for, make_project, make_user
 
@@ -168,6 +169,14 @@ def test_item_counts_in_project(project, manager_client):
     make_items(project, 3)
     r = manager_client.get(f"/api/projects/{project.pk}")
     assert r.json()["item_count"] == 3
+
+
+def test_gold_items_stay_out_of_the_project_lists_progress(project, manager_client):
+    """Gold items are approved from the start: counted, they would show work done that nobody did (issue 13)."""
+    items = make_items(project, 4)
+    gold_set(item=items[0], value={"label": "sports"})
+    row = next(p for p in manager_client.get("/api/projects/").json()["results"] if p["id"] == project.pk)
+    assert (row["item_count"], row["done_count"]) == (3, 0)
 
 
 # ------------------------------------------------------------------ update / delete
