@@ -40,7 +40,6 @@ Heavy libraries are imported inside the functions: the web process imports nothi
 from __future__ import annotations
 
 import json
-import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,9 +54,7 @@ from django.db import connection
 from annotation.models import Annotation, Item, Project
 from annotation.models.project import TaskType
 from annotation.quality.window import ALL, Window
-
-OUTSIDE = "O"  # a token outside every span
-_TOKEN = re.compile(r"\S+")
+from annotation.services.gold import OUTSIDE
 
 
 @dataclass
@@ -128,22 +125,6 @@ def _label_order(labels: list[str]) -> Callable[[str], tuple[int, str]]:
     return lambda name: (order.get(name, len(order)), name)
 
 
-def tokens(text: str) -> list[tuple[int, int]]:
-    """The whitespace tokens of a text as [start, end) character ranges."""
-    return [(m.start(), m.end()) for m in _TOKEN.finditer(text)]
-
-
-def token_labels(text: str | list[tuple[int, int]], spans: list[dict[str, Any]]) -> list[str]:
-    """Each whitespace token's label: the first span (by start, end, label) overlapping it, else "O"."""
-    ranges = tokens(text) if isinstance(text, str) else text
-    out = [OUTSIDE] * len(ranges)
-    for span in sorted(spans, key=lambda s: (s["start"], s["end"], s["label"])):
-        for t, (ts, te) in enumerate(ranges):
-            if out[t] == OUTSIDE and ts < span["end"] and span["start"] < te:
-                out[t] = span["label"]
-    return out
-
-
 @cache
 def _whitespace() -> np.ndarray:
     """The code points `\\s` matches in a str pattern (str.isspace); none lies above U+3000."""
@@ -153,12 +134,12 @@ def _whitespace() -> np.ndarray:
 def span_token_codes(
     texts: list[str], ann_item: np.ndarray, ann_spans: list[list[dict[str, Any]]], code_of: dict[Any, int]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """token_labels for every annotation at once, with numpy: (the token count of each text, the value code of
+    """span_token_labels for every annotation at once, with numpy: (the token count of each text, the value code of
     each (annotation, token) in annotation then token order).
 
     The texts are joined with a space, so that every token has one range of the joined string; a span's
     tokens are then one contiguous range, found by binary search; where spans overlap a token the first
-    in (start, end, label) order wins, as in token_labels."""
+    in (start, end, label) order wins, as in services/gold.py's span_token_labels (the one rule)."""
     lengths = np.array([len(t) for t in texts], dtype=np.int64)
     char_offset = np.cumsum(lengths + 1) - (lengths + 1)
     chars = np.frombuffer((" ".join(texts) + " ").encode("utf-32-le"), dtype=np.uint32)

@@ -23,7 +23,7 @@ tests check it against hand-computed values.
   which leaves out items labeled between them; None when they share none.
 - Values compared: the label (classification); the canonical label-set string, sorted in the project's label
   order (multilabel); spans token by token: each whitespace token of a sample item is one unit, labeled with
-  the first span overlapping it or "O" (agreement.py's `token_labels`, the rule gold scoring and agreement use).
+  the first span overlapping it or "O" (services/gold.py's `span_token_labels`, the rule gold scoring and agreement use).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from django.db import connection
 
 from annotation.models import Item, Project
 from annotation.models.project import TaskType
-from annotation.quality.agreement import token_labels
+from annotation.services.gold import span_token_labels
 from modelsvc.models import Prediction
 
 SAMPLE_SIZE = 1000
@@ -102,7 +102,7 @@ def _units(project: Project, sample: list[int]) -> dict[int, dict[Any, str]]:
             units[item_id] = json.dumps(labels)
         else:
             text = texts.get(item_id)
-            for t, label in enumerate(token_labels(text if isinstance(text, str) else "", value.get("spans", []))):
+            for t, label in enumerate(span_token_labels(text if isinstance(text, str) else "", value.get("spans", []))):
                 units[(item_id, t)] = label
     return out
 

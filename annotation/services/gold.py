@@ -39,15 +39,22 @@ class GoldScore:
     accuracy: float | None  # correct / answers, None without answers
 
 
-def span_token_labels(text: str, spans: list[dict[str, Any]]) -> list[str]:
-    """The label of each whitespace token of `text`: the label of the first span (by start, then end) whose
-    character range overlaps the token's, `O` when none does."""
-    ordered = sorted(spans, key=lambda s: (s["start"], s["end"], s["label"]))
-    labels = []
-    for match in _TOKEN.finditer(text):
-        start, end = match.span()
-        labels.append(next((s["label"] for s in ordered if s["start"] < end and start < s["end"]), OUTSIDE))
-    return labels
+def span_tokens(text: str) -> list[tuple[int, int]]:
+    """The whitespace tokens of a text as [start, end) character ranges."""
+    return [(m.start(), m.end()) for m in _TOKEN.finditer(text)]
+
+
+def span_token_labels(text: str | list[tuple[int, int]], spans: list[dict[str, Any]]) -> list[str]:
+    """The label of each whitespace token of `text` (or of the token ranges given): the label of the first span
+    (by start, then end, then label) whose character range overlaps the token's, `O` when none does. The one
+    token rule of gold scoring, span agreement (annotation/quality/agreement.py) and the stopping signal."""
+    ranges = span_tokens(text) if isinstance(text, str) else text
+    out = [OUTSIDE] * len(ranges)
+    for span in sorted(spans, key=lambda s: (s["start"], s["end"], s["label"])):
+        for t, (ts, te) in enumerate(ranges):
+            if out[t] == OUTSIDE and ts < span["end"] and span["start"] < te:
+                out[t] = span["label"]
+    return out
 
 
 def gold_answer_score(*, task_type: str, text: str, answer: Any, gold: Any) -> float:
@@ -67,7 +74,7 @@ def _span_set(value: Any) -> set[tuple[Any, Any, Any]]:
     return {(s.get("start"), s.get("end"), s.get("label")) for s in (value or {}).get("spans", [])}
 
 
-def _gold_answers(project: Project, user_ids: list[int] | None) -> Any:
+def gold_answers(project: Project, user_ids: list[int] | None) -> Any:
     """Annotations of the project's gold items written at or after their author's gold_since (any time when it
     is not set, or when the author is no member)."""
     since = Membership.objects.filter(project_id=project.pk, user_id=OuterRef("annotator_id")).values("gold_since")
@@ -89,7 +96,7 @@ def gold_scores(*, project: Project, user_ids: list[int] | None = None) -> dict[
     Single- and multi-label answers are scored in the database (the two values contain each other: exact
     match whatever the order of a multilabel list, which is gold_answer_score's rule); spans need the text and
     are scored here by gold_answer_score. One query either way."""
-    answers = _gold_answers(project, user_ids)
+    answers = gold_answers(project, user_ids)
     if project.task_type == TaskType.SPANS:
         sums: dict[int, list[float]] = {}
         rows = answers.values_list("annotator_id", "value", "item__data__text", "item__final_label__value")

@@ -22,9 +22,9 @@ from annotation.quality.agreement import (
     agreement_section,
     alpha_from_counts,
     span_token_codes,
-    token_labels,
 )
 from annotation.quality.window import Window
+from annotation.services.gold import span_token_labels as token_labels
 from tests.quality.helpers import DAY0, annotate, days, items, project_with, table, users
 
 pytestmark = pytest.mark.django_db
