@@ -53,7 +53,7 @@ from annotation.models.project import TaskType
 from annotation.quality.agreement import Ratings, alpha_from_counts, load_ratings
 from annotation.quality.model import Trial, active_version, final_trials, wilson
 from annotation.quality.window import Window
-from annotation.services.gold import _gold_answers, gold_answer_score
+from annotation.services.gold import gold_answer_score, gold_answers
 
 MAX_SLICES = 20
 BOOTSTRAP_DRAWS = 1000
@@ -217,7 +217,7 @@ def gold_answer_trials(project: Project, window: Window) -> list[Trial]:
     """Members' answers to gold items since their gold_since (any time when unset), inside the window, each
     scored against the gold value: one trial per answer."""
     # gold.py's own selection of the answers that count (since gold_since), so the two figures cannot drift apart
-    answers = _gold_answers(project, None)
+    answers = gold_answers(project, None)
     if window.start is not None:
         answers = answers.filter(created_at__gte=window.start)
     if window.end is not None:
