@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from annotation.models import Annotation, FinalLabel, Item, Membership, Review, ReviewLease
 from annotation.services.gold import gold_set
-from tests.annotation.apis.helpers import assert_error, make_items, member, next_item, submit
+from tests.annotation.apis.helpers import assert_error, label_next, make_items, member, next_item, submit
 from tests.conftest import client_for, make_project
 
 pytestmark = pytest.mark.django_db
@@ -23,15 +23,6 @@ def review_next(client, project):
 
 def verdict(client, annotation_id: int, body):
     return client.post(f"/api/annotations/{annotation_id}/review", body, format="json")
-
-
-def label_next(client, project, value) -> dict:
-    """next, then submit `value` for the item served; returns the annotation's JSON."""
-    r = next_item(client, project)
-    assert r.status_code == 200, r.content
-    r = submit(client, r.json()["id"], value)
-    assert r.status_code == 201, r.content
-    return r.json()
 
 
 def item_row(item) -> Item:

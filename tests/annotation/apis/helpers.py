@@ -72,6 +72,15 @@ def next_item(client, project):
     return client.get(f"/api/projects/{project.pk}/next")
 
 
+def label_next(client, project, value) -> dict[str, Any]:
+    """next, then submit `value` for the item served; returns the annotation's JSON."""
+    r = next_item(client, project)
+    assert r.status_code == 200, r.content
+    r = submit(client, r.json()["id"], value)
+    assert r.status_code == 201, r.content
+    return r.json()
+
+
 # ---------------------------------------------------------------- import
 
 

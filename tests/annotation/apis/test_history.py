@@ -5,18 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.annotation.apis.helpers import assert_error, make_items, member, next_item, submit
+from tests.annotation.apis.helpers import assert_error, label_next, make_items, member
 from tests.conftest import client_for, make_project
 
 pytestmark = pytest.mark.django_db
-
-
-def label_next(client, project, value) -> dict:
-    r = next_item(client, project)
-    assert r.status_code == 200, r.content
-    r = submit(client, r.json()["id"], value)
-    assert r.status_code == 201, r.content
-    return r.json()
 
 
 def test_the_annotator_reads_the_rejection_and_its_comment_in_their_history(manager):
