@@ -509,6 +509,9 @@ def main() -> None:
             "day_ranges": {
                 "ranges": len(range_paths),
                 "cold_first_request_each": {"requests": len(cold_ranges), **ms(cold_ranges)},
+                "cold_ms_by_range": {
+                    p.split("?", 1)[1]: round(t * 1000, 1) for p, t in zip(range_paths, cold_ranges, strict=True)
+                },
                 "cached": {"requests": len(cached_ranges), **ms(cached_ranges)},
             },
         }
