@@ -26,9 +26,8 @@ Gold (issue 13): `--gold-rate 0.1 --gold-items 500` creates the project with tha
 --gold-items items of the pool gold (is_gold, approved, a gold FinalLabel, written by SQL after the import, the
 state the gold import leaves). Gold items are answered by every annotator once, so they are left out of the
 duplicate counts; `gold_served` counts the gold items served in the window. Labeled items include gold answers.
-`--gold-index` first creates the partial index `item_gold (project_id, id) WHERE is_gold` that the gold statement
-needs on a project with many approved items (annotation/services/queue.md, "Gold items": proposed, not yet in a
-migration); without it the gold statement walks the project's items in id order.
+The partial index `item_gold (project_id, id) WHERE is_gold` that the gold statement needs on a project with many
+approved items is in migration 0011; `--gold-index` (creating it if missing) is kept for checkouts before it.
 """
 
 from __future__ import annotations
@@ -306,7 +305,7 @@ def main() -> None:
     ap.add_argument("--no-analyze", action="store_true", help="skip VACUUM ANALYZE after seeding")
     ap.add_argument("--gold-rate", type=float, default=0.0, help="the project's gold_rate (issue 13)")
     ap.add_argument("--gold-items", type=int, default=0, help="how many of the pool's items are gold")
-    ap.add_argument("--gold-index", action="store_true", help="create the proposed partial index item_gold first")
+    ap.add_argument("--gold-index", action="store_true", help="create the partial index item_gold if missing (migration 0011 has it)")
     args = ap.parse_args()
     sizes = parse_sizes(args.items)
     levels = [int(x) for x in args.annotators.split(",")]
