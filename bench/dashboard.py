@@ -111,11 +111,29 @@ for days in (1, 7, 30):
     t = time.perf_counter()
     slices.slices_section(project, window, structure=structure)
     slice_parts[f"slices_{days}_days_given_it"] = round(time.perf_counter() - t, 3)
+# a cold one-day range's computation in this process, each windowed section alone, then the whole computation
+# (the whole-project row just computed is fresh: model, learning curve, stopping and the slices' project-wide
+# part come from it)
+day = Window(since=today, until=today)
+range_sections = {}
+for name, call in [
+    ("agreement", lambda: agreement.agreement_section(project, day)),
+    ("annotators", lambda: annotators.annotators_section(project, day)),
+    ("throughput", lambda: annotators.throughput_section(project, day)),
+    ("live", lambda: model.live_section(project, day)),
+    ("slices", lambda: slices.slices_section(project, day, structure=structure)),
+]:
+    t = time.perf_counter()
+    call()
+    range_sections[name] = round(time.perf_counter() - t, 3)
+t = time.perf_counter()
+metrics_compute(project=project, window=day)
+range_sections["metrics_compute"] = round(time.perf_counter() - t, 3)
 t = time.perf_counter()
 checked = metrics_check()
 check_s = time.perf_counter() - t
 print(json.dumps({
-    "recompute_s": round(total, 3), "recompute_warm_process_s": round(warm, 3), "sections_s": sections, "slices_parts_s": slice_parts, "check_s": round(check_s, 4), "check": checked,
+    "recompute_s": round(total, 3), "recompute_warm_process_s": round(warm, 3), "sections_s": sections, "slices_parts_s": slice_parts, "one_day_range_s": range_sections, "check_s": round(check_s, 4), "check": checked,
     "payload_bytes": len(json.dumps(payload)), "n_items_in_alpha": payload["agreement"]["n_items"],
     "annotators": len(payload["annotators"]), "pairs": len(payload["agreement"]["pairwise_cohen_kappa"]),
     "slices": {f: len(v["rows"]) for f, v in payload["slices"].items()},
