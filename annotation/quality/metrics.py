@@ -7,8 +7,10 @@ payload, keyed by `window.key`, and says when it was computed (`computed_at`):
   queues a METRICS Job for each project whose data changed since its cached `computed_at`, unless one is already
   queued or running; `metrics_refresh` (the Job's task) recomputes and stores it. A request reads the row as it is;
   only a project never computed is computed on the request itself.
-- A day range is computed on the request when it is not cached or stale (the project changed since, as the beat's
-  check last saw it), then cached. Rows of ranges nobody asked for in TANDEM_METRICS_MAX_AGE_SECONDS are dropped.
+- A day range is computed on its first request, then cached. Asked for again after the project changed (as the
+  beat's check last saw it), the cached answer is served at once, with its `computed_at`, and a METRICS Job
+  recomputes that range in the background (stale-while-revalidate): only a range never asked for waits for a
+  computation. Rows of ranges nobody asked for in TANDEM_METRICS_MAX_AGE_SECONDS are dropped.
 
 A computation runs in one REPEATABLE READ transaction when it is the outermost one, so all sections read the same
 snapshot of the data, and `computed_at` is the database clock when that snapshot was taken.
@@ -34,6 +36,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import Q
 
 from annotation.models import Job, MetricsCache, Project
 from annotation.models.job import JobKind, JobStatus
@@ -208,16 +211,33 @@ def _fresh(*, project: Project, computed_at: datetime) -> bool:
 
 
 def _cached_json(project: Project, window: Window) -> str | None:
-    """The cached answer's JSON text while it holds (the whole project's always; a day range's while `_fresh`)."""
+    """The cached answer's JSON text, if any. The whole project's is kept fresh by the beat's refresh Jobs. A day
+    range's is served even when the project changed since (its `computed_at` says when it holds), and a METRICS Job
+    recomputes it in the background (stale-while-revalidate), so a range asked for again never waits for a
+    recompute; only the first request of a range computes on the request."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT payload::text, computed_at FROM annotation_metricscache WHERE project_id = %s AND key = %s",
             [project.pk, window.key],
         )
         cached = cursor.fetchone()
-    if cached is not None and (window.key == ALL.key or _fresh(project=project, computed_at=cached[1])):
-        return cached[0]
-    return None
+    if cached is None:
+        return None
+    if window.key != ALL.key and not _fresh(project=project, computed_at=cached[1]):
+        _revalidate(project_id=project.pk, window=window)
+    return cached[0]
+
+
+def _revalidate(*, project_id: int, window: Window) -> None:
+    """Queue a METRICS Job recomputing this range, unless one is open for it."""
+    open_jobs = Job.objects.filter(
+        project_id=project_id,
+        kind=JobKind.METRICS,
+        status__in=(JobStatus.QUEUED, JobStatus.RUNNING),
+        params__window=window.key,
+    )
+    if not open_jobs.exists():
+        metrics_refresh_start(project_id=project_id, window=window)
 
 
 @contextmanager
@@ -257,24 +277,26 @@ def project_metrics(project: Project, window: Window = ALL) -> dict[str, Any]:
 # --- the refresh Job -----------------------------------------------------------------------------
 
 
-def metrics_refresh_start(*, project_id: int) -> Job:
-    """Queue a METRICS Job for the project (the caller has checked that none is open)."""
+def metrics_refresh_start(*, project_id: int, window: Window = ALL) -> Job:
+    """Queue a METRICS Job for the project's window (the caller has checked that none is open for it)."""
     from annotation.tasks import metrics_refresh_task
 
-    job = Job.objects.create(project_id=project_id, kind=JobKind.METRICS, params={"window": ALL.key})
+    job = Job.objects.create(project_id=project_id, kind=JobKind.METRICS, params={"window": window.key})
     metrics_refresh_task.delay_on_commit(job.pk)
     return job
 
 
 def metrics_refresh(*, job_id: int) -> None:
-    """A METRICS Job's work: recompute the whole project's metrics and store them. Reading and storing can be
-    repeated safely, so a retried task (database unreachable) reclaims its Job left running."""
+    """A METRICS Job's work: recompute the metrics of its window (the whole project, or a day range served stale)
+    and store them. Reading and storing can be repeated safely, so a retried task (database unreachable) reclaims
+    its Job left running."""
     job = job_claim(job_id=job_id, kind=JobKind.METRICS, reclaim=True)
     if job is None:
         return
     started = time.perf_counter()
     try:
-        payload = metrics_compute(project=job.project, window=ALL)
+        window = Window.from_key(str((job.params or {}).get("window", ALL.key)))
+        payload = metrics_compute(project=job.project, window=window)
     except (OperationalError, InterfaceError):
         raise  # the task retries
     except Exception as exc:
@@ -310,10 +332,10 @@ def metrics_check() -> dict[str, list[int]]:
     )
     for job_id, _ in lost:
         job_fail(job_id=job_id, error=LOST)
-    open_jobs = set(
-        Job.objects.filter(kind=JobKind.METRICS, status__in=(JobStatus.QUEUED, JobStatus.RUNNING)).values_list(
-            "project_id", flat=True
-        )
+    open_jobs = set(  # open whole-project refreshes (a day range's own Job does not hold this one back)
+        Job.objects.filter(kind=JobKind.METRICS, status__in=(JobStatus.QUEUED, JobStatus.RUNNING))
+        .filter(Q(params__window=ALL.key) | ~Q(params__has_key="window"))
+        .values_list("project_id", flat=True)
     )
     states = {s.project_id: s for s in MetricsState.objects.all()}
     computed = dict(MetricsCache.objects.filter(key=ALL.key).values_list("project_id", "computed_at"))

@@ -31,5 +31,15 @@ class Window:
             return "all"
         return f"{self.since.isoformat() if self.since else ''}..{self.until.isoformat() if self.until else ''}"
 
+    @classmethod
+    def from_key(cls, key: str) -> Window:
+        """The window of a cache key (`key`'s inverse)."""
+        if key == "all":
+            return cls()
+        since, until = key.split("..", 1)
+        return cls(
+            since=date.fromisoformat(since) if since else None, until=date.fromisoformat(until) if until else None
+        )
+
 
 ALL = Window()

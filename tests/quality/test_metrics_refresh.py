@@ -231,14 +231,29 @@ def test_an_earlier_computation_never_overwrites_a_later_one(db):
     assert row.computed_at == later
 
 
-def test_a_cached_day_range_is_recomputed_after_the_check_saw_a_change(two):
+def range_jobs(project, window) -> list[Job]:
+    return list(Job.objects.filter(project=project, kind=JobKind.METRICS, params__window=window.key))
+
+
+def test_a_changed_day_range_is_served_at_once_and_recomputed_by_a_job(two, django_capture_on_commit_callbacks):
+    """Stale-while-revalidate: after the check saw a change, the cached range is served as it is (its computed_at
+    says when it holds) and one METRICS Job for that range recomputes it; a second request queues no second Job."""
     (a, people, item), _ = two
     window = Window(since=DAY0.date(), until=DAY0.date())
     first = project_metrics(a, window)
     assert project_metrics(a, window) == first  # cached
     Review.objects.create(annotation=item.annotations.first(), reviewer=people["pa_b"], verdict="approve")
     assert project_metrics(a, window) == first  # the check has not looked yet
+    assert range_jobs(a, window) == []
     metrics_check()
+    with django_capture_on_commit_callbacks():
+        assert project_metrics(a, window) == first  # stale, served at once
+        assert project_metrics(a, window) == first
+    [job] = range_jobs(a, window)
+    assert job.status == JobStatus.QUEUED
+    metrics_refresh(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED
     again = project_metrics(a, window)
     assert again["computed_at"] > first["computed_at"]
 
@@ -248,9 +263,13 @@ def test_a_cached_day_range_without_the_checks_state_lasts_one_refresh_period(db
     window = Window(since=DAY0.date(), until=DAY0.date())
     first = project_metrics(project, window)
     assert project_metrics(project, window) == first
+    assert range_jobs(project, window) == []
     MetricsCache.objects.filter(project=project, key=window.key).update(
         computed_at=timezone.now() - timedelta(seconds=settings.TANDEM_METRICS_REFRESH_SECONDS + 1)
     )
+    project_metrics(project, window)  # served as it is, and recomputed by a Job
+    [job] = range_jobs(project, window)
+    metrics_refresh(job_id=job.pk)
     assert project_metrics(project, window)["computed_at"] > first["computed_at"]
 
 
