@@ -40,11 +40,13 @@ def canonical(value: Any) -> str:
 
 # The items a reviewer may be handed, best first, as one query whose last clause is a locking clause ({lock}).
 # Candidates: the project's items in review that no other reviewer holds a live lease on and, unless the project
-# lets reviewers review their own work (%(own)s), that the reviewer (%(user)s) holds no counting annotation of;
+# lets reviewers review their own work (%(own)s), that the reviewer (%(user)s) holds no annotation of (counting or
+# rejected: services/reviewing.py's _own_check refuses a verdict on such an item);
 # %(skip)s: items to leave out (their lease turned out to be taken: services/reviewing.py).
 # Order (docs/review.md), each key from the item's counting annotations (counts = true): disagreements first (more
-# than one distinct value), then items whose consensus is not the model's suggestion (the suggested value does not
-# hold a strict majority of them), then items labeled by an annotator whose gold accuracy is low (%(low)s: their
+# than one distinct value), then items whose consensus is not the model's suggestion (the suggestion served with them
+# does not hold a strict majority: each annotation's accepted_suggestion, decided at submit by
+# services/submitting.py's suggestion_accepted, the one comparison of a value with a suggestion), then items labeled by an annotator whose gold accuracy is low (%(low)s: their
 # user ids), then the oldest: the time the item entered review (its latest annotation or review).
 # The keys are aggregated in one pass over the annotations of the project's items in review, then joined to the item
 # rows, which are locked (correlated sub-queries per item took seconds at 20,000 items in review).
@@ -54,9 +56,10 @@ LEFT JOIN (
     SELECT a.item_id,
            count(DISTINCT a.value) FILTER (WHERE a.counts) > 1 AS disagreement,
            count(*) FILTER (WHERE a.counts) AS counting,
-           count(*) FILTER (WHERE a.counts AND a.value = ri.prediction -> 'value') AS for_model,
+           count(*) FILTER (WHERE a.counts AND a.accepted_suggestion) AS for_model,
+           count(*) FILTER (WHERE a.counts AND a.accepted_suggestion IS NOT NULL) AS suggested,
            bool_or(a.counts AND a.annotator_id = ANY(%(low)s::integer[])) AS low_gold,
-           bool_or(a.counts AND a.annotator_id = %(user)s::integer) AS mine,
+           bool_or(a.annotator_id = %(user)s::integer) AS mine,
            max(a.created_at) AS last_annotation
     FROM annotation_annotation a JOIN annotation_item ri ON ri.id = a.item_id
     WHERE ri.project_id = %(project)s::bigint AND ri.status = 'in_review'
@@ -75,7 +78,7 @@ WHERE i.project_id = %(project)s::bigint AND i.status = 'in_review'
                   WHERE l.item_id = i.id AND l.reviewer_id <> %(user)s::integer AND l.expires_at > %(now)s::timestamptz)
   AND (%(own)s::boolean OR NOT coalesce(k.mine, false))
 ORDER BY coalesce(k.disagreement, false) DESC,
-         (i.prediction -> 'value' IS NOT NULL AND coalesce(k.for_model * 2 <= k.counting, false)) DESC,
+         coalesce(k.suggested > 0 AND k.for_model * 2 <= k.counting, false) DESC,
          coalesce(k.low_gold, false) DESC,
          GREATEST(k.last_annotation, rv.last_review),
          i.id

@@ -136,13 +136,14 @@ def _lease_check(*, item: Item, reviewer: Any) -> None:
 
 
 def _own_check(*, item: Item, annotation: Annotation, project: Project, reviewer: Any) -> None:
-    """403 for a verdict on your own annotation, or on an item you hold a counting annotation of, unless the project
-    lets reviewers review their own work (reviewers_may_review_own)."""
+    """403 for a verdict on an item you labeled (any annotation of yours, counting or rejected: the review queue
+    leaves out exactly these items), unless the project lets reviewers review their own work
+    (reviewers_may_review_own)."""
     if project.reviewers_may_review_own:
         return
     if (
         annotation.annotator_id == reviewer.pk
-        or Annotation.objects.filter(item_id=item.pk, annotator_id=reviewer.pk, counts=True).exists()
+        or Annotation.objects.filter(item_id=item.pk, annotator_id=reviewer.pk).exists()
     ):
         raise Forbidden(
             "You labeled this item yourself: another reviewer decides it "
@@ -222,11 +223,17 @@ def review_submit(
                 [{"field": "value", "message": "Only allowed when verdict is correct."}],
             )
 
+        # a retry of a verdict already recorded: the item has left review, or (a reject that sent it to
+        # adjudication) the annotation no longer counts
+        mine = Review.objects.filter(annotation=annotation, reviewer=reviewer).order_by("-id").first()
+        if (
+            mine is not None
+            and _same(mine, verdict=verdict, value=value, comment=comment)
+            and (item.status != ItemStatus.IN_REVIEW or not annotation.counts)
+        ):
+            final = FinalLabel.objects.filter(item_id=item.pk).values_list("value", flat=True).first()
+            return ReviewResult(review=mine, created=False, item=item, final=final)
         if item.status != ItemStatus.IN_REVIEW:
-            mine = Review.objects.filter(annotation=annotation, reviewer=reviewer).order_by("-id").first()
-            if mine is not None and _same(mine, verdict=verdict, value=value, comment=comment):
-                final = FinalLabel.objects.filter(item_id=item.pk).values_list("value", flat=True).first()
-                return ReviewResult(review=mine, created=False, item=item, final=final)
             raise Conflict(
                 "This item is not awaiting review.",
                 [{"field": "item", "message": f"Item {item.pk} is {item.status}."}],

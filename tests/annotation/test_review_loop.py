@@ -232,10 +232,39 @@ def test_a_rejected_annotation_cannot_be_approved_or_rejected_again(manager):
     assert verdict(rev, a["id"], {"verdict": "reject"}).status_code == 201
     label_next(member(project, "c")[1], project, {"label": "tech"})
     assert item_row(item).status == "in_review"
-    for body in ({"verdict": "approve"}, {"verdict": "reject"}):
-        err = assert_error(verdict(rev, a["id"], body), 409)
-        assert err["errors"][0]["field"] == "annotation"
+    err = assert_error(verdict(rev, a["id"], {"verdict": "approve"}), 409)
+    assert err["errors"][0]["field"] == "annotation"
+    retry = verdict(rev, a["id"], {"verdict": "reject"})  # the same verdict again: a client's retry
+    assert retry.status_code == 200, retry.content
     assert Review.objects.count() == 1
+
+
+def test_a_reviewer_is_not_handed_an_item_whose_only_annotation_is_their_rejected_one(manager):
+    """The queue and the verdict check share one rule: any annotation of yours on the item (rejected ones too)."""
+    project = make_project(manager, name="stuck", review_policy="all", max_rejections=1)
+    make_items(project, 1)
+    _, rita = member(project, "rita", "reviewer")
+    _, rob = member(project, "rob", "reviewer")
+    mine = label_next(rita, project, {"label": "sports"})
+    assert verdict(rob, mine["id"], {"verdict": "reject"}).status_code == 201  # adjudication (max_rejections 1)
+    assert review_next(rita, project).status_code == 204
+    assert_error(verdict(rita, mine["id"], {"verdict": "correct", "value": {"label": "tech"}}), 403)
+    assert review_next(rob, project).status_code == 200
+
+
+def test_retrying_a_reject_that_sent_the_item_to_adjudication_returns_the_first_review(manager):
+    project = make_project(manager, name="retry", review_policy="all", max_rejections=1)
+    make_items(project, 1)
+    first = label_next(member(project, "a")[1], project, {"label": "sports"})
+    _, rev = member(project, "rev", "reviewer")
+    created = verdict(rev, first["id"], {"verdict": "reject", "comment": "no"})
+    assert created.status_code == 201
+    assert created.json()["adjudication"] is True
+    again = verdict(rev, first["id"], {"verdict": "reject", "comment": "no"})
+    assert again.status_code == 200, again.content
+    assert again.json()["id"] == created.json()["id"]
+    assert Review.objects.count() == 1
+    assert Item.objects.get(pk=first["item"]).rejections == 1
 
 
 # ------------------------------------------------------------------ the lease
@@ -367,9 +396,12 @@ def test_order_disagreement_then_model_then_low_gold_then_oldest(manager):
     ):
         for value, client in zip(values, clients, strict=True):
             assert submit(client, item.pk, value).status_code == 201
-    agree = {"model_version": 1, "kind": "fine_tuned", "value": tech, "uncertainty": 0.1}
-    Item.objects.filter(pk=model.pk).update(prediction={**agree, "value": sports})
-    Item.objects.filter(pk__in=[oldest.pk, low.pk, dis.pk]).update(prediction=agree)
+    # the suggestion served with each annotation, and whether the annotator's value was it (decided at submit)
+    agree = {"model_version": 1, "kind": "fine_tuned", "value": tech, "confidence": 0.9}
+    Annotation.objects.filter(item=model).update(suggestion={**agree, "value": sports}, accepted_suggestion=False)
+    Annotation.objects.filter(item__in=[oldest, low]).update(suggestion=agree, accepted_suggestion=True)
+    Annotation.objects.filter(item=dis, value=tech).update(suggestion=agree, accepted_suggestion=True)
+    Annotation.objects.filter(item=dis, value=sports).update(suggestion=agree, accepted_suggestion=False)
     now = timezone.now()
     for hours, item in ((5, oldest), (4, older), (3, low), (2, model), (1, dis)):
         Annotation.objects.filter(item=item).update(created_at=now - timedelta(hours=hours))
