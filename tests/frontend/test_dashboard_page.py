@@ -7,31 +7,18 @@ import json
 import re
 
 import pytest
-from django.test import Client
 
 from frontend.views_dashboard import CHART_JS
 from tests.conftest import add_member, make_project, make_user
+from tests.frontend.helpers import browser, inline_scripts
 
 pytestmark = pytest.mark.django_db
 
 EVIL_NAME = '<img src=x onerror="window.__x=1">'
 
 
-def browser(user=None) -> Client:
-    client = Client()
-    if user is not None:
-        client.force_login(user)
-    return client
-
-
 def url(project) -> str:
     return f"/projects/{project.pk}/dashboard"
-
-
-def inline_scripts(html: str) -> list[str]:
-    """<script> tags that would run inline code (no src and not a JSON data block)."""
-    tags = re.findall(r"<script\b[^>]*>", html)
-    return [t for t in tags if "src=" not in t and 'type="application/json"' not in t]
 
 
 def config_of(html: str) -> dict:

@@ -10,14 +10,9 @@ from annotation.models import Annotation, Item
 from annotation.services.reviewing import review_submit
 from tests.annotation.apis.helpers import annotate, make_items
 from tests.conftest import add_member, make_project, make_user
+from tests.frontend.helpers import browser
 
 pytestmark = pytest.mark.django_db
-
-
-def browser(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_the_annotator_sees_the_rejection_and_the_comment_and_nothing_of_others(manager):

@@ -6,10 +6,10 @@ import json
 import re
 
 import pytest
-from django.test import Client
 
 from annotation.models import Annotation, FinalLabel, Item, Job
 from tests.conftest import add_member, make_project, make_user
+from tests.frontend.helpers import browser, inline_scripts
 
 pytestmark = pytest.mark.django_db
 
@@ -18,20 +18,8 @@ EVIL_NAME = '<img src=x onerror="window.__x=1">'
 PAGES = ("settings", "import", "export")
 
 
-def browser(user=None) -> Client:
-    client = Client()
-    if user is not None:
-        client.force_login(user)
-    return client
-
-
 def page(project, name: str) -> str:
     return f"/projects/{project.pk}/{name}"
-
-
-def inline_scripts(html: str) -> list[str]:
-    tags = re.findall(r"<script\b[^>]*>", html)
-    return [t for t in tags if "src=" not in t and 'type="application/json"' not in t]
 
 
 def config_of(html: str) -> dict:

@@ -6,9 +6,9 @@ import json
 import re
 
 import pytest
-from django.test import Client
 
 from tests.conftest import add_member, make_project, make_user
+from tests.frontend.helpers import browser, inline_scripts
 
 pytestmark = pytest.mark.django_db
 
@@ -16,21 +16,8 @@ EVIL_LABEL = "<script>window.__y=1</script>"
 EVIL_NAME = '<img src=x onerror="window.__x=1">'
 
 
-def browser(user=None) -> Client:
-    client = Client()
-    if user is not None:
-        client.force_login(user)
-    return client
-
-
 def url(project) -> str:
     return f"/projects/{project.pk}/review"
-
-
-def inline_scripts(html: str) -> list[str]:
-    """<script> tags that would run inline code (no src and not a JSON data block)."""
-    tags = re.findall(r"<script\b[^>]*>", html)
-    return [t for t in tags if "src=" not in t and 'type="application/json"' not in t]
 
 
 def test_anonymous_is_sent_to_the_login_page(project):
