@@ -45,3 +45,25 @@ def metrics_check_task() -> None:
     from annotation.quality.metrics import metrics_check
 
     metrics_check()
+
+
+class SnapshotJobTask(JobTask):
+    # a build that dies for good fails its Snapshot with its Job, so the snapshot never stays `building`
+    job_fail_path = "annotation.datasets.build.snapshot_job_fail"
+
+
+@shared_task(
+    base=SnapshotJobTask,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    max_retries=5,
+    soft_time_limit=settings.TANDEM_SNAPSHOT_TASK_TIME_LIMIT,
+    time_limit=settings.TANDEM_SNAPSHOT_TASK_TIME_LIMIT + settings.TANDEM_TASK_KILL_GRACE,
+)
+def snapshot_build_task(job_id: int) -> None:
+    from annotation.datasets.build import snapshot_build
+
+    snapshot_build(job_id=job_id)

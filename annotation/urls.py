@@ -3,7 +3,17 @@ digits (below 2**63), so a longer one is a plain 404, never a database overflow.
 
 from django.urls import re_path
 
-from annotation.apis import accounts, annotators, data, history, labeling, projects, reviewing
+from annotation.apis import (
+    accounts,
+    annotators,
+    data,
+    history,
+    labeling,
+    projects,
+    reviewing,
+    snapshot_download,
+    snapshots,
+)
 from annotation.apis import metrics as quality_metrics
 from modelsvc import apis as modeling
 
@@ -30,6 +40,9 @@ urlpatterns = [
     route(r"projects/(?P<pk>\d{1,18})/import", data.ProjectImportApi, "project-import"),
     route(r"projects/(?P<pk>\d{1,18})/export", data.ProjectExportApi, "project-export"),
     route(r"projects/(?P<pk>\d{1,18})/jobs", data.ProjectJobsApi, "project-jobs"),
+    route(r"projects/(?P<pk>\d{1,18})/snapshots", snapshots.ProjectSnapshotsApi, "project-snapshots"),
+    route(r"snapshots/(?P<pk>\d{1,18})", snapshots.SnapshotDetailApi, "snapshot-detail"),
+    route(r"snapshots/(?P<pk>\d{1,18})/download", snapshot_download.SnapshotDownloadApi, "snapshot-download"),
     route(r"projects/(?P<pk>\d{1,18})/items", labeling.ProjectItemsApi, "project-items"),
     route(r"projects/(?P<pk>\d{1,18})/next", labeling.ProjectNextApi, "project-next"),
     route(r"projects/(?P<pk>\d{1,18})/history", history.ProjectHistoryApi, "project-history"),

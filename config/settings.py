@@ -196,6 +196,11 @@ MODEL_DIR = Path(env.str("MODEL_DIR", default=str(VAR_DIR / "models")))
 TANDEM_MODEL = env.str("TANDEM_MODEL", default="")  # empty: the packaged all-MiniLM-L6-v2
 TANDEM_MODEL_BACKEND = env.str("TANDEM_MODEL_BACKEND", default="hf")
 TANDEM_IMPORT_DIR = Path(env.str("TANDEM_IMPORT_DIR", default=str(VAR_DIR / "imports")))
+# dataset snapshots (annotation/datasets): their files, shared by every web replica and worker like TANDEM_IMPORT_DIR
+TANDEM_SNAPSHOT_DIR = Path(env.str("TANDEM_SNAPSHOT_DIR", default=str(VAR_DIR / "snapshots")))
+# formats the build Job writes right after the canonical JSONL; any other is written on its first download
+TANDEM_SNAPSHOT_EAGER_FORMATS = env.list("TANDEM_SNAPSHOT_EAGER_FORMATS", default=["csv", "parquet"])
+TANDEM_SNAPSHOT_TASK_TIME_LIMIT = env.int("TANDEM_SNAPSHOT_TASK_TIME_LIMIT", default=3600)  # s (soft) per build
 TANDEM_IMPORT_MAX_BYTES = env.int("TANDEM_IMPORT_MAX_BYTES", default=1024 * 1024 * 1024)
 TANDEM_IMPORT_MAX_ROWS = env.int("TANDEM_IMPORT_MAX_ROWS", default=2_000_000)
 TANDEM_IMPORT_MAX_ERRORS = env.int("TANDEM_IMPORT_MAX_ERRORS", default=100)

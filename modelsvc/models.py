@@ -19,6 +19,7 @@ from annotation.models import Item, Job, Project
 class VersionKind(models.TextChoices):
     ZERO_SHOT = "zero_shot"
     FINE_TUNED = "fine_tuned"
+    IMPORTED = "imported"  # predictions brought in with a Label Studio export: never loaded or activated
 
 
 class VersionStatus(models.TextChoices):
@@ -30,6 +31,8 @@ class VersionStatus(models.TextChoices):
 class ModelVersion(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_versions")
     version = models.PositiveIntegerField()
+    # an imported version's name (Label Studio's `model_version` string); "" for the versions Tandem made
+    name = models.CharField(max_length=200, blank=True, default="", db_default="")
     kind = models.CharField(max_length=20, choices=VersionKind.choices)
     base_model = models.CharField(max_length=500)  # TANDEM_MODEL's directory, or services.versions.PACKAGED_MODEL
     labels = models.JSONField(default=list)  # [{"name", "description"}] in the order the version predicts

@@ -45,7 +45,8 @@ class ProjectImportApi(APIView):
         },
         parameters=[
             OpenApiParameter("on_error", str, enum=["reject", "skip"]),
-            OpenApiParameter("format", str, enum=["json", "jsonl", "csv"]),
+            OpenApiParameter("format", str, enum=["json", "jsonl", "csv", "labelstudio"]),
+            OpenApiParameter("text_field", str, description="labelstudio: the `data` field holding the text"),
         ],
         responses={202: JobCreated},
     )
@@ -55,6 +56,7 @@ class ProjectImportApi(APIView):
         declared_size = int(declared) if declared and declared.isdigit() else None
         on_error = request.query_params.get("on_error")
         fmt = request.query_params.get("format")
+        text_field = request.query_params.get("text_field")
         if request.content_type.startswith("multipart/form-data"):
             # refuse an oversized upload before Django spools it to a temporary file
             if declared_size is not None and declared_size > settings.TANDEM_IMPORT_MAX_BYTES:
@@ -68,6 +70,7 @@ class ProjectImportApi(APIView):
             assert isinstance(form, dict)
             on_error = on_error or form.get("on_error")
             fmt = fmt or form.get("format")
+            text_field = text_field or form.get("text_field")
             job = import_create(
                 project=project,
                 user=request.user,
@@ -76,6 +79,7 @@ class ProjectImportApi(APIView):
                 filename=upload.name,
                 requested_format=fmt,
                 on_error=on_error,
+                text_field=text_field,
             )
         else:
             job = import_create(
@@ -86,6 +90,7 @@ class ProjectImportApi(APIView):
                 filename=None,
                 requested_format=fmt,
                 on_error=on_error,
+                text_field=text_field,
             )
         return Response({"job": job.pk}, status=status.HTTP_202_ACCEPTED)
 

@@ -3,6 +3,7 @@ from annotation.models.job import Job
 from annotation.models.labeling import Annotation, Review, ReviewLease
 from annotation.models.project import Membership, Project
 from annotation.models.quality import MetricsCache
+from annotation.models.snapshot import Snapshot, SnapshotStatus
 
 __all__ = [
     "Annotation",
@@ -16,4 +17,6 @@ __all__ = [
     "Review",
     "ReviewLease",
     "Skip",
+    "Snapshot",
+    "SnapshotStatus",
 ]

@@ -116,6 +116,7 @@ class FinalLabelSource(models.TextChoices):
     REVIEW = "review"
     GOLD = "gold"
     ADJUDICATION = "adjudication"
+    IMPORTED = "imported"  # an existing label brought in with the item (JSONL/CSV `label`, Label Studio)
 
 
 class FinalLabel(models.Model):

@@ -13,6 +13,7 @@ class JobKind(models.TextChoices):
     TRAIN = "train"
     EXPLAIN = "explain"  # the head of the queue explained after a pre-label (on-demand ones have no Job)
     METRICS = "metrics"  # the quality metrics' refresh (annotation/quality)
+    SNAPSHOT = "snapshot"  # a dataset snapshot's build (annotation/datasets)
 
 
 class JobStatus(models.TextChoices):

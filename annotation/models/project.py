@@ -69,6 +69,8 @@ class Project(models.Model):
     preselect_min_confidence = models.FloatField(
         default=0.8, db_default=0.8, validators=[MinValueValidator(0), MaxValueValidator(1)]
     )
+    # the data's license, written in every snapshot's dataset card (e.g. "cc-by-4.0"; "" = not stated)
+    license = models.CharField(max_length=200, blank=True, default="", db_default="")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

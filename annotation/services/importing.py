@@ -38,6 +38,8 @@ from modelsvc.services.prelabel import prelabel_start
 logger = logging.getLogger(__name__)
 
 FORMATS = ("json", "jsonl", "csv")
+# formats taken only when asked for by name (?format=): a Label Studio export is a JSON list like ours
+NAMED_FORMATS = ("labelstudio",)
 ON_ERROR = ("reject", "skip")
 CHUNK = 1 << 20
 RESERVED = {"external_id", "text", "gold"}
@@ -71,8 +73,10 @@ def format_detect(*, filename: str | None, requested: str | None, head: bytes) -
         fmt = requested.lower()
         if fmt == "ndjson":
             fmt = "jsonl"
-        if fmt not in FORMATS:
-            raise InvalidInput("Unknown format.", [{"field": "format", "message": "One of json, jsonl, csv."}])
+        if fmt not in FORMATS + NAMED_FORMATS:
+            raise InvalidInput(
+                "Unknown format.", [{"field": "format", "message": "One of json, jsonl, csv, labelstudio."}]
+            )
         return fmt
     if filename:
         ext = Path(filename).suffix.lower().lstrip(".")
@@ -137,8 +141,10 @@ def import_job_create(
     filename: str | None,
     requested_format: str | None,
     on_error: str | None,
+    text_field: str | None = None,
 ) -> Job:
-    """Store the upload and create its queued import Job (size and row limits -> 413)."""
+    """Store the upload and create its queued import Job (size and row limits -> 413). `text_field`: the
+    Label Studio import's `data` field that holds the text (None: `text`, else the only string field)."""
     policy = (on_error or "reject").lower()
     if policy not in ON_ERROR:
         raise InvalidInput("Unknown on_error policy.", [{"field": "on_error", "message": "One of reject, skip."}])
@@ -153,7 +159,7 @@ def import_job_create(
         # JSONL has one row per line; CSV at most one per line after its header. A JSON list is
         # counted by the worker, which fails the Job past the limit.
         rows_upper_bound = lines - 1 if fmt == "csv" else lines
-        if fmt != "json" and rows_upper_bound > max_rows:
+        if fmt in ("jsonl", "csv") and rows_upper_bound > max_rows:
             raise PayloadTooLarge(
                 f"The file has up to {rows_upper_bound} rows; the limit is {max_rows} (TANDEM_IMPORT_MAX_ROWS)."
             )
@@ -162,7 +168,14 @@ def import_job_create(
             project=project,
             created_by=user,
             total=size,
-            params={"path": str(path), "format": fmt, "on_error": policy, "filename": filename or "", "bytes": size},
+            params={
+                "path": str(path),
+                "format": fmt,
+                "on_error": policy,
+                "filename": filename or "",
+                "bytes": size,
+                "text_field": text_field or "",
+            },
         )
     except BaseException:
         path.unlink(missing_ok=True)
@@ -552,6 +565,10 @@ def import_run(*, job_id: int) -> Job | None:
 
 def _import(job: Job) -> Job:
     params = job.params
+    if params.get("format") == "labelstudio":
+        from annotation.datasets.labelstudio import ls_import
+
+        return ls_import(job=job)
     path = Path(params["path"])
     if not path.exists():
         return _finish(job, ok=False, error="The uploaded file is gone (already processed or removed).", result=None)
