@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, register_converter
 
-from frontend import views, views_dashboard, views_history, views_manage, views_review
+from frontend import views, views_dashboard, views_history, views_manage, views_review, views_snapshots
 
 
 class IdConverter:
@@ -30,4 +30,5 @@ urlpatterns = [
     path("projects/<id:pk>/settings", views_manage.project_settings, name="project-settings"),
     path("projects/<id:pk>/import", views_manage.project_import, name="project-import"),
     path("projects/<id:pk>/export", views_manage.project_export, name="project-export"),
+    path("projects/<id:pk>/snapshots", views_snapshots.snapshots, name="snapshots"),
 ]

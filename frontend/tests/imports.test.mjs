@@ -8,7 +8,7 @@ const root = new URL("../static/frontend/", import.meta.url);
 test("modules other than the entries import in Node (no DOM at import time)", async () => {
   assert.equal(globalThis.document, undefined);
   const loaded = [];
-  for (const dir of ["lib", "label", "review", "manage", "dashboard"]) {
+  for (const dir of ["lib", "label", "review", "manage", "dashboard", "snapshots"]) {
     for (const name of readdirSync(new URL(dir, root)).filter((n) => n.endsWith(".js") && n !== "main.js")) {
       await import(new URL(`${dir}/${name}`, root));
       loaded.push(`${dir}/${name}`);
@@ -25,10 +25,10 @@ test("the entries are the only modules that start a page", () => {
     const html = readFileSync(new URL(name, templates), "utf8");
     for (const m of html.matchAll(/<script[^>]*\bsrc="\{% static 'frontend\/([^']+)' %\}"/g)) loaded.add(m[1]);
   }
-  assert.deepEqual([...loaded].sort(), ["dashboard/main.js", "label/main.js", "manage/main.js", "review/main.js"]);
+  assert.deepEqual([...loaded].sort(), ["dashboard/main.js", "label/main.js", "manage/main.js", "review/main.js", "snapshots/main.js"]);
   // ... and no module imports an entry (which would start its page from another one)
   const imports = new Map();
-  for (const dir of ["lib", "label", "review", "manage", "dashboard"]) {
+  for (const dir of ["lib", "label", "review", "manage", "dashboard", "snapshots"]) {
     for (const name of readdirSync(new URL(dir, root)).filter((n) => n.endsWith(".js"))) {
       const source = readFileSync(new URL(`${dir}/${name}`, root), "utf8");
       imports.set(`${dir}/${name}`, [...source.matchAll(/^import\b(?:[^;"']*?\bfrom)?\s*["']([^"']+)["']/gm)].map((m) => m[1]));

@@ -18,7 +18,7 @@ export function projectPage(config) {
   fillSelect($("f-task_type"), config.choices.task_type, fields.task_type);
   fillSelect($("f-review_policy"), config.choices.review_policy, fields.review_policy);
   fillSelect($("f-sampling"), config.choices.sampling, fields.sampling);
-  for (const name of ["name", "description", "annotations_per_item", "review_sample_rate", "exploration_rate", "guidelines"]) {
+  for (const name of ["name", "description", "license", "annotations_per_item", "review_sample_rate", "exploration_rate", "guidelines"]) {
     const input = $("f-" + name);
     if (input && fields[name] !== undefined && fields[name] !== null) input.value = fields[name];
   }
@@ -107,6 +107,9 @@ export function projectPage(config) {
       exploration_rate: number("f-exploration_rate"),
       guidelines: $("f-guidelines").value,
     };
+    // the license is sent when the API has it (it is in the project's fields) or the user typed one
+    const license = $("f-license").value.trim();
+    if ("license" in fields || license !== "") body.license = license;
     const rate = number("f-review_sample_rate");
     if (rate !== undefined) body.review_sample_rate = rate;
     for (const k of Object.keys(body)) if (body[k] === undefined) delete body[k];
