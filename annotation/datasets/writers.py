@@ -1,0 +1,376 @@
+"""The writers of a snapshot's formats: each reads the canonical rows (one dict per line of data.jsonl, in the
+shape of docs/datasets.md) as an iterator and writes one file, in constant memory (a batch of rows at a time).
+
+pyarrow and datasets are imported inside the functions: the web process must not load them at start.
+docs/dataset-formats.md describes every layout.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import tarfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from annotation.models.project import TaskType
+from annotation.selectors.exporting import csv_safe
+from annotation.services.gold import OUTSIDE, span_token_labels, span_tokens
+
+if TYPE_CHECKING:
+    import datasets  # type: ignore[import-untyped,unused-ignore]
+    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+
+BATCH_ROWS = 50_000  # rows per Parquet row group / Arrow record batch: bounded memory, few groups
+SPLITS = ("train", "validation", "test")
+TAIL_COLUMNS = ("label", "label_source", "split", "annotations", "suggestion")
+_META_ARROW = {"string": "string", "int64": "int64", "float64": "float64", "bool": "bool_", "json": "string"}
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def columns(schema: dict[str, Any]) -> list[str]:
+    """The canonical row's keys in order (the CSV header, the Parquet and HF column order)."""
+    return ["external_id", "text", *(m["column"] for m in schema.get("meta", [])), *TAIL_COLUMNS]
+
+
+def _batches(rows: Iterable[dict[str, Any]], size: int = BATCH_ROWS) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _json_meta_columns(schema: dict[str, Any]) -> list[str]:
+    return [m["column"] for m in schema.get("meta", []) if m["type"] == "json"]
+
+
+# ---------------------------------------------------------------------------------------------------------- CSV
+
+
+def csv_write(*, schema: dict[str, Any], rows: Iterable[dict[str, Any]], out: IO[str]) -> None:
+    """CSV with the canonical columns: label, annotations, suggestion, a multilabel or span label and json-typed
+    metadata as JSON text, null as an empty cell, numbers and booleans as JSON writes them. Every other cell is
+    text and goes through `csv_safe` (a leading ' before =, +, -, @, tab or CR), JSON text cells included, so a
+    spreadsheet runs nothing; int64/float64/bool metadata cells are numbers and stay as they are."""
+    header = columns(schema)
+    numeric = {m["column"] for m in schema.get("meta", []) if m["type"] in ("int64", "float64", "bool")}
+    json_text = _json_text_keys(schema)
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header)
+    for row in rows:
+        cells: list[str] = []
+        for key in header:
+            value = row.get(key)
+            if value is None:
+                cells.append("")
+            elif key in numeric:
+                cells.append(_dumps(value))
+            elif isinstance(value, str) and key not in json_text:
+                cells.append(csv_safe(value))
+            else:
+                cells.append(csv_safe(_dumps(value)))
+        writer.writerow(cells)
+
+
+def _json_text_keys(schema: dict[str, Any]) -> frozenset[str]:
+    # a string in these columns is written as JSON text too (a json-typed metadata value that happens to be a
+    # string), so that a reader decodes every cell of a column the same way
+    return frozenset(["annotations", "suggestion", *_json_meta_columns(schema)]) | (
+        frozenset() if schema.get("task_type") == TaskType.CLASSIFICATION else frozenset(["label"])
+    )
+
+
+# ------------------------------------------------------------------------------------------------------ Parquet
+
+
+def _label_arrow_type(task_type: str) -> pa.DataType:
+    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+
+    if task_type == TaskType.MULTILABEL:
+        return pa.list_(pa.string())
+    if task_type == TaskType.SPANS:
+        return pa.list_(pa.struct([("start", pa.int64()), ("end", pa.int64()), ("label", pa.string())]))
+    return pa.string()
+
+
+def parquet_schema(schema: dict[str, Any]) -> pa.Schema:
+    """The Arrow schema of the Parquet file: real types for metadata, label, annotations and suggestion."""
+    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+
+    label = _label_arrow_type(schema.get("task_type", TaskType.CLASSIFICATION))
+    fields = [pa.field("external_id", pa.string(), nullable=False), pa.field("text", pa.string())]
+    fields += [pa.field(m["column"], getattr(pa, _META_ARROW[m["type"]])()) for m in schema.get("meta", [])]
+    fields += [
+        pa.field("label", label),
+        pa.field("label_source", pa.string()),
+        pa.field("split", pa.string()),
+        pa.field("annotations", pa.list_(pa.struct([("annotator", pa.string()), ("value", label)]))),
+        pa.field(
+            "suggestion",
+            pa.struct([("model_version", pa.string()), ("value", label), ("confidence", pa.float64())]),
+        ),
+    ]
+    return pa.schema(fields)
+
+
+def _json_meta_encoded(batch: list[dict[str, Any]], json_columns: list[str]) -> list[dict[str, Any]]:
+    if not json_columns:
+        return batch
+    out = []
+    for row in batch:
+        row = dict(row)
+        for column in json_columns:
+            if row[column] is not None:
+                row[column] = _dumps(row[column])
+        out.append(row)
+    return out
+
+
+def parquet_write(
+    *, schema: dict[str, Any], rows: Iterable[dict[str, Any]], path: Path, metadata: dict[str, str]
+) -> None:
+    """Parquet (zstd), a row group per batch written as it goes; `metadata` goes into the file's key-value
+    metadata (the card as "tandem.card", the snapshot's id/name/sha256 as "tandem.snapshot")."""
+    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+    import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
+
+    arrow_schema = parquet_schema(schema).with_metadata(metadata)
+    json_columns = _json_meta_columns(schema)
+    with pq.ParquetWriter(str(path), arrow_schema, compression="zstd") as writer:
+        wrote = False
+        for batch in _batches(rows):
+            writer.write_table(pa.Table.from_pylist(_json_meta_encoded(batch, json_columns), schema=arrow_schema))
+            wrote = True
+        if not wrote:  # an empty snapshot: a valid file with the schema and no rows
+            writer.write_table(arrow_schema.empty_table())
+
+
+# ----------------------------------------------------------------------------------------------- Hugging Face
+
+
+def hf_import() -> Any:
+    """The `datasets` module, offline: a snapshot never reaches the Hub."""
+    os.environ["HF_DATASETS_OFFLINE"] = "1"
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    import datasets  # type: ignore[import-untyped,unused-ignore]
+
+    return datasets
+
+
+def hf_features(schema: dict[str, Any]) -> datasets.Features:
+    """The HF Features of a snapshot: label a ClassLabel of the snapshot's labels (a list of them for
+    multilabel, a list of {start, end, label: ClassLabel} for spans); annotation values and the suggestion's
+    value the same feature as the label; metadata by type (json as its JSON text)."""
+    ds = hf_import()
+    names = list(schema.get("labels", []))
+    task_type = schema.get("task_type", TaskType.CLASSIFICATION)
+    label: Any
+    if task_type == TaskType.MULTILABEL:
+        label = ds.List(ds.ClassLabel(names=names))
+    elif task_type == TaskType.SPANS:
+        label = ds.List({"start": ds.Value("int64"), "end": ds.Value("int64"), "label": ds.ClassLabel(names=names)})
+    else:
+        label = ds.ClassLabel(names=names)
+    meta_types = {"string": "string", "int64": "int64", "float64": "float64", "bool": "bool", "json": "string"}
+    features: dict[str, Any] = {"external_id": ds.Value("string"), "text": ds.Value("string")}
+    for m in schema.get("meta", []):
+        features[m["column"]] = ds.Value(meta_types[m["type"]])
+    features |= {
+        "label": label,
+        "label_source": ds.Value("string"),
+        "split": ds.Value("string"),
+        "annotations": ds.List({"annotator": ds.Value("string"), "value": label}),
+        "suggestion": {"model_version": ds.Value("string"), "value": label, "confidence": ds.Value("float64")},
+    }
+    return ds.Features(features)
+
+
+class _LabelIds:
+    """A plain-form value with label names replaced by their ClassLabel ids."""
+
+    def __init__(self, task_type: str, names: list[str]):
+        self.task_type = task_type
+        self.ids = {name: i for i, name in enumerate(names)}
+
+    def _id(self, name: str) -> int:
+        try:
+            return self.ids[name]
+        except KeyError:
+            raise ValueError(f"label {name!r} is not one of the snapshot's labels") from None
+
+    def __call__(self, value: Any) -> Any:
+        if value is None:
+            return None
+        if self.task_type == TaskType.MULTILABEL:
+            return [self._id(name) for name in value]
+        if self.task_type == TaskType.SPANS:
+            return [{"start": s["start"], "end": s["end"], "label": self._id(s["label"])} for s in value]
+        return self._id(value)
+
+
+def _hf_row(row: dict[str, Any], encode: _LabelIds, json_columns: list[str]) -> dict[str, Any]:
+    row = dict(row)
+    for column in json_columns:
+        if row[column] is not None:
+            row[column] = _dumps(row[column])
+    row["label"] = encode(row["label"])
+    row["annotations"] = [{"annotator": a["annotator"], "value": encode(a["value"])} for a in row["annotations"]]
+    if row["suggestion"] is not None:
+        row["suggestion"] = {**row["suggestion"], "value": encode(row["suggestion"]["value"])}
+    return row
+
+
+def hf_write(
+    *,
+    schema: dict[str, Any],
+    rows: Iterable[dict[str, Any]],
+    out: IO[bytes],
+    workdir: Path,
+    top: str,
+    card: str,
+    mtime: int,
+) -> None:
+    """The `save_to_disk` layout of a DatasetDict with one directory per non-empty split, README.md (the card)
+    beside dataset_dict.json, all under the folder `top`, as an uncompressed tar with a fixed member order and
+    mtime. Rows go to one Arrow stream file per split as they come (a batch at a time), `datasets` memory-maps
+    those and saves them; `workdir` (emptied and removed at the end) holds both."""
+    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+
+    ds = hf_import()
+    features = hf_features(schema)
+    arrow_schema = features.arrow_schema
+    encode = _LabelIds(schema.get("task_type", TaskType.CLASSIFICATION), list(schema.get("labels", [])))
+    json_columns = _json_meta_columns(schema)
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        streams: dict[str, Path] = {}
+        writers: dict[str, pa.ipc.RecordBatchStreamWriter] = {}
+        pending: dict[str, list[dict[str, Any]]] = {split: [] for split in SPLITS}
+        counts = dict.fromkeys(SPLITS, 0)
+
+        def flush(split: str) -> None:
+            if not pending[split]:
+                return
+            if split not in writers:
+                streams[split] = workdir / f"{split}.arrow"
+                writers[split] = pa.ipc.new_stream(str(streams[split]), arrow_schema)
+            writers[split].write_table(pa.Table.from_pylist(pending[split], schema=arrow_schema))
+            counts[split] += len(pending[split])
+            pending[split] = []
+
+        for row in rows:
+            pending[row["split"]].append(_hf_row(row, encode, json_columns))
+            if len(pending[row["split"]]) >= BATCH_ROWS:
+                flush(row["split"])
+        for split in SPLITS:
+            flush(split)
+        for writer in writers.values():
+            writer.close()
+
+        info = ds.DatasetInfo(features=features)
+        splits = {
+            split: ds.Dataset.from_file(str(streams[split]), info=info, split=split, in_memory=False)
+            for split in SPLITS
+            if counts[split]
+        }
+        saved = workdir / top
+        ds.DatasetDict(splits).save_to_disk(str(saved))
+        del splits  # the memory maps of the stream files
+        (saved / "README.md").write_text(card, encoding="utf-8")
+        _tar_dir(saved, top=top, out=out, mtime=mtime)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _tar_dir(root: Path, *, top: str, out: IO[bytes], mtime: int) -> None:
+    """`root` as `top/...` in an uncompressed tar: members sorted by path, owner root, fixed mode and mtime."""
+
+    def member(name: str, path: Path) -> tarfile.TarInfo:
+        info = tarfile.TarInfo(name)
+        info.mtime, info.uid, info.gid, info.uname, info.gname = mtime, 0, 0, "", ""
+        if path.is_dir():
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+        else:
+            info.size, info.mode = path.stat().st_size, 0o644
+        return info
+
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(member(top, root))
+        for path in sorted(root.rglob("*"), key=lambda p: p.relative_to(root).parts):
+            info = member(f"{top}/{path.relative_to(root).as_posix()}", path)
+            if info.isdir():
+                tar.addfile(info)
+            else:
+                with path.open("rb") as fh:
+                    tar.addfile(info, fh)
+
+
+# ------------------------------------------------------------------------------------------------------- CoNLL
+
+
+class OverlappingSpans(Exception):
+    """A row whose label has spans that overlap: BIO cannot tag them."""
+
+    def __init__(self, external_id: str):
+        super().__init__(external_id)
+        self.external_id = external_id
+
+
+def _overlaps(spans: list[dict[str, Any]]) -> bool:
+    end = None
+    for span in sorted(spans, key=lambda s: (s["start"], s["end"])):
+        if end is not None and span["start"] < end:
+            return True
+        end = span["end"] if end is None else max(end, span["end"])
+    return False
+
+
+def bio_tags(text: str, spans: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(token, BIO tag) of each whitespace token: a token belongs to the first span (by start, end, label) that
+    overlaps it (services/gold.py's one span-token rule, `span_token_labels`), B- on its first token, I- after."""
+    ranges = span_tokens(text)
+    owner: list[int | None] = [None] * len(ranges)
+    ordered = sorted(spans, key=lambda s: (s["start"], s["end"], s["label"]))
+    for i, span in enumerate(ordered):
+        for t, tag in enumerate(span_token_labels(ranges, [span])):
+            if tag != OUTSIDE and owner[t] is None:
+                owner[t] = i
+    out = []
+    for t, (start, end) in enumerate(ranges):
+        o = owner[t]
+        if o is None:
+            tag = OUTSIDE
+        else:
+            tag = ("I-" if t > 0 and owner[t - 1] == o else "B-") + ordered[o]["label"]
+        out.append((text[start:end], tag))
+    return out
+
+
+def conll_docstart(external_id: str, split: str) -> str:
+    """An item's header line: CoNLL-2003's document start with the (percent-encoded) external id and the split
+    where `-X- -X-` stand, so every item is one document and the file lines up with data.jsonl row by row."""
+    return f"-DOCSTART- {quote(external_id, safe='')} {split} O"
+
+
+def conll_write(*, rows: Iterable[dict[str, Any]], out: IO[str]) -> None:
+    """CoNLL-2003 style BIO, one item per document: the `-DOCSTART-` line, then one `token<TAB>tag` line per
+    whitespace token, then a blank line. A row without a label is all O. Raises OverlappingSpans (at the first
+    such row: the caller throws the partial file away)."""
+    for row in rows:
+        spans = row["label"] or []
+        if _overlaps(spans):
+            raise OverlappingSpans(row["external_id"])
+        lines = [conll_docstart(row["external_id"], row["split"])]
+        lines += [f"{token}\t{tag}" for token, tag in bio_tags(row["text"], spans)]
+        out.write("\n".join(lines) + "\n\n")
