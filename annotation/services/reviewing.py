@@ -153,9 +153,12 @@ def _own_check(*, item: Item, annotation: Annotation, project: Project, reviewer
 
 def review_eligible_annotator_exists(*, item: Item, project: Project) -> bool:
     """Whether a member who may annotate is left for the item: not paused, with no annotation (counting or
-    rejected) and no skip of it, so the labeling queue could serve it to them."""
+    rejected) and no skip of it, so the labeling queue could serve it to them. An inactive account (a Label Studio
+    import's placeholder annotator) never labels again, so it is no one left."""
     return (
-        Membership.objects.filter(project_id=project.pk, paused=False, role__in=annotating_roles(project=project))
+        Membership.objects.filter(
+            project_id=project.pk, paused=False, user__is_active=True, role__in=annotating_roles(project=project)
+        )
         .exclude(user_id__in=Annotation.objects.filter(item_id=item.pk).values("annotator_id"))
         .exclude(user_id__in=Skip.objects.filter(item_id=item.pk).values("user_id"))
         .exists()
