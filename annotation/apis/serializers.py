@@ -85,6 +85,10 @@ class ProjectInput(StrictInput):
     max_rejections = serializers.IntegerField(min_value=1, max_value=100, required=False)
     reviewers_may_review_own = serializers.BooleanField(required=False)
     preselect_min_confidence = serializers.FloatField(min_value=0, max_value=1, required=False)
+    # checked in depth by services.projects.license_normalize (one line: it goes into the dataset cards' YAML)
+    license = serializers.CharField(
+        required=False, allow_blank=True, allow_null=True, max_length=200, trim_whitespace=False
+    )
 
 
 class ProjectOutput(serializers.ModelSerializer):

@@ -40,6 +40,7 @@ PROJECT_FIELDS = (
     "max_rejections",
     "reviewers_may_review_own",
     "preselect_min_confidence",
+    "license",
 )
 
 
@@ -115,6 +116,24 @@ def labels_normalize(raw: Any) -> list[dict[str, str]]:
     return labels
 
 
+def license_normalize(raw: Any) -> str:
+    """The data's license as the dataset cards state it (e.g. "cc-by-4.0"; "" = not stated): one line of at most
+    200 characters, since it goes into the cards' YAML header."""
+    if raw is None:
+        return ""
+    if not isinstance(raw, str) or len(raw.strip()) > 200 or any(c < " " or c == "\x7f" for c in raw.strip()):
+        raise InvalidInput(
+            "Invalid license.",
+            [
+                {
+                    "field": "license",
+                    "message": "One line of at most 200 characters, e.g. cc-by-4.0 (empty: not stated).",
+                }
+            ],
+        )
+    return raw.strip()
+
+
 def _apply(project: Project, fields: dict[str, Any]) -> list[str]:
     changed = []
     for name, value in fields.items():
@@ -122,6 +141,8 @@ def _apply(project: Project, fields: dict[str, Any]) -> list[str]:
             continue
         if name == "labels":
             value = labels_normalize(value)
+        elif name == "license":
+            value = license_normalize(value)
         setattr(project, name, value)
         changed.append(name)
     return changed

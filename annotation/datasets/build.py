@@ -1,0 +1,491 @@
+"""Creating and building a snapshot (docs/datasets.md).
+
+`snapshot_create` checks the definition and queues a SNAPSHOT Job; `snapshot_build` is that Job's work:
+
+1. In one REPEATABLE READ transaction (so every statement sees the same data even while people keep labeling):
+   pass 1 reads only (item id, external-id rank, stratum code, group code) of the matching items through a
+   server-side cursor into numpy arrays, and one aggregate gives the metadata fields and their JSON types;
+   split.py assigns the splits; pass 2 walks the ids in batches (items, final labels, counting annotations with
+   their usernames, the suggestions recorded on annotations) and writes the canonical rows to data.jsonl.tmp
+   while hashing them. Memory stays flat: a few integers per item plus one batch.
+2. fsync, rename to data.jsonl; the counts, schema and sha256 saved on the Snapshot.
+3. The eager formats (TANDEM_SNAPSHOT_EAGER_FORMATS) written from data.jsonl by formats.format_ensure.
+4. The snapshot `ready`, the Job succeeded with {"snapshot", "rows"}.
+
+Any error fails both the snapshot and the Job (a database error is left to the task's retries first). The build
+writes only its own directory, from scratch, so a retried or reclaimed build simply starts over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from array import array
+from collections import Counter
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.utils import timezone
+
+from annotation.datasets.filters import definition_normalize, filter_sql
+from annotation.datasets.paths import CANONICAL_NAME, snapshot_dir
+from annotation.datasets.rows import (
+    SPLITS,
+    meta_columns,
+    pseudonym,
+    row_line,
+    row_make,
+    stratum_names,
+    value_plain,
+)
+from annotation.datasets.split import split_assign
+from annotation.models import Annotation, FinalLabel, Item, Job, Project, Snapshot, SnapshotStatus
+from annotation.models.job import JobKind
+from annotation.models.project import TaskType
+from annotation.services.jobs import job_claim, job_error_text, job_fail, job_failure_text, job_progress, job_succeed
+
+logger = logging.getLogger(__name__)
+
+BATCH = 5000  # items per pass-2 batch: four queries each
+FETCH = 20_000  # rows per round trip of the pass-1 cursor
+# a nominal alpha over more distinct values than this says nothing (every span set its own category) and its
+# units x values table would not fit: the alpha is then null
+ALPHA_MAX_VALUES = 10_000
+ALPHA_MAX_CELLS = 20_000_000
+
+_STRATUM = {
+    TaskType.CLASSIFICATION: "COALESCE(fl.value->>'label', '')",
+    TaskType.MULTILABEL: (
+        "COALESCE((SELECT string_agg(x, ',' ORDER BY x COLLATE \"C\") FROM jsonb_array_elements_text("
+        "CASE WHEN jsonb_typeof(fl.value->'labels') = 'array' THEN fl.value->'labels' END) x), '')"
+    ),
+    TaskType.SPANS: (
+        "COALESCE((SELECT string_agg(DISTINCT s->>'label', ',' ORDER BY s->>'label') FROM jsonb_array_elements("
+        "CASE WHEN jsonb_typeof(fl.value->'spans') = 'array' THEN fl.value->'spans' END) s), '')"
+    ),
+}
+_FROM = "FROM annotation_item i LEFT JOIN annotation_finallabel fl ON fl.item_id = i.id"
+
+
+# ---------------------------------------------------------------- create
+
+
+@transaction.atomic
+def snapshot_create(*, project: Project, user: Any, body: Any) -> tuple[Snapshot, Job]:
+    """Check the definition (400 with the field of each problem), create the SNAPSHOT Job and the Snapshot
+    (`building`), and queue the build once the transaction commits."""
+    from annotation.tasks import snapshot_build_task
+
+    definition = definition_normalize(project=project, body=body)
+    job = Job.objects.create(
+        kind=JobKind.SNAPSHOT,
+        project=project,
+        created_by=user,
+        # the annotators filter's user ids: the Snapshot stores names (or pseudonyms), the build needs the ids
+        params={"annotator_ids": definition["annotator_ids"]},
+    )
+    snapshot = Snapshot.objects.create(
+        project=project,
+        name=definition["name"],
+        job=job,
+        filters=definition["filters"],
+        split=definition["split"],
+        pseudonymize=definition["pseudonymize"],
+        created_by=user,
+    )
+    job.params = {"snapshot": snapshot.pk, **job.params}
+    job.save(update_fields=["params"])
+    snapshot_build_task.delay_on_commit(job.pk)
+    return snapshot, job
+
+
+# ---------------------------------------------------------------- fail
+
+
+def snapshot_job_fail(*, job_id: int, error: str) -> None:
+    """Fail the Job and its snapshot (if still building) with `error`: the build raised, or its task died for good
+    (modelsvc.tasks.JobTask calls this)."""
+    job_fail(job_id=job_id, error=error)
+    Snapshot.objects.filter(job_id=job_id, status=SnapshotStatus.BUILDING).update(
+        status=SnapshotStatus.FAILED, error=job_error_text(error), finished_at=timezone.now()
+    )
+
+
+# ---------------------------------------------------------------- build
+
+
+def snapshot_build(*, job_id: int) -> Snapshot | None:
+    """A SNAPSHOT Job's work (the Celery task's, or the command line's synchronously): build its snapshot as the
+    module says. None when the Job was not claimable (another delivery has it, or it ended)."""
+    job = job_claim(job_id=job_id, kind=JobKind.SNAPSHOT, reclaim=True)
+    if job is None:
+        return None
+    snapshot_id = (job.params or {}).get("snapshot")
+    snapshot = Snapshot.objects.select_related("project").filter(pk=int(snapshot_id or 0)).first()
+    if snapshot is None:
+        job_fail(job_id=job_id, error="The snapshot was deleted before it was built.")
+        return None
+    try:
+        _build(snapshot=snapshot, job=job)
+    except (OperationalError, InterfaceError):
+        raise  # the task retries; after its retries JobTask fails both through snapshot_job_fail
+    except Exception as exc:
+        logger.exception("snapshot job %s failed", job_id)
+        snapshot_job_fail(job_id=job_id, error=job_failure_text(exc, doing="Building the snapshot"))
+    snapshot.refresh_from_db()
+    return snapshot
+
+
+def _build(*, snapshot: Snapshot, job: Job) -> None:
+    folder = snapshot_dir(snapshot)
+    folder.mkdir(parents=True, exist_ok=True)
+    for leftover in folder.iterdir():  # an earlier attempt's files: start from scratch (locks stay, see formats)
+        if leftover.is_file() and not leftover.name.endswith(".lock"):
+            leftover.unlink()
+    Snapshot.objects.filter(pk=snapshot.pk).update(formats={}, sha256="", error="")
+    snapshot.formats = {}
+
+    outer = connection.in_atomic_block  # the tests' transaction: its isolation level is already set
+    with transaction.atomic():
+        if not outer:
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        stats = _write_canonical(snapshot=snapshot, job=job)
+    # the final count on this connection too (the published ones may not reach a Job this process cannot see yet)
+    job_progress(job_id=job.pk, progress=stats["rows"], total=stats["rows"])
+
+    for name, value in stats.items():
+        setattr(snapshot, name, value)
+    snapshot.save(
+        update_fields=["rows", "splits", "label_distribution", "agreement", "model_version", "sha256", "schema"]
+    )
+    from annotation.datasets.formats import format_applicable, format_ensure
+
+    format_ensure(snapshot, "jsonl")  # records {"bytes": size, "sha256"} of the canonical file
+    for fmt in settings.TANDEM_SNAPSHOT_EAGER_FORMATS:
+        if fmt != "jsonl" and format_applicable(snapshot, fmt):
+            format_ensure(snapshot, fmt)
+    Snapshot.objects.filter(pk=snapshot.pk, status=SnapshotStatus.BUILDING).update(
+        status=SnapshotStatus.READY, finished_at=timezone.now()
+    )
+    job_succeed(job_id=job.pk, result={"snapshot": snapshot.pk, "rows": stats["rows"]})
+
+
+def _pass_one(
+    *, snapshot: Snapshot, condition: str, params: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """(ids ascending, external-id rank, stratum code, group code or None) of the matching items."""
+    project = snapshot.project
+    group_by = snapshot.split.get("group_by")
+    stratum = _STRATUM[TaskType(project.task_type)]
+    group = (
+        "CASE WHEN NULLIF(i.data -> %(group_by)s, 'null'::jsonb) IS NULL THEN -1 "
+        "ELSE dense_rank() OVER (ORDER BY NULLIF(i.data -> %(group_by)s, 'null'::jsonb)) END"
+        if group_by
+        else "-1"
+    )
+    sql = (
+        f'SELECT i.id, row_number() OVER (ORDER BY i.external_id COLLATE "C"), '
+        f'dense_rank() OVER (ORDER BY {stratum} COLLATE "C"), {group} '
+        f"{_FROM} WHERE {condition} ORDER BY i.id"
+    )
+    ids, order, strata, groups = array("q"), array("q"), array("q"), array("q")
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(sql, {**params, "group_by": group_by})
+        while batch := cursor.fetchmany(FETCH):
+            for item_id, rank, code, group_code in batch:
+                ids.append(item_id)
+                order.append(rank)
+                strata.append(code)
+                groups.append(group_code)
+    as_np = [
+        np.frombuffer(a, dtype=np.int64) if len(a) else np.zeros(0, dtype=np.int64)
+        for a in (ids, order, strata, groups)
+    ]
+    return as_np[0], as_np[1], as_np[2], (as_np[3] if group_by else None)
+
+
+def _meta_schema(*, condition: str, params: dict[str, Any]) -> list[dict[str, str]]:
+    """[{"field", "column", "type"}] of the metadata fields of the matching items (docs/datasets.md: types)."""
+    sql = (
+        "SELECT e.key, CASE jsonb_typeof(e.value) WHEN 'number' THEN "
+        "CASE WHEN e.value::text ~ '^-?[0-9]+$' THEN 'int' ELSE 'float' END ELSE jsonb_typeof(e.value) END "
+        f"{_FROM} CROSS JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(i.data) = 'object' THEN i.data END) e "
+        f"WHERE {condition} AND e.key <> 'text' GROUP BY 1, 2"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        found = cursor.fetchall()
+    types: dict[str, set[str]] = {}
+    for field, kind in found:
+        types.setdefault(field, set())
+        if kind != "null":
+            types[field].add(kind)
+    out = []
+    for field, column in meta_columns(sorted(types)):
+        kinds = types[field]
+        if kinds <= {"string"}:
+            kind = "string"  # all null too: a column of nulls
+        elif kinds == {"boolean"}:
+            kind = "bool"
+        elif kinds == {"int"}:
+            kind = "int64"
+        elif kinds <= {"int", "float"}:
+            kind = "float64"
+        else:
+            kind = "json"
+        out.append({"field": field, "column": column, "type": kind})
+    return out
+
+
+def _suggestion(task_type: str, labels: list[str], raw: Any, version_names: dict[int, str]) -> dict[str, Any] | None:
+    """A recorded suggestion or an item's prediction, in the row's form: {"model_version": str, "value": plain,
+    "confidence"}. A classification prediction without a confidence takes its label's probability (as the
+    lease's suggestion does, services/queue.py)."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("value"), dict):
+        return None
+    value = raw["value"]
+    version = raw.get("model_version")
+    if isinstance(version, int) and not isinstance(version, bool) and version in version_names:
+        name = version_names[version]
+    else:
+        name = "" if version is None else str(version)
+    confidence = raw.get("confidence")
+    if confidence is None and task_type == TaskType.CLASSIFICATION and isinstance(raw.get("probabilities"), dict):
+        confidence = raw["probabilities"].get(value.get("label"))
+    return {
+        "model_version": name,
+        "value": value_plain(task_type, value, labels),
+        "confidence": float(confidence)
+        if isinstance(confidence, int | float) and not isinstance(confidence, bool)
+        else None,
+    }
+
+
+class _Stats:
+    """Counts and agreement of the rows written, gathered one row at a time."""
+
+    def __init__(self, task_type: str, labels: list[str]):
+        self.task_type = task_type
+        self.labels = labels
+        self.splits = dict.fromkeys(SPLITS, 0)
+        self.per_split: dict[str, Counter[str]] = {s: Counter() for s in SPLITS}
+        self.items_pairable = 0
+        self.share_sum = 0.0
+        self.share_n = 0
+        self.categories: dict[str, int] = {}
+        self.unit = array("q")
+        self.code = array("q")
+        self.alpha_undefined = False
+
+    def add(self, *, split: str, label: Any, values: list[Any]) -> None:
+        self.splits[split] += 1
+        self.per_split[split].update(stratum_names(self.task_type, label))
+        if values and label is not None:
+            self.share_sum += sum(v == label for v in values) / len(values)
+            self.share_n += 1
+        if len(values) < 2:
+            return
+        unit = self.items_pairable
+        self.items_pairable += 1
+        if self.alpha_undefined:
+            return
+        for value in values:
+            key = json.dumps(value, sort_keys=True, ensure_ascii=False)
+            code = self.categories.setdefault(key, len(self.categories))
+            self.unit.append(unit)
+            self.code.append(code)
+        if len(self.categories) > ALPHA_MAX_VALUES:
+            self.alpha_undefined = True
+            self.unit, self.code = array("q"), array("q")
+
+    def _ordered(self, counts: Counter[str]) -> dict[str, int]:
+        out = {name: counts.get(name, 0) for name in self.labels}
+        out.update({name: n for name, n in sorted(counts.items()) if name not in out})
+        return out
+
+    def _alpha(self) -> float | None:
+        n_units, n_values = self.items_pairable, len(self.categories)
+        if self.alpha_undefined or n_units < 2 or n_units * n_values > ALPHA_MAX_CELLS:
+            return None
+        from annotation.quality.agreement import alpha_from_counts
+
+        unit = np.frombuffer(self.unit, dtype=np.int64)
+        code = np.frombuffer(self.code, dtype=np.int64)
+        counts = np.bincount(unit * n_values + code, minlength=n_units * n_values).reshape(n_units, n_values)
+        return alpha_from_counts(counts)
+
+    def result(self) -> dict[str, Any]:
+        total: Counter[str] = Counter()
+        for counts in self.per_split.values():
+            total.update(counts)
+        return {
+            "rows": sum(self.splits.values()),
+            "splits": dict(self.splits),
+            "label_distribution": self._ordered(total),
+            "per_split": {s: self._ordered(c) for s, c in self.per_split.items()},
+            "agreement": {
+                "items": self.items_pairable,
+                "mean_item_agreement": (self.share_sum / self.share_n) if self.share_n else None,
+                "krippendorff_alpha": self._alpha(),
+            },
+        }
+
+
+def _write_canonical(*, snapshot: Snapshot, job: Job) -> dict[str, Any]:
+    """Passes 1 and 2 (inside the caller's REPEATABLE READ transaction): data.jsonl written and fsynced; the
+    Snapshot's counts, schema and sha256 returned."""
+    from modelsvc.models import ModelVersion
+
+    project = snapshot.project
+    task_type = project.task_type
+    labels = project.label_names
+    annotator_ids = [int(pk) for pk in (job.params or {}).get("annotator_ids", [])]
+    condition, params = filter_sql(project=project, filters=snapshot.filters, annotator_ids=annotator_ids)
+
+    ids, order, strata, groups = _pass_one(snapshot=snapshot, condition=condition, params=params)
+    meta = _meta_schema(condition=condition, params=params)
+    split = snapshot.split
+    assigned = split_assign(
+        order=order,
+        strata=strata,
+        groups=groups,
+        ratios=(split["train"], split["validation"], split["test"]),
+        seed=int(split["seed"]),
+        stratify=bool(split.get("stratify", True)),
+    )
+    del order, strata, groups
+    total = len(ids)
+    _progress(job.pk, 0, total)
+
+    versions = ModelVersion.objects.filter(project=project)
+    version_names = dict(versions.exclude(name="").values_list("version", "name"))
+    active = versions.filter(status="active").values_list("version", flat=True).first()
+    secret = settings.SECRET_KEY
+    meta_fields = [(m["field"], m["column"]) for m in meta]
+    stats = _Stats(task_type, labels)
+    digest = hashlib.sha256()
+    folder = snapshot_dir(snapshot)
+    tmp = folder / f"{CANONICAL_NAME}.tmp"
+    with tmp.open("wb") as out:
+        for start in range(0, total, BATCH):
+            batch = ids[start : start + BATCH].tolist()
+            chunk = b"".join(
+                _rows(
+                    batch=batch,
+                    splits=assigned[start : start + BATCH].tolist(),
+                    snapshot=snapshot,
+                    labels=labels,
+                    meta=meta_fields,
+                    version_names=version_names,
+                    secret=secret,
+                    stats=stats,
+                )
+            )
+            out.write(chunk)
+            digest.update(chunk)
+            _progress(job.pk, min(start + BATCH, total), total)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, folder / CANONICAL_NAME)
+    _fsync_dir(folder)
+
+    result = stats.result()
+    return {
+        "rows": result["rows"],
+        "splits": result["splits"],
+        "label_distribution": result["label_distribution"],
+        "agreement": result["agreement"],
+        "model_version": active,
+        "sha256": digest.hexdigest(),
+        "schema": {"task_type": task_type, "labels": labels, "meta": meta, "per_split": result["per_split"]},
+    }
+
+
+def _rows(
+    *,
+    batch: list[int],
+    splits: list[int],
+    snapshot: Snapshot,
+    labels: list[str],
+    meta: list[tuple[str, str]],
+    version_names: dict[int, str],
+    secret: str,
+    stats: _Stats,
+) -> list[bytes]:
+    """The canonical lines of one batch of item ids (ascending)."""
+    project_id = snapshot.project_id
+    task_type = snapshot.project.task_type
+    items = {
+        pk: (ext, data, pred)
+        for pk, ext, data, pred in Item.objects.filter(pk__in=batch).values_list(
+            "pk", "external_id", "data", "prediction"
+        )
+    }
+    finals = {
+        pk: (value, source)
+        for pk, value, source in FinalLabel.objects.filter(item_id__in=batch).values_list("item_id", "value", "source")
+    }
+    annotations: dict[int, list[tuple[int, str, Any]]] = {}
+    for item_id, user_id, username, value in (
+        Annotation.objects.filter(item_id__in=batch, counts=True)
+        .order_by("id")
+        .values_list("item_id", "annotator_id", "annotator__username", "value")
+    ):
+        annotations.setdefault(item_id, []).append((user_id, username, value))
+    recorded = dict(
+        Annotation.objects.filter(item_id__in=batch, suggestion__isnull=False)
+        .order_by("item_id", "id")
+        .distinct("item_id")
+        .values_list("item_id", "suggestion")
+    )
+    lines = []
+    for item_id, split_code in zip(batch, splits, strict=True):
+        external_id, data, prediction = items[item_id]
+        final = finals.get(item_id)
+        label = value_plain(task_type, final[0], labels) if final else None
+        own = annotations.get(item_id, [])
+        values = [value_plain(task_type, value, labels) for _, _, value in own]
+        split = SPLITS[split_code]
+        suggestion = _suggestion(task_type, labels, recorded.get(item_id), version_names)
+        if suggestion is None:
+            suggestion = _suggestion(task_type, labels, prediction, version_names)
+        row = row_make(
+            external_id=external_id,
+            data=data if isinstance(data, dict) else {},
+            meta=meta,
+            label=label,
+            label_source=final[1] if final else None,
+            split=split,
+            annotations=[
+                {
+                    "annotator": pseudonym(secret=secret, project_id=project_id, user_id=user_id)
+                    if snapshot.pseudonymize
+                    else username,
+                    "value": value,
+                }
+                for (user_id, username, _), value in zip(own, values, strict=True)
+            ],
+            suggestion=suggestion,
+        )
+        stats.add(split=split, label=label, values=values)
+        lines.append(row_line(row))
+    return lines
+
+
+def _progress(job_id: int, done: int, total: int) -> None:
+    """Rows written so far, published on the "jobs" connection: pollers see it during the build's transaction."""
+    job_progress(job_id=job_id, progress=done, total=total, publish=True)
+
+
+def _fsync_dir(folder: Any) -> None:
+    """The rename itself made durable (POSIX: fsync the directory)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
