@@ -862,10 +862,7 @@ def _project_task(item: Item, task_type: str) -> dict[str, Any]:
         data[FINAL_KEY] = _plain(task_type, final.value)
         data[FINAL_SOURCE_KEY] = final.source
     anns = item.ls_annotations  # type: ignore[attr-defined]
-    out = [
-        _annotation(a.pk, {"id": a.annotator_id, "email": a.annotator.email or ""}, a.value, task_type, text, False)
-        for a in anns
-    ]
+    out = [_annotation(a.pk, _completed_by(a.annotator), a.value, task_type, text, False) for a in anns]
     _mark_ground_truth(out, [a.value for a in anns], final.value if final is not None else None)
     predictions = []
     current = item.prediction
@@ -887,6 +884,15 @@ def _project_task(item: Item, task_type: str) -> dict[str, Any]:
             }
         )
     return {"id": item.pk, "data": data, "annotations": out, "predictions": predictions}
+
+
+def _completed_by(user: Any) -> dict[str, Any]:
+    """A user as Label Studio's completed_by: a placeholder made by an import goes back out under its Label Studio
+    id (so a file that went through Tandem names the same annotators), anyone else under their own id."""
+    m = re.fullmatch(rf"{PLACEHOLDER_PREFIX}(\d+)", user.username)
+    if m and not user.is_active:
+        return {"id": int(m.group(1)), "email": ""}
+    return {"id": user.pk, "email": user.email or ""}
 
 
 def _has_final(item: Item) -> bool:

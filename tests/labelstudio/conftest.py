@@ -4,6 +4,7 @@ export and import guides: docs/source/guide/export.md, task_format.md, predictio
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from annotation.models import Job, Project
 from annotation.services.importing import import_job_create, import_run
@@ -30,3 +31,9 @@ def ls_run(
     done = import_run(job_id=job.pk)
     assert done is not None
     return done
+
+
+def res(job: Job) -> dict[str, Any]:
+    """A finished import Job's result (every import Job ends with one)."""
+    assert job.result is not None
+    return job.result
