@@ -3,8 +3,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { errorTarget, numberOf, parseList, snapshotBody, splitSum, splitSumText } from "../static/frontend/snapshots/body.js";
+import { errorTarget, metaValue, numberOf, parseList, snapshotBody, splitSum, splitSumText } from "../static/frontend/snapshots/body.js";
 import {
+  agreementText,
+  distributionText,
   downloadUrl,
   filtersText,
   formatsFor,
@@ -66,6 +68,8 @@ test("every filter the user set is sent in the API's shape", () => {
       { field: " lang ", value: "en" },
       { field: "", value: "ignored: no field" },
       { field: "source", value: "" },
+      { field: "year", value: "2024" },
+      { field: "code", value: '"007"' },
     ],
     gold: "exclude",
     train: "0.7",
@@ -86,7 +90,7 @@ test("every filter the user set is sent in the API's shape", () => {
       annotators: ["alice", "bob"],
       created_after: "2026-01-01",
       decided_before: "2026-12-31",
-      meta: { lang: "en", source: "" },
+      meta: { lang: "en", source: "", year: 2024, code: "007" },
       gold: "exclude",
     },
     split: { train: 0.7, validation: 0.2, test: 0.1, seed: 42, stratify: false, group_by: "url" },
@@ -98,6 +102,20 @@ test("no status checked is sent as it is (the API says what is wrong), an empty 
   const body = snapshotBody({ ...DEFAULTS, status: [], seed: "", min_agreement: "  " });
   assert.deepEqual(body.filters, { status: [] });
   assert.deepEqual(body.split, { train: 0.8, validation: 0.1, test: 0.1, stratify: true });
+});
+
+test("metadata values: JSON numbers, booleans and null as such, the rest (or quoted) as text", () => {
+  assert.equal(metaValue("en"), "en");
+  assert.equal(metaValue(" 42 "), 42);
+  assert.equal(metaValue("-1.5e3"), -1500);
+  assert.equal(metaValue("007"), "007"); // not a JSON number
+  assert.equal(metaValue('"42"'), "42");
+  assert.equal(metaValue('""'), "");
+  assert.equal(metaValue("true"), true);
+  assert.equal(metaValue("false"), false);
+  assert.equal(metaValue("null"), null);
+  assert.equal(metaValue(""), "");
+  assert.equal(metaValue("1,5"), "1,5");
 });
 
 test("lists and numbers from text", () => {
@@ -156,6 +174,15 @@ test("a snapshot's card in words", () => {
   assert.equal(timeText("2026-12-07T21:15:09.123456Z"), "2026-12-07 21:15 UTC");
   assert.equal(timeText("2026-12-07T22:15:09+01:00"), "2026-12-07 21:15 UTC");
   assert.equal(timeText(null), "–");
+  assert.equal(distributionText({ sports: 0, politics: 2, tech: 5 }), "politics 2 · tech 5");
+  assert.equal(distributionText({ sports: 0 }), "–");
+  assert.equal(distributionText(undefined), "–");
+  assert.equal(
+    agreementText({ items: 4, mean_item_agreement: 0.9333333, krippendorff_alpha: 0.8123 }),
+    "93.3 % mean item agreement · Krippendorff's α 0.812",
+  );
+  assert.equal(agreementText({ items: 0, mean_item_agreement: null, krippendorff_alpha: null }), "–");
+  assert.equal(agreementText(null), "–");
   assert.equal(modelText(3), "v3");
   assert.equal(modelText(null), "none");
   assert.equal(

@@ -20,6 +20,20 @@ export function numberOf(text) {
   return raw === "" ? undefined : Number(raw);
 }
 
+/**
+ * A metadata condition's value as the API matches it (JSON equality on the item's field): a number, true, false
+ * or null as typed is that JSON value; anything else, or a value in double quotes ("42"), is text.
+ */
+export function metaValue(text) {
+  const raw = String(text ?? "").trim();
+  if (/^"(.*)"$/s.test(raw)) return raw.slice(1, -1);
+  if (raw === "true") return true;
+  if (raw === "false") return false;
+  if (raw === "null") return null;
+  if (/^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$/.test(raw)) return Number(raw);
+  return raw;
+}
+
 /** The split ratios' sum, rounded away from float noise (0.7 + 0.2 + 0.1 is 1, not 0.9999999999999999). */
 export function splitSum(values) {
   let sum = 0;
@@ -62,7 +76,7 @@ export function snapshotBody(values) {
   const meta = {};
   for (const row of values.meta || []) {
     const field = String(row.field || "").trim();
-    if (field) meta[field] = row.value ?? "";
+    if (field) meta[field] = metaValue(row.value);
   }
   if (Object.keys(meta).length) filters.meta = meta;
   if (values.gold && values.gold !== "include") filters.gold = values.gold;

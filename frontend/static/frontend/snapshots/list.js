@@ -31,6 +31,21 @@ export function splitsText(splits) {
   return names.filter((k) => k in s).map((k) => k + " " + s[k]).join(" · ") || "–";
 }
 
+/** The label distribution, labels with rows only, in the API's order (the project's): "tech 5 · sports 2". */
+export function distributionText(distribution) {
+  const parts = Object.entries(distribution || {}).filter(([, n]) => n > 0);
+  return parts.map(([name, n]) => name + " " + n).join(" · ") || "–";
+}
+
+/** The agreement of the rows a snapshot holds: "93.3 % mean item agreement · Krippendorff's α 0.812". */
+export function agreementText(agreement) {
+  const a = agreement || {};
+  const parts = [];
+  if (typeof a.mean_item_agreement === "number") parts.push((100 * a.mean_item_agreement).toFixed(1) + " % mean item agreement");
+  if (typeof a.krippendorff_alpha === "number") parts.push("Krippendorff's α " + a.krippendorff_alpha.toFixed(3));
+  return parts.join(" · ") || "–";
+}
+
 /** A byte count for people: 512 B, 12.3 kB, 4.5 MB. */
 export function sizeText(bytes) {
   if (typeof bytes !== "number" || !Number.isFinite(bytes) || bytes < 0) return "";
@@ -133,6 +148,10 @@ export function renderSnapshot(s, { taskType, onCopy }) {
   const dl = make("dl", "snapshot-facts");
   fact(dl, "Rows", s.status === "ready" ? String(s.rows) : "–", "snapshot-rows");
   fact(dl, "Splits", s.status === "ready" ? splitsText(s.splits) : "–", "snapshot-splits");
+  if (s.status === "ready") {
+    fact(dl, "Labels", distributionText(s.label_distribution), "snapshot-labels");
+    fact(dl, "Agreement", agreementText(s.agreement), "snapshot-agreement");
+  }
   fact(dl, "Model version", modelText(s.model_version), "snapshot-model");
   if (s.sha256) {
     const wrap = make("span", "sha");

@@ -239,6 +239,7 @@ export function snapshotsPage(root, config) {
           if (r.status === 200 && r.data.status !== "building") {
             li = cardOf(s.id);
             if (li) li.replaceWith(card(r.data));
+            if (root.dataset.created === String(s.id)) status.textContent = ""; // "being built" is over: said below
             listStatus.textContent =
               r.data.status === "ready"
                 ? "Snapshot “" + r.data.name + "” is ready: " + r.data.rows + " row" + (r.data.rows === 1 ? "" : "s") + "."
