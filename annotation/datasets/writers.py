@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tarfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -31,24 +31,13 @@ TAIL_COLUMNS = ("label", "label_source", "split", "annotations", "suggestion")
 _META_ARROW = {"string": "string", "int64": "int64", "float64": "float64", "bool": "bool_", "json": "string"}
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+# the canonical file's JSON form; one encoder object skips json.dumps' per-call setup (hot in every writer)
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def columns(schema: dict[str, Any]) -> list[str]:
     """The canonical row's keys in order (the CSV header, the Parquet and HF column order)."""
     return ["external_id", "text", *(m["column"] for m in schema.get("meta", [])), *TAIL_COLUMNS]
-
-
-def _batches(rows: Iterable[dict[str, Any]], size: int = BATCH_ROWS) -> Iterator[list[dict[str, Any]]]:
-    batch: list[dict[str, Any]] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _json_meta_columns(schema: dict[str, Any]) -> list[str]:
@@ -124,17 +113,30 @@ def parquet_schema(schema: dict[str, Any]) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _json_meta_encoded(batch: list[dict[str, Any]], json_columns: list[str]) -> list[dict[str, Any]]:
-    if not json_columns:
-        return batch
-    out = []
-    for row in batch:
-        row = dict(row)
-        for column in json_columns:
-            if row[column] is not None:
-                row[column] = _dumps(row[column])
-        out.append(row)
-    return out
+class _Columns:
+    """Rows gathered column by column and turned into an Arrow table a batch at a time: building each column
+    with pa.array is several times faster than pa.Table.from_pylist over row dicts. `convert` maps a column to
+    the function applied to its non-null values."""
+
+    def __init__(self, arrow_schema: pa.Schema, convert: dict[str, Callable[[Any], Any]]):
+        self.schema = arrow_schema
+        self.plan = [(name, convert.get(name)) for name in arrow_schema.names]
+        self.values: dict[str, list[Any]] = {name: [] for name in arrow_schema.names}
+        self.size = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        for name, convert in self.plan:
+            value = row[name]
+            self.values[name].append(value if convert is None or value is None else convert(value))
+        self.size += 1
+
+    def take(self) -> pa.Table:
+        import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+
+        arrays = [pa.array(self.values[f.name], type=f.type) for f in self.schema]
+        self.values = {name: [] for name in self.schema.names}
+        self.size = 0
+        return pa.Table.from_arrays(arrays, schema=self.schema)
 
 
 def parquet_write(
@@ -142,18 +144,19 @@ def parquet_write(
 ) -> None:
     """Parquet (zstd), a row group per batch written as it goes; `metadata` goes into the file's key-value
     metadata (the card as "tandem.card", the snapshot's id/name/sha256 as "tandem.snapshot")."""
-    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
     import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
 
     arrow_schema = parquet_schema(schema).with_metadata(metadata)
-    json_columns = _json_meta_columns(schema)
+    batch = _Columns(arrow_schema, dict.fromkeys(_json_meta_columns(schema), _dumps))
     with pq.ParquetWriter(str(path), arrow_schema, compression="zstd") as writer:
         wrote = False
-        for batch in _batches(rows):
-            writer.write_table(pa.Table.from_pylist(_json_meta_encoded(batch, json_columns), schema=arrow_schema))
-            wrote = True
-        if not wrote:  # an empty snapshot: a valid file with the schema and no rows
-            writer.write_table(arrow_schema.empty_table())
+        for row in rows:
+            batch.add(row)
+            if batch.size >= BATCH_ROWS:
+                writer.write_table(batch.take())
+                wrote = True
+        if batch.size or not wrote:  # an empty snapshot still gets a valid file with the schema and no rows
+            writer.write_table(batch.take())
 
 
 # ----------------------------------------------------------------------------------------------- Hugging Face
@@ -165,6 +168,7 @@ def hf_import() -> Any:
     os.environ["HF_HUB_OFFLINE"] = "1"
     import datasets  # type: ignore[import-untyped,unused-ignore]
 
+    datasets.disable_progress_bars()  # a worker's log is no terminal
     return datasets
 
 
@@ -219,16 +223,15 @@ class _LabelIds:
         return self._id(value)
 
 
-def _hf_row(row: dict[str, Any], encode: _LabelIds, json_columns: list[str]) -> dict[str, Any]:
-    row = dict(row)
-    for column in json_columns:
-        if row[column] is not None:
-            row[column] = _dumps(row[column])
-    row["label"] = encode(row["label"])
-    row["annotations"] = [{"annotator": a["annotator"], "value": encode(a["value"])} for a in row["annotations"]]
-    if row["suggestion"] is not None:
-        row["suggestion"] = {**row["suggestion"], "value": encode(row["suggestion"]["value"])}
-    return row
+def _hf_convert(schema: dict[str, Any]) -> dict[str, Callable[[Any], Any]]:
+    """The per-column conversions of the HF layout: label names to ClassLabel ids, json metadata to text."""
+    encode = _LabelIds(schema.get("task_type", TaskType.CLASSIFICATION), list(schema.get("labels", [])))
+    return {
+        **dict.fromkeys(_json_meta_columns(schema), _dumps),
+        "label": encode,
+        "annotations": lambda values: [{"annotator": a["annotator"], "value": encode(a["value"])} for a in values],
+        "suggestion": lambda s: {**s, "value": encode(s["value"])},
+    }
 
 
 def hf_write(
@@ -250,28 +253,27 @@ def hf_write(
     ds = hf_import()
     features = hf_features(schema)
     arrow_schema = features.arrow_schema
-    encode = _LabelIds(schema.get("task_type", TaskType.CLASSIFICATION), list(schema.get("labels", [])))
-    json_columns = _json_meta_columns(schema)
+    convert = _hf_convert(schema)
     workdir.mkdir(parents=True, exist_ok=True)
     try:
         streams: dict[str, Path] = {}
         writers: dict[str, pa.ipc.RecordBatchStreamWriter] = {}
-        pending: dict[str, list[dict[str, Any]]] = {split: [] for split in SPLITS}
+        pending = {split: _Columns(arrow_schema, convert) for split in SPLITS}
         counts = dict.fromkeys(SPLITS, 0)
 
         def flush(split: str) -> None:
-            if not pending[split]:
+            if not pending[split].size:
                 return
             if split not in writers:
                 streams[split] = workdir / f"{split}.arrow"
                 writers[split] = pa.ipc.new_stream(str(streams[split]), arrow_schema)
-            writers[split].write_table(pa.Table.from_pylist(pending[split], schema=arrow_schema))
-            counts[split] += len(pending[split])
-            pending[split] = []
+            counts[split] += pending[split].size
+            writers[split].write_table(pending[split].take())
 
         for row in rows:
-            pending[row["split"]].append(_hf_row(row, encode, json_columns))
-            if len(pending[row["split"]]) >= BATCH_ROWS:
+            columns = pending[row["split"]]
+            columns.add(row)
+            if columns.size >= BATCH_ROWS:
                 flush(row["split"])
         for split in SPLITS:
             flush(split)
@@ -337,23 +339,22 @@ def _overlaps(spans: list[dict[str, Any]]) -> bool:
 
 
 def bio_tags(text: str, spans: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """(token, BIO tag) of each whitespace token: a token belongs to the first span (by start, end, label) that
-    overlaps it (services/gold.py's one span-token rule, `span_token_labels`), B- on its first token, I- after."""
+    """(token, BIO tag) of each whitespace token of a text whose spans do not overlap. The label comes from
+    services/gold.py's one span-token rule (`span_token_labels`: the first span by (start, end, label) that
+    overlaps the token); B- on the first token of that span, I- on the tokens after it."""
     ranges = span_tokens(text)
-    owner: list[int | None] = [None] * len(ranges)
+    labels = span_token_labels(ranges, spans)
     ordered = sorted(spans, key=lambda s: (s["start"], s["end"], s["label"]))
-    for i, span in enumerate(ordered):
-        for t, tag in enumerate(span_token_labels(ranges, [span])):
-            if tag != OUTSIDE and owner[t] is None:
-                owner[t] = i
     out = []
-    for t, (start, end) in enumerate(ranges):
-        o = owner[t]
-        if o is None:
-            tag = OUTSIDE
-        else:
-            tag = ("I-" if t > 0 and owner[t - 1] == o else "B-") + ordered[o]["label"]
+    k, previous = 0, None
+    for (start, end), label in zip(ranges, labels, strict=True):
+        # the first span overlapping this token: spans do not overlap, so they also end in this order
+        while k < len(ordered) and ordered[k]["end"] <= start:
+            k += 1
+        owner = k if label != OUTSIDE and k < len(ordered) and ordered[k]["start"] < end else None
+        tag = OUTSIDE if owner is None else ("I-" if owner == previous else "B-") + label
         out.append((text[start:end], tag))
+        previous = owner
     return out
 
 

@@ -58,7 +58,8 @@ def test_csv_neutralises_every_formula_cell(classification_snapshot):
     assert "'+45 tab\tinside" in cells
     assert "'=HYPERLINK(x)" in cells  # string metadata
     assert "'@mention" in cells
-    assert "-7" in cells and "-1.25" in cells  # numbers stay numbers
+    assert "-7" in cells
+    assert "-1.25" in cells
     assert '"-dash"' in cells  # a json-typed value: JSON text, which starts with a quote
     assert not [
         c for c in cells if c.startswith(("=", "+", "@", "\t", "\r")) or (c.startswith("-") and c[1:2].isalpha())
@@ -111,7 +112,8 @@ def test_hf_loads_offline_with_class_labels_and_one_directory_per_split(fixture,
     task_type = snapshot.project.task_type
     names = untar(format_ensure(snapshot, "hf").read_bytes(), tmp_path)
     top = download_slug(snapshot)
-    assert names[0] == top and all(n == top or n.startswith(top + "/") for n in names)
+    assert names[0] == top
+    assert all(n == top or n.startswith(top + "/") for n in names)
     assert f"{top}/README.md" in names
     dd = hf_load(tmp_path / top)
     expected = _json_meta_as_text(snapshot, _canonical(snapshot))
@@ -214,7 +216,8 @@ def test_each_format_is_recorded_once_and_merged(classification_snapshot):
     before = csv_path.stat().st_mtime_ns
     csv_path.write_text("changed")  # already written: never written again, even by a fresh copy of the row
     assert format_ensure(Snapshot.objects.get(pk=classification_snapshot.pk), "csv") == csv_path
-    assert csv_path.read_text() == "changed" and csv_path.stat().st_mtime_ns >= before
+    assert csv_path.read_text() == "changed"
+    assert csv_path.stat().st_mtime_ns >= before
     assert not [p for p in snapshot_dir(stale).iterdir() if p.name.endswith(".tmp")]
 
 
@@ -252,12 +255,33 @@ def test_empty_snapshot_every_format(empty_snapshot, tmp_path):
     import pyarrow.parquet as pq
 
     header, rows = csv_rows(format_ensure(empty_snapshot, "csv").read_bytes(), empty_snapshot.schema)
-    assert rows == [] and header[:2] == ["external_id", "text"] and header[-1] == "suggestion"
+    assert rows == []
+    assert header[:2] == ["external_id", "text"]
+    assert header[-1] == "suggestion"
     table = pq.read_table(format_ensure(empty_snapshot, "parquet"))
-    assert table.num_rows == 0 and table.column_names == header
+    assert table.num_rows == 0
+    assert table.column_names == header
     untar(format_ensure(empty_snapshot, "hf").read_bytes(), tmp_path)
     dd = hf_load(tmp_path / download_slug(empty_snapshot))
     assert dict(dd) == {}
-    _, card_header, body = card_markdown(empty_snapshot).split("---\n", 2)
+    _, _card_header, body = card_markdown(empty_snapshot).split("---\n", 2)
     assert "empty" in body
     assert format_ensure(empty_snapshot, "jsonl").read_bytes() == b""
+
+
+def test_bio_tags_follow_the_span_token_rule():
+    from annotation.datasets.writers import bio_tags
+
+    # a token two spans touch belongs to the first one (services/gold.py's rule); adjacent spans stay apart
+    assert bio_tags(
+        "New-York is big", [{"start": 4, "end": 8, "label": "ORG"}, {"start": 0, "end": 3, "label": "LOC"}]
+    ) == [
+        ("New-York", "B-LOC"),
+        ("is", "O"),
+        ("big", "O"),
+    ]
+    assert bio_tags("a b c", [{"start": 0, "end": 3, "label": "X"}, {"start": 4, "end": 5, "label": "X"}]) == [
+        ("a", "B-X"),
+        ("b", "I-X"),
+        ("c", "B-X"),
+    ]
