@@ -79,8 +79,9 @@ def _prediction(item: Item, version: ModelVersion) -> dict[str, Any]:
 
 
 @pytest.fixture
-def world():
-    """A project with predictions, a model version, gold items, decided items, others' annotations, Jobs."""
+def world(settings, tmp_path, monkeypatch):
+    """A project with predictions, a model version, gold items, decided items, others' annotations, Jobs, a
+    dataset snapshot."""
     manager = make_user("walk_manager")
     project = make_project(
         manager, labels=LABELS, annotations_per_item=2, sampling="sequential", exploration_rate=0, gold_rate=0
@@ -134,9 +135,17 @@ def world():
             project=project, kind=JobKind.IMPORT, created_by=manager, status=JobStatus.SUCCEEDED, result={"created": 5}
         ),
     ]
+    # a built snapshot (issue 14): its API is for engineers, managers and staff only
+    import annotation.datasets.build as snapshot_building
+
+    settings.TANDEM_SNAPSHOT_DIR, settings.TANDEM_SNAPSHOT_EAGER_FORMATS = tmp_path / "snapshots", []
+    monkeypatch.setattr(snapshot_building, "_progress", lambda *args: None)  # the "jobs" connection: not in tests
+    _, snapshot_job = snapshot_building.snapshot_create(project=project, user=manager, body={"name": "walk"})
+    snapshot = snapshot_building.snapshot_build(job_id=snapshot_job.pk)
     return {
         "project": project,
         "manager": manager,
+        "snapshot": snapshot,
         "me": me,
         "other": other,
         "items": items,
@@ -156,6 +165,7 @@ def _urls(world) -> list[tuple[str, str]]:
         "items": [i.pk for i in world["items"].values()],
         "annotations": [a.pk for a in world["annotations"]],
         "jobs": [j.pk for j in world["jobs"]],
+        "snapshots": [world["snapshot"].pk],
     }
     out = []
     for pattern in urlpatterns:
@@ -244,6 +254,9 @@ def test_an_annotator_sees_nothing_they_may_not(world):
     # what they may not have at all
     assert results[f"/api/projects/{p}/model-versions"][0] == 403
     assert results[f"/api/projects/{p}/annotators"][0] == 403
+    snapshot = world["snapshot"].pk
+    for url in (f"/api/projects/{p}/snapshots", f"/api/snapshots/{snapshot}"):
+        assert results[url][0] == 403, url
     assert results[f"/api/jobs/{world['jobs'][0].pk}"][0] == 404
     assert results[f"/api/annotations/{world['annotations'][1].pk}"][0] == 404  # another's annotation
     # the model's output only on the item served to them
@@ -277,5 +290,6 @@ def test_the_detector_finds_what_a_manager_sees(world):
     p = world["project"].pk
     assert results[f"/api/projects/{p}/model-versions"][0] == 200
     assert results[f"/api/projects/{p}/annotators"][0] == 200
+    assert results[f"/api/snapshots/{world['snapshot'].pk}"][0] == 200
     for item in world["items"].values():
         assert results[f"/api/items/{item.pk}/explanation"][0] == 200
