@@ -12,8 +12,9 @@ from django.test import Client
 from annotation.models import Annotation, FinalLabel, Item, Membership
 from annotation.services.reviewing import review_eligible_annotator_exists, review_submit
 from modelsvc.models import ModelVersion, Prediction, VersionKind, VersionStatus
+from tests.annotation.apis.helpers import run_import
 from tests.conftest import add_member, client_for, make_project, make_user
-from tests.labelstudio.conftest import ls_run, res
+from tests.labelstudio.conftest import DATA, ls_run, res
 
 User = get_user_model()
 
@@ -374,3 +375,19 @@ def test_an_imported_version_cannot_be_activated(sentiment, owner, alice):
     assert r.status_code == 409
     version.refresh_from_db()
     assert version.status == VersionStatus.CANDIDATE
+
+
+def test_import_api_takes_a_label_studio_file_with_text_field(sentiment, owner):
+    """The REST path: a multipart upload of a Label Studio export (a .json file name) with ?format=labelstudio and
+    ?text_field=, 202 with its Job, run as the worker would; the Job's result through GET /api/jobs/{id}."""
+    body = run_import(
+        client_for(owner),
+        sentiment,
+        file=(DATA / "text_field.json").read_bytes(),
+        name="project-3-at-2024-03-09.json",
+        query="?format=labelstudio&text_field=review",
+    )
+    assert body["status"] == "succeeded", body
+    assert body["result"]["created"] == 2
+    assert body["result"]["users_created"] == 1
+    assert Annotation.objects.get(item__external_id="ls-31").annotator.username == "ls-9"
