@@ -5,6 +5,10 @@ stream-parses the file (memory flat in file size), validates every row, and inse
 inside one transaction, so an import either lands whole or not at all. Re-importing the same
 rows adds nothing: inserts are `ON CONFLICT (project, external_id) DO NOTHING`, and rows without
 an external_id get one derived from their content.
+
+A row may bring its item's final label along (`row_label`: `label`, `labels` or `spans`) or make it a gold item
+(`row_gold`: `gold`); such a new item is inserted `approved` with its FinalLabel (source `imported` / `gold`) in
+the same batch.
 """
 
 from __future__ import annotations
@@ -28,10 +32,12 @@ from django.utils import timezone
 
 from annotation.exceptions import InvalidInput, PayloadTooLarge
 from annotation.models import FinalLabel, Item, Job, Project
+from annotation.models.item import FinalLabelSource
 from annotation.models.job import JobKind
 from annotation.models.project import TaskType
 from annotation.services.gold import gold_validate
 from annotation.services.jobs import job_claim, job_fail, job_failure_text, job_progress, job_succeed
+from annotation.services.values import value_validate
 from annotation.storable import find_unstorable, string_problem
 from modelsvc.services.prelabel import prelabel_start
 
@@ -42,7 +48,9 @@ FORMATS = ("json", "jsonl", "csv")
 NAMED_FORMATS = ("labelstudio",)
 ON_ERROR = ("reject", "skip")
 CHUNK = 1 << 20
-RESERVED = {"external_id", "text", "gold"}
+# a row's fields that are not metadata: the item's own, its gold value, and an existing final label (row_label)
+LABEL_FIELDS = ("label", "labels", "spans")
+RESERVED = {"external_id", "text", "gold", *LABEL_FIELDS}
 
 
 class FatalImportError(Exception):
@@ -443,6 +451,80 @@ def row_gold(line: int, row: dict[str, Any], text: str, project: Project, fmt: s
         return [RowError(line, e.get("field") or "gold", e["message"]) for e in exc.errors]
 
 
+# the key of each task type's annotation value, and the field that may carry its plain form besides `label`
+_VALUE_KEY: dict[str, str] = {TaskType.CLASSIFICATION: "label", TaskType.MULTILABEL: "labels", TaskType.SPANS: "spans"}
+_PLAIN_SHAPE: dict[str, str] = {
+    TaskType.CLASSIFICATION: "a label's name",
+    TaskType.MULTILABEL: "a list of label names",
+    TaskType.SPANS: "a list of {start, end, label}",
+}
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def row_label(line: int, row: dict[str, Any], text: str, project: Project, fmt: str) -> Any:
+    """The row's existing final label as a canonical annotation value, None without one, or the RowErrors that
+    say what is wrong with it (field `label`, `labels`, `spans`, or below them: `spans[0].end`, `label.label`).
+
+    One field per row. `label` holds the label in its plain form, the form snapshot rows carry: classification
+    the name, multilabel a list of names, spans a list of `{start, end, label}`; multilabel rows may send that
+    list as `labels`, span rows as `spans`. `label` also takes the annotation value object (`{"label": ...}`,
+    `{"labels": [...]}`, `{"spans": [...]}`, as `gold` does); the JSON type tells the two apart (an object is
+    never a plain form). In CSV the cell is that JSON as text; a classification cell may be just the name and a
+    multilabel one names joined by `|`. Absent, null, an empty string or an empty cell: no label; `[]` is a label
+    (multilabel: none of the labels apply; spans: no entity in the text). Checked by `value_validate`, the rule
+    every annotation value goes through."""
+    given = [name for name in LABEL_FIELDS if not _blank(row.get(name))]
+    if not given:
+        return None
+    name = given[0]
+    if len(given) > 1:
+        return [RowError(line, given[1], f"send one of {', '.join(given)}: they are the same label")]
+    if not _blank(row.get("gold")):
+        return [RowError(line, name, "a gold item's value is its gold; send one of them")]
+    task_type = project.task_type
+    key = _VALUE_KEY[task_type]
+    if name != "label" and name != key:
+        return [
+            RowError(
+                line, name, f"this is a {task_type} project: send its label as `label` ({_PLAIN_SHAPE[task_type]})"
+            )
+        ]
+    raw = row[name]
+    if fmt == "csv":
+        cell = str(raw).strip()
+        if task_type == TaskType.CLASSIFICATION and (cell in project.label_names or not cell.startswith(("{", "["))):
+            raw = cell  # a name, even one that looks like JSON
+        elif cell.startswith(("{", "[")):
+            try:
+                raw = json.loads(cell)
+            except ValueError as exc:
+                return [RowError(line, name, f"invalid JSON: {exc}")]
+        elif task_type == TaskType.MULTILABEL:
+            raw = [part.strip() for part in cell.split("|")]
+        else:
+            return [RowError(line, name, 'expected a JSON list, e.g. [{"start": 0, "end": 3, "label": "PER"}]')]
+    if isinstance(raw, dict):  # the value object: errors named like gold's (label.label, label.spans[0].end)
+        try:
+            return gold_validate(project=project, text=text, value=raw, field=name)
+        except InvalidInput as exc:
+            return [RowError(line, e.get("field") or name, e["message"]) for e in exc.errors]
+    if not isinstance(raw, str if task_type == TaskType.CLASSIFICATION else list):
+        return [RowError(line, name, f"wrong type: expected {_PLAIN_SHAPE[task_type]}, found {type(raw).__name__}")]
+    try:
+        return value_validate(task_type=task_type, label_names=project.label_names, value={key: raw}, text=text)
+    except InvalidInput as exc:
+        # the plain form is the value's inner name or list: value.label -> label, value.spans[0].end -> spans[0].end
+        inner = f"value.{key}"
+        return [RowError(line, _plain_field(name, inner, e.get("field")), e["message"]) for e in exc.errors]
+
+
+def _plain_field(name: str, inner: str, where: str | None) -> str:
+    return name + where[len(inner) :] if where and where.startswith(inner) else name
+
+
 def rows_parse(f: BinaryIO, fmt: str, limits: Limits) -> Iterator[tuple[int, Any, str]]:
     """(line, row or None, problem) for every row of an open binary file."""
     if fmt == "jsonl":
@@ -456,35 +538,40 @@ def rows_parse(f: BinaryIO, fmt: str, limits: Limits) -> Iterator[tuple[int, Any
 
 
 def _insert_batch(
-    cursor, project_id: int, batch: dict[str, str], now, golds: dict[str, str] | None = None
-) -> tuple[int, int]:
-    """INSERT ... ON CONFLICT DO NOTHING RETURNING; (new rows, new gold items). A new row with a gold value
-    (`golds`: external_id -> the value's JSON) is a gold item, `approved`, with its FinalLabel (source gold); an
-    existing one is left alone, as every duplicate is."""
+    cursor, project_id: int, batch: dict[str, str], now, finals: dict[str, tuple[str, str]] | None = None
+) -> tuple[int, int, int]:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING; (new rows, new gold items, new labeled items).
+
+    `finals`: external_id -> (FinalLabel source, value JSON) of the batch's rows that come with their final
+    label: a gold value (source `gold`: a gold item) or an existing label (source `imported`). Such a new row is
+    inserted `approved`, and all their FinalLabels in one more INSERT; an existing row is left alone, as every
+    duplicate is."""
     table = Item._meta.db_table
     placeholder = "(%s, %s, %s, %s, 0, %s, 0, 0, %s)"
     values = ", ".join([placeholder] * len(batch))
-    golds = golds or {}
+    finals = finals or {}
     params: list[Any] = []
     for ext, data in batch.items():
-        gold = ext in golds
-        params.extend((project_id, ext, data, "approved" if gold else "open", gold, now))
+        final = finals.get(ext)
+        is_gold = final is not None and final[0] == FinalLabelSource.GOLD
+        params.extend((project_id, ext, data, "open" if final is None else "approved", is_gold, now))
     sql = (
         f"INSERT INTO {table} (project_id, external_id, data, status, priority, is_gold, "  # noqa: S608 - no user input in the SQL text
         f"annotation_count, lease_count, created_at) VALUES {values} "
-        "ON CONFLICT (project_id, external_id) DO NOTHING RETURNING id" + (", external_id" if golds else "")
+        "ON CONFLICT (project_id, external_id) DO NOTHING RETURNING id" + (", external_id" if finals else "")
     )
     cursor.execute(sql, params)
     rows = cursor.fetchall()
-    new_gold = [(row[0], golds[row[1]]) for row in rows if row[1] in golds] if golds else []
-    if new_gold:
-        finals = FinalLabel._meta.db_table
+    new_finals = [(row[0], *finals[row[1]]) for row in rows if row[1] in finals] if finals else []
+    if new_finals:
+        table = FinalLabel._meta.db_table
         cursor.execute(
-            f"INSERT INTO {finals} (item_id, value, source, created_at, updated_at) VALUES "  # noqa: S608 - no user input in the SQL text
-            + ", ".join(["(%s, %s, 'gold', %s, %s)"] * len(new_gold)),
-            [p for item_id, gold in new_gold for p in (item_id, gold, now, now)],
+            f"INSERT INTO {table} (item_id, source, value, created_at, updated_at) VALUES "  # noqa: S608 - no user input in the SQL text
+            + ", ".join(["(%s, %s, %s, %s, %s)"] * len(new_finals)),
+            [p for item_id, source, value in new_finals for p in (item_id, source, value, now, now)],
         )
-    return len(rows), len(new_gold)
+    gold = sum(1 for _, source, _ in new_finals if source == FinalLabelSource.GOLD)
+    return len(rows), gold, len(new_finals) - gold
 
 
 class _BatchWriter:
@@ -497,19 +584,19 @@ class _BatchWriter:
 
     def __init__(self, project_id: int, now) -> None:
         self.project_id, self.now = project_id, now
-        self.created = self.sent = self.gold = 0
+        self.created = self.sent = self.gold = self.labeled = 0
         self.error: BaseException | None = None
         connection.ensure_connection()
         self.raw = connection.connection
-        self.queue: queue.Queue[tuple[dict[str, str], dict[str, str]] | None] = queue.Queue(maxsize=2)
+        self.queue: queue.Queue[tuple[dict[str, str], dict[str, tuple[str, str]]] | None] = queue.Queue(maxsize=2)
         self.thread = threading.Thread(target=self._run, name="import-writer", daemon=True)
         self.thread.start()
 
-    def put(self, batch: dict[str, str], golds: dict[str, str]) -> None:
+    def put(self, batch: dict[str, str], finals: dict[str, tuple[str, str]]) -> None:
         self.sent += len(batch)
         if self.error is not None:
             raise self.error
-        self.queue.put((batch, golds))
+        self.queue.put((batch, finals))
 
     def _run(self) -> None:
         while (work := self.queue.get()) is not None:
@@ -517,9 +604,10 @@ class _BatchWriter:
                 continue
             try:
                 with self.raw.cursor() as cursor:
-                    created, gold = _insert_batch(cursor, self.project_id, work[0], self.now, work[1])
+                    created, gold, labeled = _insert_batch(cursor, self.project_id, work[0], self.now, work[1])
                     self.created += created
                     self.gold += gold
+                    self.labeled += labeled
             except BaseException as exc:  # handed to the parsing thread by put() / close()
                 self.error = exc
 
@@ -578,7 +666,7 @@ def _import(job: Job) -> Job:
     max_rows = settings.TANDEM_IMPORT_MAX_ROWS
     batch_size = settings.TANDEM_IMPORT_BATCH_SIZE
     errors: list[RowError] = []
-    error_count = rows = created = duplicates = gold = 0
+    error_count = rows = created = duplicates = gold = labeled = 0
     now = timezone.now()
     project = job.project
 
@@ -592,7 +680,8 @@ def _import(job: Job) -> Job:
     try:
         with transaction.atomic(), open(path, "rb") as f:
             batch: dict[str, str] = {}
-            golds: dict[str, str] = {}  # external_id -> gold value (JSON) of the batch's gold rows
+            # external_id -> (source, value JSON) of the batch's rows that bring their final label (gold or imported)
+            finals: dict[str, tuple[str, str]] = {}
             writer = _BatchWriter(job.project_id, now)
             stream = rows_parse(f, params["format"], limits)
             try:
@@ -609,9 +698,12 @@ def _import(job: Job) -> Job:
                             err.row = rows
                             note(err)
                         continue
-                    gold_value = row_gold(line, row, checked[1]["text"], project, params["format"])
-                    if isinstance(gold_value, list):
-                        for err in gold_value:
+                    text = checked[1]["text"]
+                    gold_value = row_gold(line, row, text, project, params["format"])
+                    label_value = row_label(line, row, text, project, params["format"])
+                    bad = [e for v in (gold_value, label_value) if isinstance(v, list) for e in v]
+                    if bad:
+                        for err in bad:
                             err.row = rows
                             note(err)
                         continue
@@ -623,18 +715,20 @@ def _import(job: Job) -> Job:
                         continue
                     batch[ext] = json.dumps(data, ensure_ascii=False)
                     if gold_value is not None:
-                        golds[ext] = json.dumps(gold_value, ensure_ascii=False)
+                        finals[ext] = (FinalLabelSource.GOLD.value, json.dumps(gold_value, ensure_ascii=False))
+                    elif label_value is not None:
+                        finals[ext] = (FinalLabelSource.IMPORTED.value, json.dumps(label_value, ensure_ascii=False))
                     if len(batch) >= batch_size:
-                        writer.put(batch, golds)
-                        batch, golds = {}, {}
+                        writer.put(batch, finals)
+                        batch, finals = {}, {}
                         _progress(job.pk, f.tell())
                 if batch and not (error_count and not skip_bad):
-                    writer.put(batch, golds)
+                    writer.put(batch, finals)
             except FatalImportError as exc:
                 fatal = exc
             finally:
                 writer.close()
-            created, gold = writer.created, writer.gold
+            created, gold, labeled = writer.created, writer.gold, writer.labeled
             duplicates += writer.sent - writer.created
             if fatal is not None or (error_count and not skip_bad) or (rows == 0):
                 raise _Rollback
@@ -660,6 +754,7 @@ def _import(job: Job) -> Job:
     result = {
         "created": created,
         "gold": gold,
+        "labeled": labeled,
         "duplicates": duplicates,
         "errors": [e.as_dict() for e in errors],
         "error_count": error_count,

@@ -440,7 +440,7 @@ def test_jsonl_gold_rows_become_gold_items(project, manager_client, settings, mo
         {"external_id": "g1", "text": "one", "gold": {"label": "tech"}},
         {"external_id": "n1", "text": "two"},
         {"external_id": "n2", "text": "three", "gold": None},
-        {"external_id": "g2", "text": "four", "gold": {"label": "sports"}, "label": "politics", "src": "x"},
+        {"external_id": "g2", "text": "four", "gold": {"label": "sports"}, "topic": "politics", "src": "x"},
         {"external_id": "g3", "text": "five", "gold": {"label": "politics"}},
     )
     job = run_import(manager_client, project, file=data, name="gold.jsonl")
@@ -450,11 +450,11 @@ def test_jsonl_gold_rows_become_gold_items(project, manager_client, settings, mo
         ("g1", True, "approved", {"label": "tech"}),
         ("n1", False, "open", None),
         ("n2", False, "open", None),
-        ("g2", True, "approved", {"label": "sports"}),  # the gold wins over a `label` beside it
+        ("g2", True, "approved", {"label": "sports"}),
         ("g3", True, "approved", {"label": "politics"}),
     ]
     g2 = Item.objects.get(project=project, external_id="g2")
-    assert g2.data == {"text": "four", "label": "politics", "src": "x"}  # `gold` is not kept in the data
+    assert g2.data == {"text": "four", "topic": "politics", "src": "x"}  # `gold` is not kept in the data
 
 
 def test_csv_gold_column(project, manager_client):
