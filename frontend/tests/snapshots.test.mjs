@@ -204,6 +204,7 @@ test("a snapshot's card in words", () => {
     "0.8 / 0.1 / 0.1, seed 0, stratified, grouped by url",
   );
   assert.equal(splitText({ train: 1, validation: 0, test: 0, seed: 3, stratify: false }), "1 / 0 / 0, seed 3");
+  assert.equal(splitText({}), "–");
 });
 
 test("build progress and the polling pace", () => {

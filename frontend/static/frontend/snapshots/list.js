@@ -99,7 +99,9 @@ export function filtersText(filters) {
 /** The split settings in words: "0.8 / 0.1 / 0.1, seed 0, stratified, grouped by source". */
 export function splitText(split) {
   const s = split || {};
-  const parts = [[s.train, s.validation, s.test].map((v) => (v === undefined ? "?" : v)).join(" / ")];
+  const ratios = [s.train, s.validation, s.test];
+  if (ratios.every((v) => v === undefined || v === null)) return "–";
+  const parts = [ratios.map((v) => (v === undefined || v === null ? "?" : v)).join(" / ")];
   if (s.seed !== undefined && s.seed !== null) parts.push("seed " + s.seed);
   if (s.stratify) parts.push("stratified");
   if (s.group_by) parts.push("grouped by " + s.group_by);
@@ -146,14 +148,16 @@ export function renderSnapshot(s, { taskType, onCopy }) {
   li.appendChild(head);
 
   const dl = make("dl", "snapshot-facts");
-  fact(dl, "Rows", s.status === "ready" ? String(s.rows) : "–", "snapshot-rows");
-  fact(dl, "Splits", s.status === "ready" ? splitsText(s.splits) : "–", "snapshot-splits");
-  if (s.status === "ready") {
+  const ready = s.status === "ready";
+  if (ready) {
+    // what the build counted; a building or failed snapshot has none of these yet
+    fact(dl, "Rows", String(s.rows), "snapshot-rows");
+    fact(dl, "Splits", splitsText(s.splits), "snapshot-splits");
     fact(dl, "Labels", distributionText(s.label_distribution), "snapshot-labels");
     fact(dl, "Agreement", agreementText(s.agreement), "snapshot-agreement");
+    fact(dl, "Model version", modelText(s.model_version), "snapshot-model");
   }
-  fact(dl, "Model version", modelText(s.model_version), "snapshot-model");
-  if (s.sha256) {
+  if (ready && s.sha256) {
     const wrap = make("span", "sha");
     const code = make("code", null, shortSha(s.sha256));
     code.title = s.sha256;
@@ -163,8 +167,6 @@ export function renderSnapshot(s, { taskType, onCopy }) {
     copy.addEventListener("click", () => onCopy(s.sha256, copy));
     wrap.append(code, copy);
     fact(dl, "SHA-256", wrap, "snapshot-sha");
-  } else {
-    fact(dl, "SHA-256", "–", "snapshot-sha");
   }
   fact(dl, "Filters", filtersText(s.filters), "snapshot-filters");
   fact(dl, "Split", splitText(s.split) + (s.pseudonymize ? "; annotators pseudonymized" : ""), "snapshot-split");
