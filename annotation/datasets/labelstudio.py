@@ -224,9 +224,12 @@ def value_results(task_type: str, value: Any, text: str, *, prefix: str) -> list
                 result["score"] = span["score"]
             out.append(result)
         return out
-    chosen = [value["label"]] if task_type == TaskType.CLASSIFICATION else list(value.get("labels") or [])
-    if task_type == TaskType.CLASSIFICATION and not isinstance(value.get("label"), str):
-        return []
+    if task_type == TaskType.CLASSIFICATION:
+        if not isinstance(value.get("label"), str):
+            return []
+        chosen = [value["label"]]
+    else:
+        chosen = list(value.get("labels") or [])
     return [{"id": f"{prefix}-0", **base, "type": "choices", "value": {"choices": chosen}}]
 
 
@@ -567,13 +570,18 @@ def _resolve_users(ctx: _Context, annotators: Iterable[Annotator]) -> None:
 
 
 def _version(ctx: _Context, name: str) -> Any:
-    """The project's imported ModelVersion named `name` (created as a candidate when it is new). The caller's
-    transaction holds the project row lock, so version numbers are taken one at a time."""
+    """The project's imported ModelVersion named `name` (created as a candidate, with the next version number,
+    when it is new)."""
     from modelsvc.models import ModelVersion, VersionKind, VersionStatus
     from modelsvc.services.versions import _next_number, label_spec
 
     if name not in ctx.versions:
         version = ModelVersion.objects.filter(project=ctx.project, kind=VersionKind.IMPORTED, name=name).first()
+        if version is None:
+            # the project row lock orders version numbers with training's registrations (held to the commit)
+            Project.objects.select_for_update().filter(pk=ctx.project.pk).first()
+            # a concurrent import of the same name may have made it while we waited for the lock
+            version = ModelVersion.objects.filter(project=ctx.project, kind=VersionKind.IMPORTED, name=name).first()
         if version is None:
             version = ModelVersion.objects.create(
                 project=ctx.project,
@@ -723,7 +731,6 @@ def ls_import(*, job: Job) -> Job:
 
     try:
         with transaction.atomic(), open(path, "rb") as f:
-            Project.objects.select_for_update().filter(pk=project.pk).first()  # model version numbers
             with connection.cursor() as cursor:
                 # keep every imported annotation, even beyond the overlap k (migration 0012's switch)
                 cursor.execute("SET LOCAL tandem.overlap_check = 'off'")
