@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import Field
 from django.utils import timezone
 
 from annotation.datasets.filters import definition_normalize, filter_sql
@@ -43,7 +44,7 @@ from annotation.datasets.rows import (
     value_plain,
 )
 from annotation.datasets.split import split_assign
-from annotation.models import Annotation, FinalLabel, Item, Job, Project, Snapshot, SnapshotStatus
+from annotation.models import Job, Project, Snapshot, SnapshotStatus
 from annotation.models.job import JobKind
 from annotation.models.project import TaskType
 from annotation.services.jobs import job_claim, job_error_text, job_fail, job_failure_text, job_progress, job_succeed
@@ -151,9 +152,12 @@ def _build(*, snapshot: Snapshot, job: Job) -> None:
 
     outer = connection.in_atomic_block  # the tests' transaction: its isolation level is already set
     with transaction.atomic():
-        if not outer:
-            with connection.cursor() as cursor:
+        with connection.cursor() as cursor:
+            if not outer:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            # PostgreSQL's JIT compiles each batch's statement anew (its cost estimate is high, its rows few): it
+            # took longer than running the statement
+            cursor.execute("SET LOCAL jit = off")
         stats = _write_canonical(snapshot=snapshot, job=job)
     # the final count on this connection too (the published ones may not reach a Job this process cannot see yet)
     job_progress(job_id=job.pk, progress=stats["rows"], total=stats["rows"])
@@ -365,7 +369,7 @@ def _write_canonical(*, snapshot: Snapshot, job: Job) -> dict[str, Any]:
     versions = ModelVersion.objects.filter(project=project)
     version_names = dict(versions.exclude(name="").values_list("version", "name"))
     active = versions.filter(status="active").values_list("version", flat=True).first()
-    secret = settings.SECRET_KEY
+    names: dict[int, str] = {}
     meta_fields = [(m["field"], m["column"]) for m in meta]
     stats = _Stats(task_type, labels)
     digest = hashlib.sha256()
@@ -382,7 +386,7 @@ def _write_canonical(*, snapshot: Snapshot, job: Job) -> dict[str, Any]:
                     labels=labels,
                     meta=meta_fields,
                     version_names=version_names,
-                    secret=secret,
+                    names=names,
                     stats=stats,
                 )
             )
@@ -406,6 +410,38 @@ def _write_canonical(*, snapshot: Snapshot, job: Job) -> dict[str, Any]:
     }
 
 
+# One statement per batch: each item with its final label, its counting annotations (annotator id and name, value;
+# by annotation id) and the earliest suggestion recorded on any of its annotations. JSON comes back as text and is
+# decoded here (json.loads), once per column.
+_BATCH_SQL = """
+SELECT i.id, i.external_id, i.data::text, i.prediction::text, fl.value::text, fl.source,
+  (SELECT json_agg(json_build_array(a.annotator_id, u.{username}, a.value) ORDER BY a.id)::text
+     FROM annotation_annotation a JOIN {users} u ON u.id = a.annotator_id
+    WHERE a.item_id = i.id AND a.counts),
+  (SELECT a.suggestion::text FROM annotation_annotation a
+    WHERE a.item_id = i.id AND a.suggestion IS NOT NULL AND jsonb_typeof(a.suggestion) = 'object'
+    ORDER BY a.id LIMIT 1)
+FROM annotation_item i LEFT JOIN annotation_finallabel fl ON fl.item_id = i.id
+WHERE i.id = ANY(%(ids)s::bigint[])
+ORDER BY i.id
+"""
+
+
+def _batch_sql() -> str:
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model()
+    username = user._meta.get_field(user.USERNAME_FIELD)
+    assert isinstance(username, Field)
+    return _BATCH_SQL.format(
+        users=connection.ops.quote_name(user._meta.db_table), username=connection.ops.quote_name(str(username.column))
+    )
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
 def _rows(
     *,
     batch: list[int],
@@ -414,62 +450,49 @@ def _rows(
     labels: list[str],
     meta: list[tuple[str, str]],
     version_names: dict[int, str],
-    secret: str,
+    names: dict[int, str],
     stats: _Stats,
 ) -> list[bytes]:
-    """The canonical lines of one batch of item ids (ascending)."""
+    """The canonical lines of one batch of item ids (ascending). `names`: user id -> the name a row shows (a
+    pseudonym where the snapshot hides names), filled in as annotators turn up."""
     project_id = snapshot.project_id
     task_type = snapshot.project.task_type
-    items = {
-        pk: (ext, data, pred)
-        for pk, ext, data, pred in Item.objects.filter(pk__in=batch).values_list(
-            "pk", "external_id", "data", "prediction"
-        )
-    }
-    finals = {
-        pk: (value, source)
-        for pk, value, source in FinalLabel.objects.filter(item_id__in=batch).values_list("item_id", "value", "source")
-    }
-    annotations: dict[int, list[tuple[int, str, Any]]] = {}
-    for item_id, user_id, username, value in (
-        Annotation.objects.filter(item_id__in=batch, counts=True)
-        .order_by("id")
-        .values_list("item_id", "annotator_id", "annotator__username", "value")
-    ):
-        annotations.setdefault(item_id, []).append((user_id, username, value))
-    recorded = dict(
-        Annotation.objects.filter(item_id__in=batch, suggestion__isnull=False)
-        .order_by("item_id", "id")
-        .distinct("item_id")
-        .values_list("item_id", "suggestion")
-    )
+    secret = settings.SECRET_KEY
+    with connection.cursor() as cursor:
+        cursor.execute(_batch_sql(), {"ids": batch})
+        found = cursor.fetchall()
+    if [r[0] for r in found] != batch:  # the transaction's snapshot makes this impossible; say so if it is not
+        raise RuntimeError("The items changed while the snapshot was built.")
     lines = []
-    for item_id, split_code in zip(batch, splits, strict=True):
-        external_id, data, prediction = items[item_id]
-        final = finals.get(item_id)
-        label = value_plain(task_type, final[0], labels) if final else None
-        own = annotations.get(item_id, [])
-        values = [value_plain(task_type, value, labels) for _, _, value in own]
-        split = SPLITS[split_code]
-        suggestion = _suggestion(task_type, labels, recorded.get(item_id), version_names)
+    for (_, external_id, data, prediction, final, source, own, recorded), split_code in zip(found, splits, strict=True):
+        data = _loads(data)
+        label = value_plain(task_type, _loads(final), labels) if final is not None else None
+        annotations = []
+        values = []
+        for user_id, username, value in _loads(own) or []:
+            plain = value_plain(task_type, value, labels)
+            values.append(plain)
+            name = names.get(user_id)
+            if name is None:
+                name = (
+                    pseudonym(secret=secret, project_id=project_id, user_id=user_id)
+                    if snapshot.pseudonymize
+                    else username
+                )
+                names[user_id] = name
+            annotations.append({"annotator": name, "value": plain})
+        suggestion = _suggestion(task_type, labels, _loads(recorded), version_names)
         if suggestion is None:
-            suggestion = _suggestion(task_type, labels, prediction, version_names)
+            suggestion = _suggestion(task_type, labels, _loads(prediction), version_names)
+        split = SPLITS[split_code]
         row = row_make(
             external_id=external_id,
             data=data if isinstance(data, dict) else {},
             meta=meta,
             label=label,
-            label_source=final[1] if final else None,
+            label_source=source,
             split=split,
-            annotations=[
-                {
-                    "annotator": pseudonym(secret=secret, project_id=project_id, user_id=user_id)
-                    if snapshot.pseudonymize
-                    else username,
-                    "value": value,
-                }
-                for (user_id, username, _), value in zip(own, values, strict=True)
-            ],
+            annotations=annotations,
             suggestion=suggestion,
         )
         stats.add(split=split, label=label, values=values)
