@@ -64,7 +64,6 @@ def card_markdown(snapshot: Snapshot) -> str:
     per_split = schema.get("per_split") or {}
     overall = snapshot.label_distribution or {}
     created = snapshot.created_at.isoformat() if snapshot.created_at else "—"
-    finished = snapshot.finished_at.isoformat() if snapshot.finished_at else "—"
     builder = snapshot.created_by.get_username() if snapshot.created_by else "—"
     out = ["---", yaml.safe_dump(card_header(snapshot), sort_keys=False, allow_unicode=True).rstrip(), "---", ""]
     out += [f"# {project.name}: {snapshot.name}", ""]
@@ -76,7 +75,7 @@ def card_markdown(snapshot: Snapshot) -> str:
         "",
         f"- Project: {project.name} (id {project.pk}), task type `{schema.get('task_type', project.task_type)}`",
         f"- Snapshot: {snapshot.pk}, `{snapshot.name}`",
-        f"- Created: {created} by {builder}; built: {finished}",
+        f"- Created: {created} by {builder}",
         f"- SHA-256 of the canonical JSONL (`data.jsonl`, the `jsonl` download): `{snapshot.sha256 or '—'}`",
         "- Built by Tandem. The same filters and seed over the same data give the same JSONL bytes and hash; "
         "the other formats hold the same rows.",

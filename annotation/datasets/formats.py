@@ -75,7 +75,8 @@ def format_applicable(snapshot: Snapshot, fmt: str) -> bool:
     return fmt in FORMATS or fmt == CARD
 
 
-def _check(snapshot: Snapshot, fmt: str) -> None:
+def format_check(snapshot: Snapshot, fmt: str) -> None:
+    """InvalidInput (field \"format\") unless `fmt` is a format (or `card`) that applies to the snapshot."""
     if fmt not in FORMATS and fmt != CARD:
         raise InvalidInput(
             f"Unknown format {fmt!r}.",
@@ -118,7 +119,7 @@ def format_ensure(snapshot: Snapshot, fmt: str) -> Path:
     snapshot.formats[fmt] = {"bytes", "sha256"} recorded. Raises InvalidInput (field "format") for an unknown
     format, conll on a non-span project, or conll over a row with overlapping spans (no file is left).
     Needs the canonical data.jsonl in place and the Snapshot's counts saved (the card reads them)."""
-    _check(snapshot, fmt)
+    format_check(snapshot, fmt)
     folder = snapshot_dir(snapshot)
     path = folder / FILES[fmt]
     if fmt in (snapshot.formats or {}) and path.exists():
@@ -211,13 +212,8 @@ def _write(snapshot: Snapshot, fmt: str, path: Path) -> None:
 
 
 def _labelstudio_write(snapshot: Snapshot, tmp: Path) -> None:
-    try:
-        from annotation.datasets.labelstudio import ls_write_snapshot  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        raise InvalidInput(
-            "The Label Studio format is not available yet.",
-            [{"field": "format", "message": "labelstudio is not available on this server."}],
-        ) from None
+    from annotation.datasets.labelstudio import ls_write_snapshot
+
     with tmp.open("wb") as fh:
         ls_write_snapshot(snapshot=snapshot, rows=rows_read(snapshot), out=fh)
         _sync(fh)
@@ -226,3 +222,53 @@ def _labelstudio_write(snapshot: Snapshot, tmp: Path) -> None:
 def _sync(fh: Any) -> None:
     fh.flush()
     os.fsync(fh.fileno())
+
+
+def bundle_ensure(snapshot: Snapshot, fmt: str) -> tuple[Path, int, str]:
+    """A tar of `<slug>/README.md` (the card) and `<slug>/<slug>.<ext>` (the format's file): its path, size and
+    sha256. Written once, like the formats, as `<file>.bundle.tar`, with its size and hash in
+    `<file>.bundle.tar.sha256` (renamed into place before the tar, so a tar in place always has its hash)."""
+    path = format_ensure(snapshot, fmt)
+    card = format_ensure(snapshot, CARD)
+    bundle = path.with_name(path.name + ".bundle.tar")
+    digest_file = bundle.with_name(bundle.name + ".sha256")
+    if not bundle.exists():
+        with (snapshot_dir(snapshot) / f"{bundle.name}.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not bundle.exists():
+                _bundle_write(snapshot, fmt, path, card, bundle, digest_file)
+    size, digest = digest_file.read_text().split()
+    return bundle, int(size), digest
+
+
+def _bundle_write(snapshot: Snapshot, fmt: str, path: Path, card: Path, bundle: Path, digest_file: Path) -> None:
+    import tarfile
+
+    slug = download_slug(snapshot)
+    stamp = int((snapshot.finished_at or snapshot.created_at).timestamp())
+    members = [(f"{slug}/README.md", card)]
+    if fmt != CARD:
+        members.append((f"{slug}/{slug}.{EXTENSIONS[fmt]}", path))
+    tmp = bundle.with_name(bundle.name + ".tmp")
+    digest_tmp = digest_file.with_name(digest_file.name + ".tmp")
+    try:
+        with tmp.open("wb") as fh:
+            with tarfile.open(fileobj=fh, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                top = tarfile.TarInfo(slug)
+                top.type, top.mode, top.mtime = tarfile.DIRTYPE, 0o755, stamp
+                tar.addfile(top)
+                for name, source in members:
+                    info = tarfile.TarInfo(name)
+                    info.size, info.mode, info.mtime = source.stat().st_size, 0o644, stamp
+                    with source.open("rb") as data:
+                        tar.addfile(info, data)
+            _sync(fh)
+        size, digest = _sha256(tmp)
+        digest_tmp.write_text(f"{size} {digest}\n")
+        os.replace(digest_tmp, digest_file)
+        os.replace(tmp, bundle)
+    except BaseException:
+        for leftover in (tmp, digest_tmp):
+            with suppress(FileNotFoundError):
+                leftover.unlink()
+        raise
