@@ -896,10 +896,16 @@ def _project_task(item: Item, task_type: str) -> dict[str, Any]:
 def _completed_by(user: Any) -> dict[str, Any]:
     """A user as Label Studio's completed_by: a placeholder made by an import goes back out under its Label Studio
     id (so a file that went through Tandem names the same annotators), anyone else under their own id."""
-    m = re.fullmatch(rf"{PLACEHOLDER_PREFIX}(\d+)", user.username)
-    if m and not user.is_active:
-        return {"id": int(m.group(1)), "email": ""}
+    ls_id = _placeholder_id(user)
+    if ls_id is not None:
+        return {"id": ls_id, "email": ""}
     return {"id": user.pk, "email": user.email or ""}
+
+
+def _placeholder_id(user: Any) -> int | None:
+    """The Label Studio id of a placeholder user made by an import (inactive, named ls-<id>), else None."""
+    m = re.fullmatch(rf"{PLACEHOLDER_PREFIX}(\d+)", user.username)
+    return int(m.group(1)) if m and not user.is_active else None
 
 
 def _has_final(item: Item) -> bool:
@@ -922,25 +928,32 @@ _DATA_KEYS = (
 def ls_write_snapshot(*, snapshot: Snapshot, rows: Iterator[dict[str, Any]], out: BinaryIO) -> None:
     """A snapshot's canonical rows as a Label Studio JSON list of tasks (task id = row number). Annotators are
     {"id": a stable number from the annotator name, "email"}: the e-mail of the user of that name when the
-    snapshot names users (looked up as the file is written, a batch of rows at a time), "" when it
-    pseudonymizes. The final label is data.tandem_label (plain form) and ground_truth on an annotation equal
-    to it; the row's suggestion is the task's prediction."""
+    snapshot names users (looked up as the file is written, a batch of rows at a time; an import's placeholder
+    goes out under its Label Studio id, as in the project export), "" when it pseudonymizes. The final label is
+    data.tandem_label (plain form) and ground_truth on an annotation equal to it; the row's suggestion is the
+    task's prediction."""
     schema = snapshot.schema or {}
     task_type = schema.get("task_type") or snapshot.project.task_type
     meta = [(m["field"], m["column"]) for m in schema.get("meta", [])]
-    emails: dict[str, str] = {}
+    people: dict[str, dict[str, Any]] = {}  # annotator name -> completed_by
     counter = {"task": 0, "annotation": 0}
     out.write(b"[")
 
     def write(batch: list[dict[str, Any]]) -> None:
-        if not snapshot.pseudonymize:
-            names = {a["annotator"] for r in batch for a in r.get("annotations") or []} - set(emails)
-            if names:
-                found = dict(get_user_model().objects.filter(username__in=names).values_list("username", "email"))
-                emails.update({name: found.get(name) or "" for name in names})
+        names = {a["annotator"] for r in batch for a in r.get("annotations") or []} - set(people)
+        found: dict[str, Any] = {}
+        if names and not snapshot.pseudonymize:
+            found = {u.username: u for u in get_user_model().objects.filter(username__in=names)}
+        for name in names:
+            user = found.get(name)
+            ls_id = _placeholder_id(user) if user is not None else None
+            if ls_id is not None:
+                people[name] = {"id": ls_id, "email": ""}
+            else:  # a number of the name, not a database id: the file says nothing the snapshot does not
+                people[name] = {"id": _stable_id(name), "email": (user.email or "") if user is not None else ""}
         for row in batch:
             counter["task"] += 1
-            out.write(_task_bytes(_snapshot_task(row, counter, task_type, meta, emails), counter["task"] == 1))
+            out.write(_task_bytes(_snapshot_task(row, counter, task_type, meta, people), counter["task"] == 1))
 
     batch: list[dict[str, Any]] = []
     for row in rows:
@@ -953,7 +966,11 @@ def ls_write_snapshot(*, snapshot: Snapshot, rows: Iterator[dict[str, Any]], out
 
 
 def _snapshot_task(
-    row: dict[str, Any], counter: dict[str, int], task_type: str, meta: list[tuple[str, str]], emails: dict[str, str]
+    row: dict[str, Any],
+    counter: dict[str, int],
+    task_type: str,
+    meta: list[tuple[str, str]],
+    people: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
     text = row["text"]
     data: dict[str, Any] = {"text": text}
@@ -968,7 +985,7 @@ def _snapshot_task(
     annotations, values = [], []
     for a in row.get("annotations") or []:
         counter["annotation"] += 1
-        who = {"id": _stable_id(a["annotator"]), "email": emails.get(a["annotator"], "")}
+        who = people[a["annotator"]]
         annotations.append(_annotation(counter["annotation"], who, a["value"], task_type, text, False))
         values.append(_from_plain(task_type, a["value"]))
     _mark_ground_truth(annotations, values, _from_plain(task_type, row.get("label")))
