@@ -4,6 +4,7 @@ read back with `json` and imported into a new project: texts, spans, annotators 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,7 @@ def _progress(monkeypatch):
     monkeypatch.setattr(building, "_progress", lambda job_id, done, total: None)
 
 
-def spans_by_item(project) -> dict[str, dict[str, object]]:
+def spans_by_item(project) -> dict[str, dict[str, Any]]:
     out = {}
     for item in Item.objects.filter(project=project):
         final = FinalLabel.objects.filter(item=item).first()
