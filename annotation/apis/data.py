@@ -18,11 +18,16 @@ from annotation.access import Capability, project_access
 from annotation.apis.pagination import paginated
 from annotation.apis.serializers import JobCreated, JobOutput
 from annotation.exceptions import InvalidInput, PayloadTooLarge
-from annotation.selectors.exporting import EXPORT_FORMATS, export_stream
+from annotation.selectors.exporting import EXPORT_FILTERS, EXPORT_FORMATS, export_items, export_stream
 from annotation.selectors.items import job_for_user, job_list
 from annotation.services.importing import CHUNK, import_create
 
-CONTENT_TYPES = {"jsonl": "application/x-ndjson; charset=utf-8", "csv": "text/csv; charset=utf-8"}
+CONTENT_TYPES = {
+    "jsonl": "application/x-ndjson; charset=utf-8",
+    "csv": "text/csv; charset=utf-8",
+    "labelstudio": "application/json",
+}
+EXTENSIONS = {"jsonl": "jsonl", "csv": "csv", "labelstudio": "json"}
 
 
 def _body_chunks(request: Request) -> Iterator[bytes]:
@@ -101,16 +106,34 @@ class ProjectExportApi(APIView):
         return super().perform_content_negotiation(request, force=True)
 
     @extend_schema(
-        parameters=[OpenApiParameter("format", str, enum=list(EXPORT_FORMATS))],
-        responses={(200, "application/x-ndjson"): OpenApiTypes.STR, (200, "text/csv"): OpenApiTypes.STR},
+        parameters=[
+            OpenApiParameter("format", str, enum=list(EXPORT_FORMATS)),
+            *(
+                OpenApiParameter(name, str, many=True, explode=True, description="repeatable: any of the values")
+                for name in EXPORT_FILTERS
+            ),
+        ],
+        responses={
+            (200, "application/x-ndjson"): OpenApiTypes.STR,
+            (200, "text/csv"): OpenApiTypes.STR,
+            (200, "application/json"): OpenApiTypes.STR,
+        },
     )
     def get(self, request: Request, pk: int):
         project = project_access(user=request.user, project_id=pk, capability=Capability.EXPORT).project
         fmt = request.query_params.get("format", "jsonl").lower()
         if fmt not in EXPORT_FORMATS:
-            raise InvalidInput("Unknown export format.", [{"field": "format", "message": "One of jsonl, csv."}])
-        response = StreamingHttpResponse(export_stream(project=project, fmt=fmt), content_type=CONTENT_TYPES[fmt])
-        response["Content-Disposition"] = f'attachment; filename="tandem-project-{project.pk}.{fmt}"'
+            raise InvalidInput(
+                "Unknown export format.", [{"field": "format", "message": f"One of {', '.join(EXPORT_FORMATS)}."}]
+            )
+        # other query keys (page stuff, cache busters DRF clients add) are not filters: ignored
+        items = export_items(
+            project=project, filters={name: request.query_params.getlist(name) for name in EXPORT_FILTERS}
+        )
+        response = StreamingHttpResponse(
+            export_stream(project=project, fmt=fmt, items=items), content_type=CONTENT_TYPES[fmt]
+        )
+        response["Content-Disposition"] = f'attachment; filename="tandem-project-{project.pk}.{EXTENSIONS[fmt]}"'
         response["Cache-Control"] = "no-store"
         return response
 
