@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import re
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,6 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TypeGuard
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.db.models import Prefetch
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -600,8 +600,6 @@ def _version(ctx: _Context, name: str) -> Any:
 def _write(ctx: _Context, tasks: list[LsTask]) -> None:
     """Insert a batch of valid tasks: items (ON CONFLICT DO NOTHING: an existing external_id is a duplicate and
     nothing of its task is written), their annotations, predictions and decisions."""
-    from modelsvc.models import Prediction
-
     # one INSERT may not name a key twice; a repeat in a later batch conflicts with the first like any duplicate
     seen: set[str] = set()
     fresh = []
@@ -633,22 +631,29 @@ def _write(ctx: _Context, tasks: list[LsTask]) -> None:
     if not new:
         return
     _resolve_users(ctx, (a.annotator for _, t in new for a in t.annotations))
-    annotations: list[Annotation] = []
-    predictions: list[Any] = []
-    finals: list[FinalLabel] = []
-    items: list[Item] = []
+    # rows for plain INSERTs (the ORM's bulk_create and bulk_update spent most of an import's time compiling SQL)
+    annotations: list[tuple[Any, ...]] = []
+    predictions: list[tuple[Any, ...]] = []
+    finals: list[tuple[Any, ...]] = []
+    decided: list[tuple[Any, ...]] = []
     measure = ctx.project.uncertainty_measure
     n_labels = len(ctx.project.labels)
     for item_id, task in new:
         suggestion = None
         for pred in task.predictions:
             version = _version(ctx, pred.name)
+            scores = prediction_scores(value=pred.value, score=pred.score, n_labels=n_labels, measure=measure)
             predictions.append(
-                Prediction(
-                    item_id=item_id,
-                    model_version=version,
-                    value=pred.value,
-                    **prediction_scores(value=pred.value, score=pred.score, n_labels=n_labels, measure=measure),
+                (
+                    item_id,
+                    version.pk,
+                    _json(pred.value),
+                    _json(scores["probabilities"]),
+                    scores["least_confidence"],
+                    scores["margin"],
+                    scores["entropy"],
+                    scores["uncertainty"],
+                    now,
                 )
             )
             if suggestion is None:  # the task's first prediction is the one its annotators were shown
@@ -665,13 +670,17 @@ def _write(ctx: _Context, tasks: list[LsTask]) -> None:
             by_user[uid] = ann
         for uid, ann in by_user.items():
             annotations.append(
-                Annotation(
-                    item_id=item_id,
-                    annotator_id=uid,
-                    value=ann.value,
-                    lead_time_ms=ann.lead_time_ms,
-                    suggestion=suggestion,
-                    accepted_suggestion=suggestion_accepted(value=ann.value, suggestion=suggestion),
+                (
+                    item_id,
+                    uid,
+                    _json(ann.value),
+                    ann.lead_time_ms,
+                    suggestion_accepted(value=ann.value, suggestion=suggestion),
+                    None if suggestion is None else _json(suggestion),
+                    True,
+                    "[]",
+                    now,
+                    now,
                 )
             )
         status: str = ItemStatus.OPEN
@@ -685,16 +694,65 @@ def _write(ctx: _Context, tasks: list[LsTask]) -> None:
             # the exported final label (a review, an adjudication...) wins over this file's consensus
             status, final, source = ItemStatus.APPROVED, task.final, FinalLabelSource.IMPORTED
         if final is not None:
-            finals.append(FinalLabel(item_id=item_id, value=final, source=source))
+            finals.append((item_id, _json(final), str(source), now, now))
         if by_user or final is not None:
-            items.append(Item(pk=item_id, status=status, annotation_count=len(by_user)))
+            decided.append((item_id, str(status), len(by_user)))
         ctx.dropped += task.dropped
-    Annotation.objects.bulk_create(annotations)
-    Prediction.objects.bulk_create(predictions)
-    FinalLabel.objects.bulk_create(finals)
-    Item.objects.bulk_update(items, ["status", "annotation_count"])
+    from modelsvc.models import Prediction
+
+    with connection.cursor() as cursor:
+        _insert(cursor, Annotation._meta.db_table, _ANNOTATION_COLUMNS, annotations)
+        _insert(cursor, Prediction._meta.db_table, _PREDICTION_COLUMNS, predictions)
+        _insert(cursor, FinalLabel._meta.db_table, ("item_id", "value", "source", "created_at", "updated_at"), finals)
+        if decided:
+            cursor.execute(
+                f"UPDATE {table} AS i SET status = v.status, annotation_count = v.n FROM (VALUES "  # noqa: S608 - no user input in the SQL text
+                + ", ".join(["(%s::bigint, %s::varchar, %s::smallint)"] * len(decided))
+                + ") AS v(id, status, n) WHERE i.id = v.id",
+                [value for row in decided for value in row],
+            )
     ctx.annotations += len(annotations)
     ctx.predictions += len(predictions)
+
+
+_ANNOTATION_COLUMNS = (
+    "item_id",
+    "annotator_id",
+    "value",
+    "lead_time_ms",
+    "accepted_suggestion",
+    "suggestion",
+    "counts",
+    "history",
+    "created_at",
+    "updated_at",
+)
+_PREDICTION_COLUMNS = (
+    "item_id",
+    "model_version_id",
+    "value",
+    "probabilities",
+    "least_confidence",
+    "margin",
+    "entropy",
+    "uncertainty",
+    "created_at",
+)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _insert(cursor: Any, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    """INSERT the rows (JSON columns given as JSON text), a thousand a statement."""
+    one = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    for start in range(0, len(rows), 1000):
+        chunk = rows[start : start + 1000]
+        cursor.execute(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([one] * len(chunk)),  # noqa: S608 - no user input in the SQL text
+            [value for row in chunk for value in row],
+        )
 
 
 class _Rollback(Exception):
@@ -836,17 +894,14 @@ def _mark_ground_truth(annotations: list[dict[str, Any]], values: list[Any], fin
 
 def ls_project_export_stream(*, project: Project, items: QuerySet[Item]) -> Iterator[bytes]:
     """A project's items (already filtered by the caller) as a Label Studio JSON list of tasks, streamed in
-    keyset batches by id (constant memory): counting annotations by their real users ({"id", "email"}), the
-    item's current suggestion and its imported predictions, the final label in data.tandem_label."""
+    keyset batches by id (constant memory; three queries a batch, plain rows rather than model instances):
+    counting annotations by their users ({"id", "email"}), the item's current suggestion and its imported
+    predictions, the final label in data.tandem_label."""
     from modelsvc.models import Prediction, VersionKind
 
     task_type = project.task_type
-    annotations = Annotation.objects.filter(counts=True).select_related("annotator").order_by("id")
-    imported = Prediction.objects.filter(model_version__kind=VersionKind.IMPORTED).select_related("model_version")
-    base = items.order_by("pk").select_related("final_label")
-    base = base.prefetch_related(
-        Prefetch("annotations", queryset=annotations, to_attr="ls_annotations"),
-        Prefetch("predictions", queryset=imported.order_by("model_version__version"), to_attr="ls_predictions"),
+    base = items.order_by("pk").values_list(
+        "pk", "external_id", "data", "prediction", "final_label__value", "final_label__source"
     )
     yield b"["
     first, last = True, 0
@@ -854,25 +909,51 @@ def ls_project_export_stream(*, project: Project, items: QuerySet[Item]) -> Iter
         batch = list(base.filter(pk__gt=last)[:EXPORT_BATCH])
         if not batch:
             break
-        for item in batch:
-            yield _task_bytes(_project_task(item, task_type), first)
+        ids = [row[0] for row in batch]
+        annotations: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
+        for item_id, *ann in (
+            Annotation.objects.filter(item_id__in=ids, counts=True)
+            .order_by("id")
+            .values_list(
+                "item_id",
+                "pk",
+                "value",
+                "annotator_id",
+                "annotator__username",
+                "annotator__email",
+                "annotator__is_active",
+            )
+        ):
+            annotations[item_id].append(tuple(ann))
+        predictions: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
+        for item_id, *pred in (
+            Prediction.objects.filter(item_id__in=ids, model_version__kind=VersionKind.IMPORTED)
+            .order_by("model_version__version")
+            .values_list("item_id", "model_version__name", "value", "probabilities")
+        ):
+            predictions[item_id].append(tuple(pred))
+        for row in batch:
+            yield _task_bytes(_project_task(row, annotations[row[0]], predictions[row[0]], task_type), first)
             first = False
-        last = batch[-1].pk
+        last = batch[-1][0]
     yield b"\n]\n"
 
 
-def _project_task(item: Item, task_type: str) -> dict[str, Any]:
-    text = item.text
-    data = {"text": text, **{k: v for k, v in item.data.items() if k != "text"}, "external_id": item.external_id}
-    final = getattr(item, "final_label", None) if _has_final(item) else None
+def _project_task(
+    row: tuple[Any, ...], annotations: list[tuple[Any, ...]], imported: list[tuple[Any, ...]], task_type: str
+) -> dict[str, Any]:
+    item_id, external_id, item_data, current, final, source = row
+    text = item_data.get("text", "")
+    data = {"text": text, **{k: v for k, v in item_data.items() if k != "text"}, "external_id": external_id}
     if final is not None:
-        data[FINAL_KEY] = _plain(task_type, final.value)
-        data[FINAL_SOURCE_KEY] = final.source
-    anns = item.ls_annotations  # type: ignore[attr-defined]
-    out = [_annotation(a.pk, _completed_by(a.annotator), a.value, task_type, text, False) for a in anns]
-    _mark_ground_truth(out, [a.value for a in anns], final.value if final is not None else None)
+        data[FINAL_KEY] = _plain(task_type, final)
+        data[FINAL_SOURCE_KEY] = source
+    out = [
+        _annotation(pk, _completed_by(user_id, username, email, active), value, task_type, text, False)
+        for pk, value, user_id, username, email, active in annotations
+    ]
+    _mark_ground_truth(out, [a[1] for a in annotations], final)
     predictions = []
-    current = item.prediction
     if isinstance(current, dict) and isinstance(current.get("value"), dict):
         predictions.append(
             {
@@ -881,39 +962,31 @@ def _project_task(item: Item, task_type: str) -> dict[str, Any]:
                 "result": value_results(task_type, current["value"], text, prefix="p0"),
             }
         )
-    for n, pred in enumerate(item.ls_predictions, 1):  # type: ignore[attr-defined]
-        probabilities = [p for p in (pred.probabilities or {}).values() if isinstance(p, int | float)]
+    for n, (name, value, probabilities) in enumerate(imported, 1):
+        scores = [p for p in (probabilities or {}).values() if isinstance(p, int | float)]
         predictions.append(
             {
-                "model_version": pred.model_version.name,
-                "score": max(probabilities) if probabilities else None,
-                "result": value_results(task_type, pred.value, text, prefix=f"p{n}"),
+                "model_version": name,
+                "score": max(scores) if scores else None,
+                "result": value_results(task_type, value, text, prefix=f"p{n}"),
             }
         )
-    return {"id": item.pk, "data": data, "annotations": out, "predictions": predictions}
+    return {"id": item_id, "data": data, "annotations": out, "predictions": predictions}
 
 
-def _completed_by(user: Any) -> dict[str, Any]:
+def _completed_by(user_id: int, username: str, email: str, active: bool) -> dict[str, Any]:
     """A user as Label Studio's completed_by: a placeholder made by an import goes back out under its Label Studio
     id (so a file that went through Tandem names the same annotators), anyone else under their own id."""
-    ls_id = _placeholder_id(user)
+    ls_id = _placeholder_id(username, active)
     if ls_id is not None:
         return {"id": ls_id, "email": ""}
-    return {"id": user.pk, "email": user.email or ""}
+    return {"id": user_id, "email": email or ""}
 
 
-def _placeholder_id(user: Any) -> int | None:
+def _placeholder_id(username: str, active: bool) -> int | None:
     """The Label Studio id of a placeholder user made by an import (inactive, named ls-<id>), else None."""
-    m = re.fullmatch(rf"{PLACEHOLDER_PREFIX}(\d+)", user.username)
-    return int(m.group(1)) if m and not user.is_active else None
-
-
-def _has_final(item: Item) -> bool:
-    try:
-        item.final_label  # noqa: B018 - the reverse one-to-one raises when there is none
-    except FinalLabel.DoesNotExist:
-        return False
-    return True
+    m = re.fullmatch(rf"{PLACEHOLDER_PREFIX}(\d+)", username)
+    return int(m.group(1)) if m and not active else None
 
 
 _DATA_KEYS = (
@@ -946,7 +1019,7 @@ def ls_write_snapshot(*, snapshot: Snapshot, rows: Iterator[dict[str, Any]], out
             found = {u.username: u for u in get_user_model().objects.filter(username__in=names)}
         for name in names:
             user = found.get(name)
-            ls_id = _placeholder_id(user) if user is not None else None
+            ls_id = _placeholder_id(user.username, user.is_active) if user is not None else None
             if ls_id is not None:
                 people[name] = {"id": ls_id, "email": ""}
             else:  # a number of the name, not a database id: the file says nothing the snapshot does not
