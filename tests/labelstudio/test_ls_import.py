@@ -391,3 +391,10 @@ def test_import_api_takes_a_label_studio_file_with_text_field(sentiment, owner):
     assert body["result"]["created"] == 2
     assert body["result"]["users_created"] == 1
     assert Annotation.objects.get(item__external_id="ls-31").annotator.username == "ls-9"
+
+
+def test_managers_see_placeholders_in_the_annotators_list(sentiment, owner, alice):
+    ls_run(sentiment, owner, "classification.json")
+    r = client_for(owner).get(f"/api/projects/{sentiment.pk}/annotators")
+    assert r.status_code == 200, r.content
+    assert {row["username"] for row in r.json()["results"]} == {"owner", "alice", "ls-1", "ls-3"}
