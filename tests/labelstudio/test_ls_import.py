@@ -398,3 +398,14 @@ def test_managers_see_placeholders_in_the_annotators_list(sentiment, owner, alic
     r = client_for(owner).get(f"/api/projects/{sentiment.pk}/annotators")
     assert r.status_code == 200, r.content
     assert {row["username"] for row in r.json()["results"]} == {"owner", "alice", "ls-1", "ls-3"}
+
+
+def test_a_repeated_external_id_in_one_file_is_a_duplicate(sentiment, owner):
+    tasks = [
+        {"id": 1, "data": {"text": "first", "external_id": "same"}},
+        {"id": 2, "data": {"text": "second", "external_id": "same"}},
+        {"id": 3, "data": {"text": "third"}},
+    ]
+    job = ls_run(sentiment, owner, json.dumps(tasks).encode())
+    assert (res(job)["created"], res(job)["duplicates"]) == (2, 1)
+    assert Item.objects.get(external_id="same").text == "first"
