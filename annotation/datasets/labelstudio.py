@@ -793,6 +793,7 @@ def ls_import(*, job: Job) -> Job:
                 # keep every imported annotation, even beyond the overlap k (migration 0012's switch)
                 cursor.execute("SET LOCAL tandem.overlap_check = 'off'")
             batch: list[LsTask] = []
+            # a task holds its annotations and predictions besides the row: 4 MiB more than a plain row may have
             max_row = limits.text_chars * 2 + limits.field_chars * 20 + (1 << 22)
             try:
                 for line, row, problem in _iter_json_list(f, max_row_bytes=max_row):
