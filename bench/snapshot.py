@@ -32,6 +32,13 @@ Measures per size (the snapshot's filters take every status, so rows = items; `-
 - reproducibility: a second snapshot with the same body (name aside) built the same way: both sha256 printed,
   they must be equal. Its Parquet is then downloaded before anyone built it, so the web process builds it on the
   request (the first download of a format that is not eager): time to first byte and the web worker's peak RSS.
+- the build Job as deployed (once per size; `--eager ''` skips it): a third snapshot built with the eager formats
+  of the settings' default (csv, parquet) in the same process, as the worker runs it: seconds and memory added.
+- the writers' libraries alone: what importing pyarrow (and datasets) adds to an idle process.
+Each child also reports its CPU seconds, PostgreSQL's CPU seconds meanwhile (`db_cpu_s`: our database's backends
+and the postmaster, which also absorbs the CPU of other databases' backends that exit, so it is noisy while a
+test suite runs beside) and the load average. `--repeat N` measures N times per size (new snapshots each time)
+and the summary gives medians and ranges; the targets are judged on the medians.
 Prints one JSON line (and appends it to bench/results/snapshot_<date>.jsonl unless --no-save).
 """
 
