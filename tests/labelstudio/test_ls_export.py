@@ -14,7 +14,7 @@ import annotation.datasets.labelstudio as ls
 from annotation.models import Annotation, FinalLabel, Item, Snapshot
 from annotation.services.submitting import annotation_submit
 from modelsvc.models import ModelVersion
-from tests.conftest import add_member, make_project, make_user
+from tests.conftest import add_member, client_for, make_project, make_user
 from tests.labelstudio.conftest import ls_run, res
 
 pytestmark = pytest.mark.django_db
@@ -311,3 +311,15 @@ def test_multilabel_values_and_empty_choices_round_trip():
     target = make_project(owner, name="m2", labels=("sports", "politics", "tech"), task_type="multilabel")
     assert ls_run(target, owner, json.dumps(tasks).encode()).status == "succeeded"
     assert state(target) == state(project)
+
+
+def test_plain_export_api_serves_label_studio_json_with_filters():
+    owner = make_user("owner")
+    user_with_email("alice")
+    project = make_project(owner, name="a", labels=("positive", "negative", "neutral"))
+    ls_run(project, owner, "classification.json")
+    r = client_for(owner).get(f"/api/projects/{project.pk}/export?format=labelstudio&status=approved")
+    assert r.status_code == 200
+    tasks = json.loads(b"".join(r.streaming_content))
+    check_ls_shape(tasks, "classification")
+    assert sorted(t["data"]["external_id"] for t in tasks) == ["crm-7", "ls-101", "ls-106"]
