@@ -320,6 +320,6 @@ def test_plain_export_api_serves_label_studio_json_with_filters():
     ls_run(project, owner, "classification.json")
     r = client_for(owner).get(f"/api/projects/{project.pk}/export?format=labelstudio&status=approved")
     assert r.status_code == 200
-    tasks = json.loads(b"".join(r.streaming_content))
+    tasks = json.loads(b"".join(r.streaming_content))  # type: ignore[attr-defined]
     check_ls_shape(tasks, "classification")
     assert sorted(t["data"]["external_id"] for t in tasks) == ["crm-7", "ls-101", "ls-106"]
