@@ -255,7 +255,7 @@ def test_an_annotator_sees_nothing_they_may_not(world):
     assert results[f"/api/projects/{p}/model-versions"][0] == 403
     assert results[f"/api/projects/{p}/annotators"][0] == 403
     snapshot = world["snapshot"].pk
-    for url in (f"/api/projects/{p}/snapshots", f"/api/snapshots/{snapshot}"):
+    for url in (f"/api/projects/{p}/snapshots", f"/api/snapshots/{snapshot}", f"/api/snapshots/{snapshot}/download"):
         assert results[url][0] == 403, url
     assert results[f"/api/jobs/{world['jobs'][0].pk}"][0] == 404
     assert results[f"/api/annotations/{world['annotations'][1].pk}"][0] == 404  # another's annotation
@@ -291,5 +291,6 @@ def test_the_detector_finds_what_a_manager_sees(world):
     assert results[f"/api/projects/{p}/model-versions"][0] == 200
     assert results[f"/api/projects/{p}/annotators"][0] == 200
     assert results[f"/api/snapshots/{world['snapshot'].pk}"][0] == 200
+    assert results[f"/api/snapshots/{world['snapshot'].pk}/download"][0] == 200
     for item in world["items"].values():
         assert results[f"/api/items/{item.pk}/explanation"][0] == 200
