@@ -18,6 +18,7 @@ writes only its own directory, from scratch, so a retried or reclaimed build sim
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -51,6 +52,7 @@ from annotation.services.jobs import job_claim, job_error_text, job_fail, job_fa
 
 logger = logging.getLogger(__name__)
 
+BUILD_LOCK = "build.lock"  # held by the one worker building a snapshot (fcntl.flock, like the formats' locks)
 BATCH = 5000  # items per pass-2 batch: four queries each
 FETCH = 20_000  # rows per round trip of the pass-1 cursor
 # a nominal alpha over more distinct values than this says nothing (every span set its own category) and its
@@ -121,7 +123,11 @@ def snapshot_job_fail(*, job_id: int, error: str) -> None:
 
 def snapshot_build(*, job_id: int) -> Snapshot | None:
     """A SNAPSHOT Job's work (the Celery task's, or the command line's synchronously): build its snapshot as the
-    module says. None when the Job was not claimable (another delivery has it, or it ended)."""
+    module says. None when there is nothing to do: the Job was not claimable (it ended), or another worker holds
+    this snapshot's build lock (a message redelivered while its first delivery still builds).
+
+    Idempotent: a Job left running by a lost worker is reclaimed and its snapshot rebuilt from scratch; a snapshot
+    already `ready` (its worker died before ending the Job) only has its Job succeed."""
     job = job_claim(job_id=job_id, kind=JobKind.SNAPSHOT, reclaim=True)
     if job is None:
         return None
@@ -130,8 +136,19 @@ def snapshot_build(*, job_id: int) -> Snapshot | None:
     if snapshot is None:
         job_fail(job_id=job_id, error="The snapshot was deleted before it was built.")
         return None
+    if snapshot.status == SnapshotStatus.READY:
+        job_succeed(job_id=job_id, result={"snapshot": snapshot.pk, "rows": snapshot.rows})
+        return snapshot
     try:
-        _build(snapshot=snapshot, job=job)
+        folder = snapshot_dir(snapshot)
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / BUILD_LOCK).open("a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when the file closes
+            except BlockingIOError:
+                logger.info("snapshot %s: another worker is building it (job %s)", snapshot.pk, job_id)
+                return None
+            _build(snapshot=snapshot, job=job)
     except (OperationalError, InterfaceError):
         raise  # the task retries; after its retries JobTask fails both through snapshot_job_fail
     except Exception as exc:
@@ -142,8 +159,8 @@ def snapshot_build(*, job_id: int) -> Snapshot | None:
 
 
 def _build(*, snapshot: Snapshot, job: Job) -> None:
+    """Under the snapshot's build lock: its files written from scratch, then its fields, then ready."""
     folder = snapshot_dir(snapshot)
-    folder.mkdir(parents=True, exist_ok=True)
     for leftover in folder.iterdir():  # an earlier attempt's files: start from scratch (locks stay, see formats)
         if leftover.is_file() and not leftover.name.endswith(".lock"):
             leftover.unlink()

@@ -209,3 +209,42 @@ def test_spans_and_multilabel_rows(settings):
     assert row["flag"] is True
     assert snapshot.schema["meta"] == [{"field": "flag", "column": "flag", "type": "bool"}]
     assert snapshot.label_distribution == {"a": 1, "b": 0, "c": 1}
+
+
+def test_a_redelivered_build_leaves_the_snapshot_to_the_worker_building_it(world):
+    import fcntl
+
+    from annotation.datasets.build import BUILD_LOCK, snapshot_build, snapshot_create
+
+    snapshot, job = snapshot_create(project=world["project"], user=world["manager"], body={"name": "busy"})
+    folder = snapshot_dir(snapshot)
+    folder.mkdir(parents=True)
+    with (folder / BUILD_LOCK).open("a") as held:  # another worker's build
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert snapshot_build(job_id=job.pk) is None
+    assert not canonical_path(snapshot).exists()
+    job.refresh_from_db()
+    assert job.status == "running"
+    snapshot.refresh_from_db()
+    assert snapshot.status == "building"
+    assert snapshot_build(job_id=job.pk).status == "ready"  # reclaimed once the lock is free
+
+
+def test_a_reclaimed_build_starts_from_scratch(world):
+    from annotation.datasets.build import snapshot_build
+
+    done = build(world["project"], world["manager"])
+    stale = snapshot_dir(done) / "data.csv"
+    stale.write_text("from an earlier attempt")
+    Job.objects.filter(pk=done.job_id).update(status="running")  # its worker was lost before ending the Job
+    again = snapshot_build(job_id=done.job_id)
+    assert again.status == "ready"
+    assert stale.exists()  # a ready snapshot is not rebuilt: its Job only succeeds
+    assert Job.objects.get(pk=done.job_id).status == "succeeded"
+
+    Job.objects.filter(pk=done.job_id).update(status="running")
+    type(done).objects.filter(pk=done.pk).update(status="building")  # lost mid-build this time
+    rebuilt = snapshot_build(job_id=done.job_id)
+    assert rebuilt.status == "ready"
+    assert not stale.exists()
+    assert rebuilt.sha256 == done.sha256
