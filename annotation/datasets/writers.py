@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tarfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -25,7 +25,10 @@ if TYPE_CHECKING:
     import datasets  # type: ignore[import-untyped,unused-ignore]
     import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 
-BATCH_ROWS = 50_000  # rows per Parquet row group / Arrow record batch: bounded memory, few groups
+# rows turned into Arrow at a time: their Python objects (a span row's nested dicts take kilobytes) are what a
+# writer holds in memory; Arrow holds the same rows in a fraction of that
+BATCH_ROWS = 10_000
+ROW_GROUP_ROWS = 50_000  # rows per Parquet row group: few groups, each written as soon as it is full
 SPLITS = ("train", "validation", "test")
 TAIL_COLUMNS = ("label", "label_source", "split", "annotations", "suggestion")
 _META_ARROW = {"string": "string", "int64": "int64", "float64": "float64", "bool": "bool_", "json": "string"}
@@ -118,7 +121,7 @@ class _Columns:
     with pa.array is several times faster than pa.Table.from_pylist over row dicts. `convert` maps a column to
     the function applied to its non-null values."""
 
-    def __init__(self, arrow_schema: pa.Schema, convert: dict[str, Callable[[Any], Any]]):
+    def __init__(self, arrow_schema: pa.Schema, convert: Mapping[str, Callable[[Any], Any]]):
         self.schema = arrow_schema
         self.plan = [(name, convert.get(name)) for name in arrow_schema.names]
         self.values: dict[str, list[Any]] = {name: [] for name in arrow_schema.names}
@@ -144,19 +147,30 @@ def parquet_write(
 ) -> None:
     """Parquet (zstd), a row group per batch written as it goes; `metadata` goes into the file's key-value
     metadata (the card as "tandem.card", the snapshot's id/name/sha256 as "tandem.snapshot")."""
+    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
     import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
 
     arrow_schema = parquet_schema(schema).with_metadata(metadata)
     batch = _Columns(arrow_schema, dict.fromkeys(_json_meta_columns(schema), _dumps))
+    group: list[pa.Table] = []
     with pq.ParquetWriter(str(path), arrow_schema, compression="zstd") as writer:
+
+        def write_group() -> None:
+            writer.write_table(pa.concat_tables(group), row_group_size=ROW_GROUP_ROWS)
+            group.clear()
+
         wrote = False
         for row in rows:
             batch.add(row)
             if batch.size >= BATCH_ROWS:
-                writer.write_table(batch.take())
-                wrote = True
+                group.append(batch.take())
+                if sum(t.num_rows for t in group) >= ROW_GROUP_ROWS:
+                    write_group()
+                    wrote = True
         if batch.size or not wrote:  # an empty snapshot still gets a valid file with the schema and no rows
-            writer.write_table(batch.take())
+            group.append(batch.take())
+        if group:
+            write_group()
 
 
 # ----------------------------------------------------------------------------------------------- Hugging Face
@@ -200,38 +214,55 @@ def hf_features(schema: dict[str, Any]) -> datasets.Features:
     return ds.Features(features)
 
 
-class _LabelIds:
-    """A plain-form value with label names replaced by their ClassLabel ids."""
+def _label_ids(array: pa.Array, names: pa.Array) -> pa.Array:
+    """A column of the label type (the Parquet one: names) with each label name replaced by its ClassLabel id:
+    the name itself, a list's items, a span struct's `label` field. Arrow's index_in does it in C++ (a span row
+    holds a label name in four places: label, two annotations, the suggestion). Raises ValueError for a name
+    that is not one of the snapshot's labels."""
+    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+    import pyarrow.compute as pc  # type: ignore[import-untyped,unused-ignore]
 
-    def __init__(self, task_type: str, names: list[str]):
-        self.task_type = task_type
-        self.ids = {name: i for i, name in enumerate(names)}
-
-    def _id(self, name: str) -> int:
-        try:
-            return self.ids[name]
-        except KeyError:
-            raise ValueError(f"label {name!r} is not one of the snapshot's labels") from None
-
-    def __call__(self, value: Any) -> Any:
-        if value is None:
-            return None
-        if self.task_type == TaskType.MULTILABEL:
-            return [self._id(name) for name in value]
-        if self.task_type == TaskType.SPANS:
-            return [{"start": s["start"], "end": s["end"], "label": self._id(s["label"])} for s in value]
-        return self._id(value)
+    mask = array.is_null() if array.null_count else None
+    if pa.types.is_string(array.type):
+        ids = pc.index_in(array, value_set=names)
+        if ids.null_count != array.null_count:
+            unknown = pc.filter(array, pc.and_(ids.is_null(), array.is_valid()))[0].as_py()
+            raise ValueError(f"label {unknown!r} is not one of the snapshot's labels")
+        return ids.cast(pa.int64())
+    if pa.types.is_list(array.type):
+        return pa.ListArray.from_arrays(array.offsets, _label_ids(array.values, names), mask=mask)
+    return _struct_replace(array, "label", lambda child: _label_ids(child, names))
 
 
-def _hf_convert(schema: dict[str, Any]) -> dict[str, Callable[[Any], Any]]:
-    """The per-column conversions of the HF layout: label names to ClassLabel ids, json metadata to text."""
-    encode = _LabelIds(schema.get("task_type", TaskType.CLASSIFICATION), list(schema.get("labels", [])))
-    return {
-        **dict.fromkeys(_json_meta_columns(schema), _dumps),
-        "label": encode,
-        "annotations": lambda values: [{"annotator": a["annotator"], "value": encode(a["value"])} for a in values],
-        "suggestion": lambda s: {**s, "value": encode(s["value"])},
-    }
+def _struct_replace(array: pa.StructArray, name: str, change: Callable[[pa.Array], pa.Array]) -> pa.StructArray:
+    """A struct array with `change` applied to its field `name`, its other fields and nulls kept. The fields are
+    read through flatten(), which makes a child null where the struct is (a null struct's children hold
+    arbitrary values, e.g. "" for a string)."""
+    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+
+    names = [array.type.field(i).name for i in range(array.type.num_fields)]
+    children = [change(c) if n == name else c for n, c in zip(names, array.flatten(), strict=True)]
+    return pa.StructArray.from_arrays(children, names=names, mask=array.is_null() if array.null_count else None)
+
+
+def _hf_table(table: pa.Table, names: pa.Array, target: pa.Schema) -> pa.Table:
+    """A batch in the Parquet schema (label names) as the HF features' Arrow schema (ClassLabel ids)."""
+    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+
+    columns = []
+    for field in target:
+        column = table.column(field.name).combine_chunks()
+        if field.name == "label":
+            column = _label_ids(column, names)
+        elif field.name == "annotations":
+            values = _struct_replace(column.values, "value", lambda child: _label_ids(child, names))
+            column = pa.ListArray.from_arrays(
+                column.offsets, values, mask=column.is_null() if column.null_count else None
+            )
+        elif field.name == "suggestion":
+            column = _struct_replace(column, "value", lambda child: _label_ids(child, names))
+        columns.append(column.cast(field.type))
+    return pa.Table.from_arrays(columns, schema=target)
 
 
 def hf_write(
@@ -253,12 +284,14 @@ def hf_write(
     ds = hf_import()
     features = hf_features(schema)
     arrow_schema = features.arrow_schema
-    convert = _hf_convert(schema)
+    names = pa.array(list(schema.get("labels", [])), type=pa.string())
+    source_schema = parquet_schema(schema)  # rows go to Arrow with label names, then names become ids
+    convert = dict.fromkeys(_json_meta_columns(schema), _dumps)
     workdir.mkdir(parents=True, exist_ok=True)
     try:
         streams: dict[str, Path] = {}
         writers: dict[str, pa.ipc.RecordBatchStreamWriter] = {}
-        pending = {split: _Columns(arrow_schema, convert) for split in SPLITS}
+        pending = {split: _Columns(source_schema, convert) for split in SPLITS}
         counts = dict.fromkeys(SPLITS, 0)
 
         def flush(split: str) -> None:
@@ -268,7 +301,7 @@ def hf_write(
                 streams[split] = workdir / f"{split}.arrow"
                 writers[split] = pa.ipc.new_stream(str(streams[split]), arrow_schema)
             counts[split] += pending[split].size
-            writers[split].write_table(pending[split].take())
+            writers[split].write_table(_hf_table(pending[split].take(), names, arrow_schema))
 
         for row in rows:
             columns = pending[row["split"]]

@@ -285,3 +285,12 @@ def test_bio_tags_follow_the_span_token_rule():
         ("b", "I-X"),
         ("c", "B-X"),
     ]
+
+
+def test_hf_refuses_a_label_the_snapshot_does_not_have(owner):
+    project = project_of(owner, "classification")
+    rows = canonical_rows("classification", specs=[("x", "t", "cooking", "consensus", "train")])
+    snapshot = snapshot_make(project, rows)
+    with pytest.raises(ValueError, match="cooking"):
+        format_ensure(snapshot, "hf")
+    assert not [p.name for p in snapshot_dir(snapshot).iterdir() if p.name.startswith("hf.") and p.suffix != ".lock"]
