@@ -286,3 +286,20 @@ def test_imported_labels_are_trained_on_and_never_served(owner, client, settings
     assert served.json()["external_id"] == "open"
     assert annotator_client.post(f"/api/items/{served.json()['id']}/skip").status_code == 204
     assert next_item(annotator_client, project).status_code == 204  # imported-label items are never served
+
+
+def test_a_snapshot_holds_imported_labels_with_their_source(owner, client, settings, monkeypatch, tmp_path):
+    import annotation.datasets.build as build
+    from tests.datasets.helpers import build as snapshot_build
+    from tests.datasets.helpers import rows
+
+    settings.TANDEM_SNAPSHOT_DIR = tmp_path / "snapshots"
+    settings.TANDEM_SNAPSHOT_EAGER_FORMATS = []
+    monkeypatch.setattr(build, "_progress", lambda job_id, done, total: None)  # published on another connection
+    project = make_project(owner, task_type="multilabel", labels=("a", "b"))
+    data = [{"external_id": "x", "text": "one", "labels": ["b", "a"]}, {"external_id": "y", "text": "two"}]
+    assert run_import(client, project, rows=data)["result"]["labeled"] == 1
+    snapshot = snapshot_build(project, owner)  # default filters: approved items
+    assert [(r["external_id"], r["label"], r["label_source"], r["annotations"]) for r in rows(snapshot)] == [
+        ("x", ["a", "b"], "imported", [])
+    ]
