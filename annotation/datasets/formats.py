@@ -21,7 +21,7 @@ from django.db import connection
 from django.utils.text import slugify
 
 from annotation.datasets.paths import rows_read, snapshot_dir
-from annotation.exceptions import InvalidInput
+from annotation.exceptions import Conflict, InvalidInput
 from annotation.models import Snapshot
 from annotation.models.project import TaskType
 
@@ -118,12 +118,18 @@ def format_ensure(snapshot: Snapshot, fmt: str) -> Path:
     """The path of the snapshot's file in format `fmt` (`card` for README.md), written first if missing, and
     snapshot.formats[fmt] = {"bytes", "sha256"} recorded. Raises InvalidInput (field "format") for an unknown
     format, conll on a non-span project, or conll over a row with overlapping spans (no file is left).
-    Needs the canonical data.jsonl in place and the Snapshot's counts saved (the card reads them)."""
+    Needs the canonical data.jsonl in place (Conflict without it) and the Snapshot's counts saved (the card
+    reads them). Blocks while another process writes the same format, then returns its file."""
     format_check(snapshot, fmt)
     folder = snapshot_dir(snapshot)
     path = folder / FILES[fmt]
     if fmt in (snapshot.formats or {}) and path.exists():
         return path
+    if not (folder / FILES["jsonl"]).exists():
+        raise Conflict(
+            "The snapshot's files are gone.",
+            [{"field": None, "message": f"No canonical file for snapshot {snapshot.pk} in TANDEM_SNAPSHOT_DIR."}],
+        )
     if fmt == "jsonl":  # the canonical file itself, written by the build; its hash is the snapshot's
         size = path.stat().st_size
         _record(snapshot, fmt, {"bytes": size, "sha256": snapshot.sha256 or _sha256(path)[1]})

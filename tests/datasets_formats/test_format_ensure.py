@@ -294,3 +294,51 @@ def test_hf_refuses_a_label_the_snapshot_does_not_have(owner):
     with pytest.raises(ValueError, match="cooking"):
         format_ensure(snapshot, "hf")
     assert not [p.name for p in snapshot_dir(snapshot).iterdir() if p.name.startswith("hf.") and p.suffix != ".lock"]
+
+
+def test_concurrent_callers_write_a_format_once(classification_snapshot, monkeypatch):
+    import threading
+    import time
+
+    from django.db import connection
+
+    from annotation.datasets import writers
+
+    calls = []
+    real = writers.csv_write
+
+    def slow_csv_write(**kwargs):
+        calls.append(threading.get_ident())
+        time.sleep(0.2)  # long enough for the other caller to reach the lock
+        real(**kwargs)
+
+    monkeypatch.setattr(writers, "csv_write", slow_csv_write)
+    results, errors = [], []
+
+    def call(copy):
+        # a thread has its own connection, which cannot see this test's uncommitted Snapshot row: the write and
+        # the lock are what is tested here (the one-UPDATE merge is tested above)
+        try:
+            results.append(format_ensure(copy, "csv"))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    copies = [Snapshot.objects.get(pk=classification_snapshot.pk) for _ in range(2)]
+    threads = [threading.Thread(target=call, args=(copy,)) for copy in copies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(calls) == 1
+    assert len(set(results)) == 1
+
+
+def test_files_gone_is_409(classification_snapshot):
+    from annotation.exceptions import Conflict
+
+    canonical_path(classification_snapshot).unlink()
+    with pytest.raises(Conflict):
+        format_ensure(classification_snapshot, "csv")
