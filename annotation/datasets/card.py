@@ -22,7 +22,11 @@ _NAMES_PATH = {TaskType.MULTILABEL: ".feature.names", TaskType.SPANS: '.feature[
 
 
 def _value(value: Any) -> str:
-    return "—" if value is None or value == [] or value == "" else f"`{json.dumps(value, ensure_ascii=False)}`"
+    return (
+        "—"
+        if value is None or value == [] or value == ""
+        else f"`{json.dumps(value, ensure_ascii=False, sort_keys=True)}`"
+    )
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
@@ -56,7 +60,8 @@ def card_header(snapshot: Snapshot) -> dict[str, Any]:
 
 
 def card_markdown(snapshot: Snapshot) -> str:
-    """The card's text (README.md)."""
+    """The card's text (README.md). The same for the same Snapshot row whenever it is written: JSON fields are
+    rendered with sorted keys (jsonb does not keep the order the build wrote them in)."""
     project = snapshot.project
     schema = snapshot.schema or {}
     labels = list(schema.get("labels") or project.label_names)
@@ -83,8 +88,8 @@ def card_markdown(snapshot: Snapshot) -> str:
         "## Filters and split",
         "",
     ]
-    out += [f"- filter `{key}`: {_value(value)}" for key, value in (snapshot.filters or {}).items()]
-    out += [f"- split `{key}`: {_value(value)}" for key, value in (snapshot.split or {}).items()]
+    out += [f"- filter `{key}`: {_value(value)}" for key, value in sorted((snapshot.filters or {}).items())]
+    out += [f"- split `{key}`: {_value(value)}" for key, value in sorted((snapshot.split or {}).items())]
     out += ["", "## Counts", ""]
     out += [_table(["split", "rows"], [[s, splits.get(s, 0)] for s in SPLITS] + [["all", snapshot.rows]]), ""]
     out += ["## Label distribution", ""]
@@ -102,7 +107,7 @@ def card_markdown(snapshot: Snapshot) -> str:
     ]
     agreement = snapshot.agreement
     if isinstance(agreement, dict):
-        out += [f"- {key}: {_value(value)}" for key, value in agreement.items()]
+        out += [f"- {key}: {_value(value)}" for key, value in sorted(agreement.items())]
     else:
         out += [f"- {_value(agreement)}"]
     out += [
