@@ -55,10 +55,11 @@ logger = logging.getLogger(__name__)
 BUILD_LOCK = "build.lock"  # held by the one worker building a snapshot (fcntl.flock, like the formats' locks)
 BATCH = 5000  # items per pass-2 batch: four queries each
 FETCH = 20_000  # rows per round trip of the pass-1 cursor
-# a nominal alpha over more distinct values than this says nothing (every span set its own category) and its
-# units x values table would not fit: the alpha is then null
-ALPHA_MAX_VALUES = 10_000
-ALPHA_MAX_CELLS = 20_000_000
+# a nominal alpha over more distinct values than this says nothing (every span set its own category): null
+ALPHA_MAX_VALUES = 100_000
+# the krippendorff package builds units x values x values arrays: above this many cells the same nominal alpha is
+# computed from sparse counts instead (alpha_nominal_sparse), so a 1M-row build stays within its memory
+ALPHA_PACKAGE_MAX_CELLS = 2_000_000
 
 _STRATUM = {
     TaskType.CLASSIFICATION: "COALESCE(fl.value->>'label', '')",
@@ -289,6 +290,28 @@ def _suggestion(task_type: str, labels: list[str], raw: Any, version_names: dict
     }
 
 
+def alpha_nominal_sparse(*, unit: np.ndarray, code: np.ndarray, n_values: int) -> float | None:
+    """Krippendorff's nominal alpha from one (unit, value code) pair per rating, every unit rated at least twice,
+    without the units x values x values arrays of the `krippendorff` package (which gives the same number:
+    tests/datasets/test_build.py compares). alpha = 1 - (n - 1) * D / (n^2 - sum_v n_v^2) with D the off-diagonal
+    sum of the coincidence matrix, sum_u (m_u^2 - sum_v n_uv^2) / (m_u - 1), and n_v the value totals. Like
+    agreement.alpha_from_counts: 1.0 where one value only was given, None without ratings."""
+    if not len(unit):
+        return None
+    pair, n_uv = np.unique(unit * n_values + code, return_counts=True)
+    m_u = np.bincount(unit).astype(np.float64)
+    pair_unit = pair // n_values
+    squares = np.bincount(pair_unit, weights=n_uv.astype(np.float64) ** 2, minlength=len(m_u))
+    rated = m_u >= 2
+    disagreement = float(((m_u[rated] ** 2 - squares[rated]) / (m_u[rated] - 1)).sum())
+    n_v = np.bincount(code, minlength=n_values).astype(np.float64)
+    n = n_v.sum()
+    expected = n * n - float((n_v**2).sum())
+    if expected == 0:
+        return 1.0
+    return float(1 - (n - 1) * disagreement / expected)
+
+
 class _Stats:
     """Counts and agreement of the rows written, gathered one row at a time."""
 
@@ -301,8 +324,9 @@ class _Stats:
         self.share_sum = 0.0
         self.share_n = 0
         self.categories: dict[str, int] = {}
-        self.unit = array("q")
-        self.code = array("q")
+        # per counting annotation of a row with 2 or more: its unit (row) and value codes (int32: 4 bytes each)
+        self.unit = array("i")
+        self.code = array("i")
         self.alpha_undefined = False
 
     def add(self, *, split: str, label: Any, values: list[Any]) -> None:
@@ -324,7 +348,7 @@ class _Stats:
             self.code.append(code)
         if len(self.categories) > ALPHA_MAX_VALUES:
             self.alpha_undefined = True
-            self.unit, self.code = array("q"), array("q")
+            self.unit, self.code = array("i"), array("i")
 
     def _ordered(self, counts: Counter[str]) -> dict[str, int]:
         out = {name: counts.get(name, 0) for name in self.labels}
@@ -333,12 +357,14 @@ class _Stats:
 
     def _alpha(self) -> float | None:
         n_units, n_values = self.items_pairable, len(self.categories)
-        if self.alpha_undefined or n_units < 2 or n_units * n_values > ALPHA_MAX_CELLS:
+        if self.alpha_undefined or n_units < 2:
             return None
+        unit = np.frombuffer(self.unit, dtype=np.int32).astype(np.int64)
+        code = np.frombuffer(self.code, dtype=np.int32).astype(np.int64)
+        if n_units * n_values * n_values > ALPHA_PACKAGE_MAX_CELLS:
+            return alpha_nominal_sparse(unit=unit, code=code, n_values=n_values)
         from annotation.quality.agreement import alpha_from_counts
 
-        unit = np.frombuffer(self.unit, dtype=np.int64)
-        code = np.frombuffer(self.code, dtype=np.int64)
         counts = np.bincount(unit * n_values + code, minlength=n_units * n_values).reshape(n_units, n_values)
         return alpha_from_counts(counts)
 

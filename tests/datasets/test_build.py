@@ -248,3 +248,31 @@ def test_a_reclaimed_build_starts_from_scratch(world):
     assert rebuilt.status == "ready"
     assert not stale.exists()
     assert rebuilt.sha256 == done.sha256
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_sparse_alpha_is_the_packages(seed):
+    """Large snapshots compute the nominal alpha from sparse counts (the package's arrays would not fit): the same
+    number as the `krippendorff` package on random ratings, 2 to 5 per unit."""
+    from annotation.datasets.build import alpha_nominal_sparse
+
+    rng = np.random.default_rng(seed)
+    n_units, n_values = 60, 4
+    per_unit = rng.integers(2, 6, size=n_units)
+    unit = np.repeat(np.arange(n_units), per_unit)
+    code = np.where(rng.random(len(unit)) < 0.6, unit % n_values, rng.integers(0, n_values, size=len(unit)))
+    counts = np.zeros((n_units, n_values), dtype=np.int64)
+    np.add.at(counts, (unit, code), 1)
+    expected = krippendorff.alpha(value_counts=counts, level_of_measurement="nominal")
+    assert alpha_nominal_sparse(unit=unit, code=code, n_values=n_values) == pytest.approx(expected, abs=1e-12)
+    assert alpha_nominal_sparse(unit=unit, code=np.zeros_like(code), n_values=n_values) == 1.0
+
+
+def test_a_large_snapshot_takes_the_sparse_alpha(world, monkeypatch):
+    import annotation.datasets.build as build_module
+
+    small = build(world["project"], world["manager"])
+    monkeypatch.setattr(build_module, "ALPHA_PACKAGE_MAX_CELLS", 0)
+    large = build(world["project"], world["manager"])
+    assert small.agreement["krippendorff_alpha"] is not None
+    assert large.agreement == pytest.approx(small.agreement)
