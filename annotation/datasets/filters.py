@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -22,6 +23,7 @@ from annotation.models.item import FinalLabelSource, ItemStatus
 from annotation.models.project import TaskType
 
 NAME_MAX = 200
+MAX_ANNOTATORS = 1000  # each is looked up on its own (did they annotate here?)
 RATIO_TOLERANCE = 1e-6
 GOLD_CHOICES = ("include", "exclude", "only")
 DATE_KEYS = ("created_after", "created_before", "decided_after", "decided_before")
@@ -105,23 +107,22 @@ def _annotators(raw: Any, project: Project, errors: _Errors) -> list[tuple[int, 
     values = _any_of(raw, "filters.annotators", errors)
     if not values:
         return []
+    if len(values) > MAX_ANNOTATORS:
+        errors.add("filters.annotators", f"At most {MAX_ANNOTATORS} annotators.")
+        return []
     names = [v for v in values if isinstance(v, str)]
     ids = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
     odd = [v for v in values if not isinstance(v, str) and (not isinstance(v, int) or isinstance(v, bool))]
     if odd:
         errors.add("filters.annotators", "Usernames or user ids.")
         return []
-    found = list(
-        get_user_model()
-        .objects.filter(pk__in=Annotation.objects.filter(item__project=project).values("annotator_id"))
-        .filter(username__in=names)
-        .values_list("pk", "username")
-    ) + list(
-        get_user_model()
-        .objects.filter(pk__in=Annotation.objects.filter(item__project=project).values("annotator_id"))
-        .filter(pk__in=[i for i in ids if 0 < i < 2**31])
-        .values_list("pk", "username")
-    )
+    named = get_user_model().objects.filter(Q(username__in=names) | Q(pk__in=[i for i in ids if 0 < i < 2**31]))
+    candidates = list(named.values_list("pk", "username"))
+    # who of them annotated here: one EXISTS per candidate, on the annotator's own annotations
+    annotated = {
+        pk for pk, _ in candidates if Annotation.objects.filter(annotator_id=pk, item__project=project).exists()
+    }
+    found = [(pk, name) for pk, name in candidates if pk in annotated]
     known_names = {name for _, name in found}
     known_ids = {pk for pk, _ in found}
     unknown = [n for n in names if n not in known_names] + [str(i) for i in ids if i not in known_ids]
