@@ -66,6 +66,7 @@ class ProjectTrainApi(APIView):
 def _version_out(v: ModelVersion) -> dict[str, Any]:
     return {
         "version": v.version,
+        "name": v.name,  # an imported version's Label Studio model_version; "" for Tandem's own
         "kind": v.kind,
         "status": v.status,
         "base_model": v.base_model,

@@ -106,6 +106,12 @@ def version_activate(*, version: ModelVersion) -> None:
     artifact was pruned or it was made for other labels or another task type than the project has now.
     Re-scoring the open items with it is the caller's next step (modelsvc.services.prelabel.prelabel_rescore)."""
     project = Project.objects.select_for_update().get(pk=version.project_id)
+    if version.kind == VersionKind.IMPORTED:
+        raise Conflict(
+            "An imported version (predictions brought in from Label Studio) has no model to run; "
+            "it cannot be activated.",
+            [{"field": "version", "message": "imported"}],
+        )
     if version.kind == VersionKind.FINE_TUNED and not version.artifact_path:
         raise Conflict(
             "This version's artifacts were pruned (TANDEM_MODEL_RETENTION); it cannot be activated.",
