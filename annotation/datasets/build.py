@@ -61,15 +61,19 @@ ALPHA_MAX_VALUES = 100_000
 # computed from sparse counts instead (alpha_nominal_sparse), so a 1M-row build stays within its memory
 ALPHA_PACKAGE_MAX_CELLS = 2_000_000
 
+# an item's stratum as text: its final label, or the sorted set of its labels or of its spans' labels as a JSON
+# array (byte order: the same in every database), "" without a final label
 _STRATUM = {
     TaskType.CLASSIFICATION: "COALESCE(fl.value->>'label', '')",
     TaskType.MULTILABEL: (
-        "COALESCE((SELECT string_agg(x, ',' ORDER BY x COLLATE \"C\") FROM jsonb_array_elements_text("
-        "CASE WHEN jsonb_typeof(fl.value->'labels') = 'array' THEN fl.value->'labels' END) x), '')"
+        'COALESCE((SELECT json_agg(DISTINCT x COLLATE "C" ORDER BY x COLLATE "C")::text FROM '
+        "jsonb_array_elements_text(CASE WHEN jsonb_typeof(fl.value->'labels') = 'array' THEN fl.value->'labels' END)"
+        " x), '')"
     ),
     TaskType.SPANS: (
-        "COALESCE((SELECT string_agg(DISTINCT s->>'label', ',' ORDER BY s->>'label') FROM jsonb_array_elements("
-        "CASE WHEN jsonb_typeof(fl.value->'spans') = 'array' THEN fl.value->'spans' END) s), '')"
+        "COALESCE((SELECT json_agg(DISTINCT (s->>'label') COLLATE \"C\" ORDER BY (s->>'label') COLLATE \"C\")::text "
+        "FROM jsonb_array_elements(CASE WHEN jsonb_typeof(fl.value->'spans') = 'array' THEN fl.value->'spans' END) s),"
+        " '')"
     ),
 }
 _FROM = "FROM annotation_item i LEFT JOIN annotation_finallabel fl ON fl.item_id = i.id"

@@ -134,3 +134,32 @@ def test_a_build_splits_the_same_whatever_the_insertion_order():
     assert all(len(splits) == 1 for splits in by_source.values())
     seeded = build(results[0][2].project, manager, split={"seed": 4})
     assert {r["external_id"]: r["split"] for r in rows(seeded)} != {r["external_id"]: r["split"] for r in plain_a}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("task_type", "values"),
+    [
+        ("multilabel", [{"labels": ["a", "b"]}, {"labels": ["b"]}]),
+        (
+            "spans",
+            [
+                {"spans": [{"start": 0, "end": 1, "label": "a"}, {"start": 2, "end": 3, "label": "b"}]},
+                {"spans": [{"start": 0, "end": 1, "label": "b"}]},
+            ],
+        ),
+    ],
+)
+def test_multilabel_and_span_strata(task_type, values):
+    """The stratum of a multilabel item is its label set, of a span item the set of its spans' labels: 10 items of
+    each of two strata at 0.5 / 0.5 split 5 / 5 within each."""
+    manager, ann = make_user(), make_user()
+    project = make_project(manager, task_type=task_type, labels=["a", "b"])
+    for n in range(20):
+        value = values[n % 2]
+        label(item(project, f"e{n:02d}", "x y z"), value, (ann, value))
+    for seed in range(4):  # an unstratified split would miss 5 / 5 for some seed (each time with p = 0.75)
+        got = rows(build(project, manager, split={"train": 0.5, "validation": 0.5, "test": 0, "seed": seed}))
+        for stratum in range(2):
+            splits = [r["split"] for n, r in enumerate(got) if n % 2 == stratum]
+            assert (splits.count("train"), splits.count("validation")) == (5, 5), (seed, stratum)
