@@ -275,8 +275,17 @@ def test_snapshot_page_passes_axe_wcag_aa(browser, live_server):
         page.click("#snapshot-new")
         page.click("#meta-add")
         page.fill("#s-train", "0.9")
+        page.fill("#s-annotators", "nobody")
         page.click("#snapshot-create")
         expect(page.locator("#snapshot-errors")).to_be_visible()
+        # an input's error: next to it, marked invalid, and read with it (aria-describedby)
+        message = page.locator('.field-error[data-error-for="filters.annotators"]')
+        expect(message).to_contain_text("nobody")
+        annotators = page.locator("#s-annotators")
+        expect(annotators).to_have_attribute("aria-invalid", "true")
+        described = (annotators.get_attribute("aria-describedby") or "").split()
+        assert described[0] == "s-annotators-hint"
+        assert message.get_attribute("id") in described
 
     found = axe_violations(
         browser,
