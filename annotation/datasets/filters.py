@@ -6,11 +6,13 @@ parameter."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.utils import timezone
@@ -147,7 +149,7 @@ def _unknown(raw: dict[str, Any], allowed: Any, prefix: str, errors: _Errors) ->
 def filters_normalize(raw: Any, *, project: Project, pseudonymize: bool, errors: _Errors) -> tuple[dict, list[int]]:
     """The filters with every key present, and the user ids of the `annotators` filter. With `pseudonymize` the
     stored annotators are their pseudonyms, so that a snapshot that hides names does not list them."""
-    out = dict(FILTER_DEFAULTS)
+    out = copy.deepcopy(FILTER_DEFAULTS)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -167,8 +169,6 @@ def filters_normalize(raw: Any, *, project: Project, pseudonymize: bool, errors:
         found = _annotators(raw["annotators"], project, errors)
         annotator_ids = [pk for pk, _ in found]
         if pseudonymize:
-            from django.conf import settings
-
             names = sorted(
                 pseudonym(secret=settings.SECRET_KEY, project_id=project.pk, user_id=pk) for pk in annotator_ids
             )
@@ -198,7 +198,7 @@ def filters_normalize(raw: Any, *, project: Project, pseudonymize: bool, errors:
 
 
 def split_normalize(raw: Any, errors: _Errors) -> dict[str, Any]:
-    out = dict(SPLIT_DEFAULTS)
+    out = copy.deepcopy(SPLIT_DEFAULTS)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
