@@ -83,9 +83,10 @@ _FROM = "FROM annotation_item i LEFT JOIN annotation_finallabel fl ON fl.item_id
 
 
 @transaction.atomic
-def snapshot_create(*, project: Project, user: Any, body: Any) -> tuple[Snapshot, Job]:
+def snapshot_create(*, project: Project, user: Any, body: Any, queue: bool = True) -> tuple[Snapshot, Job]:
     """Check the definition (400 with the field of each problem), create the SNAPSHOT Job and the Snapshot
-    (`building`), and queue the build once the transaction commits."""
+    (`building`), and queue the build once the transaction commits (`queue=False`: the caller builds it itself,
+    with snapshot_build, as the command line does)."""
     from annotation.tasks import snapshot_build_task
 
     definition = definition_normalize(project=project, body=body)
@@ -107,7 +108,8 @@ def snapshot_create(*, project: Project, user: Any, body: Any) -> tuple[Snapshot
     )
     job.params = {"snapshot": snapshot.pk, **job.params}
     job.save(update_fields=["params"])
-    snapshot_build_task.delay_on_commit(job.pk)
+    if queue:
+        snapshot_build_task.delay_on_commit(job.pk)
     return snapshot, job
 
 

@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connection, transaction
+from django.db import transaction
 
 from annotation.datasets.formats import CARD, FORMATS, format_ensure
 from annotation.exceptions import ApplicationError
@@ -93,10 +93,7 @@ class Command(BaseCommand):
         self.stderr.write(json.dumps(summary, ensure_ascii=False))
 
     def _build(self, options: dict[str, Any]) -> Snapshot:
-        """Create the snapshot and build it in this process, in one transaction. snapshot_create also queues the
-        build task when that transaction commits; by then the Job has ended, so the task's claim takes nothing
-        (a build claims a queued or running Job, never an ended one), and a worker never builds it a second time
-        while this one runs."""
+        """Create the snapshot and build it in this process (no task is queued: no worker builds it too)."""
         from annotation.datasets.build import snapshot_build, snapshot_create
 
         project = Project.objects.filter(pk=options["project"]).first()
@@ -113,23 +110,12 @@ class Command(BaseCommand):
             if value is not None:
                 body[key] = value
 
-        built: Snapshot | None = None
-        outer = connection.in_atomic_block  # a test's transaction: its isolation level is already set
         try:
             with transaction.atomic():
-                if not outer:
-                    # the build's two passes read one snapshot of the data (as in the worker, build.py)
-                    with connection.cursor() as cursor:
-                        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                _, job = snapshot_create(project=project, user=user, body=body)
-                built = snapshot_build(job_id=job.pk)
+                _, job = snapshot_create(project=project, user=user, body=body, queue=False)
         except ApplicationError as exc:
             raise CommandError(f"{exc.detail} {json.dumps(exc.errors, ensure_ascii=False)}") from None
-        except Exception as exc:
-            # the commit went through and only queueing the (redundant) task failed, e.g. the broker is down
-            if built is None or not Snapshot.objects.filter(pk=built.pk, status=built.status).exists():
-                raise
-            self.stderr.write(f"note: the snapshot is built; queueing its (redundant) task failed: {exc}")
+        built = snapshot_build(job_id=job.pk)
         if built is None:
             raise CommandError("The snapshot's build did not run.")
         return built
