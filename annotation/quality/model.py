@@ -109,7 +109,8 @@ def gold_trials(project: Project, window: Window, version: int) -> list[Trial]:
             FROM annotation_annotation a
             JOIN annotation_item i ON i.id = a.item_id
             JOIN annotation_finallabel f ON f.item_id = a.item_id AND f.source = 'gold'
-            WHERE i.project_id = %s AND i.is_gold AND a.suggestion ->> 'model_version' = %s {where}
+            WHERE i.project_id = %s AND i.is_gold AND a.suggestion ->> 'model_version' = %s
+              AND a.suggestion ->> 'kind' IS DISTINCT FROM 'imported' {where}
             """,  # noqa: S608 - only fixed SQL fragments are formatted in; values are parameters
             [project.pk, str(version), *params],
         )
@@ -135,7 +136,7 @@ def final_trials(project: Project, window: Window, version: int, limit: int | No
                 WHERE i.project_id = %s AND NOT i.is_gold AND a.counts {where}
                 ORDER BY a.item_id, a.created_at, a.id
             ) first
-            WHERE suggestion ->> 'model_version' = %s
+            WHERE suggestion ->> 'model_version' = %s AND suggestion ->> 'kind' IS DISTINCT FROM 'imported'
             ORDER BY decided DESC, item_id DESC
             {"LIMIT %s" if limit is not None else ""}
             """,  # noqa: S608 - only fixed SQL fragments are formatted in; values are parameters

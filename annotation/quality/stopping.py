@@ -38,7 +38,7 @@ from django.db import connection
 from annotation.models import Item, Project
 from annotation.models.project import TaskType
 from annotation.services.gold import span_token_labels
-from modelsvc.models import Prediction
+from modelsvc.models import Prediction, VersionKind
 
 SAMPLE_SIZE = 1000
 WINDOW = 3  # successive version pairs averaged
@@ -84,8 +84,11 @@ def kappa_average(history: list[float | None], window: int = WINDOW, threshold: 
 
 def _units(project: Project, sample: list[int]) -> dict[int, dict[Any, str]]:
     """Per version number: its prediction per unit of the sample (an item, or an (item, token) for spans)."""
-    rows = Prediction.objects.filter(item_id__in=sample, model_version__project=project).values_list(
-        "model_version__version", "item_id", "value"
+    # an imported version (Label Studio predictions) predicted only its own items, once: not a step of the loop
+    rows = (
+        Prediction.objects.filter(item_id__in=sample, model_version__project=project)
+        .exclude(model_version__kind=VersionKind.IMPORTED)
+        .values_list("model_version__version", "item_id", "value")
     )
     order = {name: i for i, name in enumerate(project.label_names)}
     texts: dict[int, str] = {}

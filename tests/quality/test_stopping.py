@@ -159,3 +159,17 @@ def test_spans_compare_token_by_token():
     a = ["PER", "O", "O", "O", "LOC"]
     b = ["PER", "O", "PER", "O", "LOC"]
     assert stopping_section(project)["kappa_history"][0]["kappa"] == pytest.approx(cohen_kappa_score(a, b))
+
+
+def test_an_imported_version_is_not_a_step_of_the_loop():
+    # predictions brought in from Label Studio (an imported version) are left out of the stability history
+    project = project_with()
+    made = items(project, ["w", "x", "y", "z"])
+    v1 = labels("sports", "sports", "tech", "tech")
+    versions_predicting(project, made, [v1, v1])
+    assert [h["model_version"] for h in stopping_section(project)["kappa_history"]] == [2]
+    versions_predicting(project, made, [labels("tech", "tech", "sports", "sports")], first=3)
+    ModelVersion.objects.filter(project=project, version=3).update(
+        kind=VersionKind.IMPORTED, status=VersionStatus.CANDIDATE
+    )
+    assert [h["model_version"] for h in stopping_section(project)["kappa_history"]] == [2]
