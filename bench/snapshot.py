@@ -872,10 +872,13 @@ def main() -> None:
     args.filters = json.loads(args.filters)
     args.split = json.loads(args.split)
     sizes = parse_sizes(args.items)
+    # BENCH_COMMIT: the commit of a tree exported with `git archive` (no .git there), so that a run measures
+    # committed code while the checkout it came from is being edited
+    commit = os.environ.get("BENCH_COMMIT") or git_state()
     figures: dict = {
         "bench": "snapshot",
-        "git": git_state(),
-        "machine": machine(),
+        "git": commit,
+        "machine": machine() | {"git": commit},
         "web": web_figures(args.web_workers, args.web_threads),
         "load_average_before": [round(x, 2) for x in os.getloadavg()],
         "runs": [],
