@@ -866,6 +866,7 @@ def main() -> None:
     ap.add_argument("--profile-dir", default="/tmp/bench-snapshot-profiles")
     ap.add_argument("--web-workers", type=int, default=2)
     ap.add_argument("--web-threads", type=int, default=2)
+    ap.add_argument("--out", default="", help="the results file (default bench/results/snapshot_<date>.jsonl)")
     ap.add_argument("--no-save", action="store_true", help="do not append the JSON line to bench/results")
     args = ap.parse_args()
     args.large = parse_sizes(args.large)[0]
@@ -908,10 +909,10 @@ def main() -> None:
     figures["targets"] = targets(figures["summary"])
     figures["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     if not args.no_save:
-        out = ROOT / "bench" / "results" / f"snapshot_{time.strftime('%Y-%m-%d')}.jsonl"
+        out = Path(args.out or ROOT / "bench" / "results" / f"snapshot_{time.strftime('%Y-%m-%d')}.jsonl")
         with open(out, "a", encoding="utf-8") as f:
             f.write(json.dumps(figures) + "\n")
-        log(f"appended to {out.relative_to(ROOT)}")
+        log(f"appended to {out}")
     emit(figures)
 
 
