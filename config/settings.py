@@ -198,8 +198,11 @@ TANDEM_MODEL_BACKEND = env.str("TANDEM_MODEL_BACKEND", default="hf")
 TANDEM_IMPORT_DIR = Path(env.str("TANDEM_IMPORT_DIR", default=str(VAR_DIR / "imports")))
 # dataset snapshots (annotation/datasets): their files, shared by every web replica and worker like TANDEM_IMPORT_DIR
 TANDEM_SNAPSHOT_DIR = Path(env.str("TANDEM_SNAPSHOT_DIR", default=str(VAR_DIR / "snapshots")))
-# formats the build Job writes right after the canonical JSONL; any other is written on its first download
-TANDEM_SNAPSHOT_EAGER_FORMATS = env.list("TANDEM_SNAPSHOT_EAGER_FORMATS", default=["csv", "parquet"])
+# formats the build Job writes after the canonical JSONL and the card (the snapshot is ready before them); any
+# other is written on its first download, in the web request (a second request meanwhile gets 503 + Retry-After)
+TANDEM_SNAPSHOT_EAGER_FORMATS = env.list(
+    "TANDEM_SNAPSHOT_EAGER_FORMATS", default=["csv", "parquet", "hf", "conll", "labelstudio"]
+)
 TANDEM_SNAPSHOT_TASK_TIME_LIMIT = env.int("TANDEM_SNAPSHOT_TASK_TIME_LIMIT", default=3600)  # s (soft) per build
 TANDEM_IMPORT_MAX_BYTES = env.int("TANDEM_IMPORT_MAX_BYTES", default=1024 * 1024 * 1024)
 TANDEM_IMPORT_MAX_ROWS = env.int("TANDEM_IMPORT_MAX_ROWS", default=2_000_000)

@@ -9,8 +9,10 @@
    their usernames, the suggestions recorded on annotations) and writes the canonical rows to data.jsonl.tmp
    while hashing them. Memory stays flat: a few integers per item plus one batch.
 2. fsync, rename to data.jsonl; the counts, schema and sha256 saved on the Snapshot.
-3. The eager formats (TANDEM_SNAPSHOT_EAGER_FORMATS) written from data.jsonl by formats.format_ensure.
-4. The snapshot `ready`, the Job succeeded with {"snapshot", "rows"}.
+3. The dataset card (README.md) written, the snapshot `ready`: downloadable from here on.
+4. The eager formats (TANDEM_SNAPSHOT_EAGER_FORMATS) written from data.jsonl by formats.format_ensure, each on
+   its own (one that cannot be written is logged and named in the Job's result, never fails the snapshot); the
+   Job succeeded with {"snapshot", "rows"}.
 
 Any error fails both the snapshot and the Job (a database error is left to the task's retries first). The build
 writes only its own directory, from scratch, so a retried or reclaimed build simply starts over.
@@ -155,6 +157,15 @@ def snapshot_build(*, job_id: int) -> Snapshot | None:
             except BlockingIOError:
                 logger.info("snapshot %s: another worker is building it (job %s)", snapshot.pk, job_id)
                 return None
+            # a delivery that read `building` before another one finished and let go of the lock: a built
+            # snapshot never changes, so look again now that the lock is ours
+            snapshot.refresh_from_db()
+            if snapshot.status != SnapshotStatus.BUILDING:
+                if snapshot.status == SnapshotStatus.READY:
+                    job_succeed(job_id=job_id, result={"snapshot": snapshot.pk, "rows": snapshot.rows})
+                else:
+                    job_fail(job_id=job_id, error=snapshot.error or "The snapshot's build failed.")
+                return snapshot
             _build(snapshot=snapshot, job=job)
     except (OperationalError, InterfaceError):
         raise  # the task retries; after its retries JobTask fails both through snapshot_job_fail
@@ -192,16 +203,35 @@ def _build(*, snapshot: Snapshot, job: Job) -> None:
     snapshot.save(
         update_fields=["rows", "splits", "label_distribution", "agreement", "model_version", "sha256", "schema"]
     )
-    from annotation.datasets.formats import format_applicable, format_ensure
+    from annotation.datasets.formats import CARD, format_applicable, format_ensure
 
     format_ensure(snapshot, "jsonl")  # records {"bytes": size, "sha256"} of the canonical file
-    for fmt in settings.TANDEM_SNAPSHOT_EAGER_FORMATS:
-        if fmt != "jsonl" and format_applicable(snapshot, fmt):
-            format_ensure(snapshot, fmt)
+    # the card is written once, here, and every format that carries it copies this file (formats.card_text):
+    # a later change of the project's name, guidelines or license never makes two formats' cards differ
+    format_ensure(snapshot, CARD)
+    finished = timezone.now()
     Snapshot.objects.filter(pk=snapshot.pk, status=SnapshotStatus.BUILDING).update(
-        status=SnapshotStatus.READY, finished_at=timezone.now()
+        status=SnapshotStatus.READY, finished_at=finished
     )
-    job_succeed(job_id=job.pk, result={"snapshot": snapshot.pk, "rows": stats["rows"]})
+    snapshot.status, snapshot.finished_at = SnapshotStatus.READY, finished
+    # ready (downloadable) from here: the other formats are conveniences written from data.jsonl, each on its
+    # own; one that cannot be written (say CoNLL over overlapping spans) is logged and left to its download,
+    # which answers with the reason, and never fails the snapshot
+    failed: dict[str, str] = {}
+    for fmt in settings.TANDEM_SNAPSHOT_EAGER_FORMATS:
+        if fmt in ("jsonl", CARD) or not format_applicable(snapshot, fmt):
+            continue
+        try:
+            format_ensure(snapshot, fmt)
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception as exc:
+            logger.warning("snapshot %s: format %s not written: %s", snapshot.pk, fmt, exc)
+            failed[fmt] = str(getattr(exc, "detail", exc))
+    result: dict[str, Any] = {"snapshot": snapshot.pk, "rows": stats["rows"]}
+    if failed:
+        result["formats_not_written"] = failed
+    job_succeed(job_id=job.pk, result=result)
 
 
 def _pass_one(
@@ -243,7 +273,9 @@ def _meta_schema(*, condition: str, params: dict[str, Any]) -> list[dict[str, st
     """[{"field", "column", "type"}] of the metadata fields of the matching items (docs/datasets.md: types)."""
     sql = (
         "SELECT e.key, CASE jsonb_typeof(e.value) WHEN 'number' THEN "
-        "CASE WHEN e.value::text ~ '^-?[0-9]+$' THEN 'int' ELSE 'float' END ELSE jsonb_typeof(e.value) END "
+        "CASE WHEN e.value::text !~ '^-?[0-9]+$' THEN 'float' "
+        "WHEN e.value::text::numeric BETWEEN -9223372036854775808 AND 9223372036854775807 THEN 'int' "
+        "ELSE 'bigint' END ELSE jsonb_typeof(e.value) END "
         f"{_FROM} CROSS JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(i.data) = 'object' THEN i.data END) e "
         f"WHERE {condition} AND e.key <> 'text' GROUP BY 1, 2"
     )

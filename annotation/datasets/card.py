@@ -143,9 +143,9 @@ def card_markdown(snapshot: Snapshot) -> str:
         "null).",
         "",
         "- `jsonl`: one JSON object per line, the canonical content.",
-        "- `csv`: lists and objects as JSON text, null as an empty cell. **Formula neutralisation:** every text "
-        "cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return has a leading `'` added, so that "
-        "spreadsheets run nothing; strip it when you read such a cell back.",
+        "- `csv`: lists and objects as JSON text, null as an empty cell. **Formula neutralisation:** every cell "
+        "(numbers and column names included) that starts with `=`, `+`, `-`, `@`, a tab or a carriage return "
+        "has a leading `'` added, so that spreadsheets run nothing; strip it when you read such a cell back.",
         "- `parquet`: real types (lists and structs); this card is in the file's metadata (`tandem.card`).",
         "- `hf`: a tar of a `datasets` `save_to_disk` folder (one directory per non-empty split), `label` a "
         "`ClassLabel`.",

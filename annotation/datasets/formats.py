@@ -21,7 +21,7 @@ from django.db import connection
 from django.utils.text import slugify
 
 from annotation.datasets.paths import rows_read, snapshot_dir
-from annotation.exceptions import Conflict, InvalidInput
+from annotation.exceptions import ApplicationError, Conflict, InvalidInput
 from annotation.models import Snapshot
 from annotation.models.project import TaskType
 
@@ -114,12 +114,25 @@ def _stored_formats(snapshot: Snapshot) -> dict[str, Any]:
     return Snapshot.objects.filter(pk=snapshot.pk).values_list("formats", flat=True).first() or {}
 
 
-def format_ensure(snapshot: Snapshot, fmt: str) -> Path:
+class FormatBusy(ApplicationError):
+    """Another process is writing this format right now (503: the download view adds Retry-After)."""
+
+    status_code = 503
+
+
+def card_text(snapshot: Snapshot) -> str:
+    """The snapshot's dataset card as written once (README.md, at build time): what every format that carries
+    the card copies, so none of them depends on when it was written."""
+    return format_ensure(snapshot, CARD).read_text(encoding="utf-8")
+
+
+def format_ensure(snapshot: Snapshot, fmt: str, *, wait: bool = True) -> Path:
     """The path of the snapshot's file in format `fmt` (`card` for README.md), written first if missing, and
     snapshot.formats[fmt] = {"bytes", "sha256"} recorded. Raises InvalidInput (field "format") for an unknown
     format, conll on a non-span project, or conll over a row with overlapping spans (no file is left).
     Needs the canonical data.jsonl in place (Conflict without it) and the Snapshot's counts saved (the card
-    reads them). Blocks while another process writes the same format, then returns its file."""
+    reads them). Blocks while another process writes the same format, then returns its file; `wait=False`
+    raises FormatBusy instead (a web request does not hold its thread for another's write)."""
     format_check(snapshot, fmt)
     folder = snapshot_dir(snapshot)
     path = folder / FILES[fmt]
@@ -135,7 +148,13 @@ def format_ensure(snapshot: Snapshot, fmt: str) -> Path:
         _record(snapshot, fmt, {"bytes": size, "sha256": snapshot.sha256 or _sha256(path)[1]})
         return path
     with (folder / f"{FILES[fmt]}.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        try:  # released when the file closes
+            fcntl.flock(lock, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FormatBusy(
+                f"The {fmt} file of this snapshot is being written; try again in a moment.",
+                [{"field": "format", "message": "being written"}],
+            ) from None
         wrote = not path.exists()
         if wrote:
             _write(snapshot, fmt, path)
@@ -159,20 +178,16 @@ def _write(snapshot: Snapshot, fmt: str, path: Path) -> None:
                 writers.csv_write(schema=snapshot.schema, rows=rows_read(snapshot), out=fh)
                 _sync(fh)
         elif fmt == "parquet":
-            from annotation.datasets.card import card_markdown
-
             meta = {"id": snapshot.pk, "name": snapshot.name, "sha256": snapshot.sha256}
             writers.parquet_write(
                 schema=snapshot.schema,
                 rows=rows_read(snapshot),
                 path=tmp,
-                metadata={"tandem.card": card_markdown(snapshot), "tandem.snapshot": json.dumps(meta)},
+                metadata={"tandem.card": card_text(snapshot), "tandem.snapshot": json.dumps(meta)},
             )
             with tmp.open("rb+") as fh:
                 _sync(fh)
         elif fmt == "hf":
-            from annotation.datasets.card import card_markdown
-
             stamp = snapshot.finished_at or snapshot.created_at
             with tmp.open("wb") as fh:
                 writers.hf_write(
@@ -181,7 +196,7 @@ def _write(snapshot: Snapshot, fmt: str, path: Path) -> None:
                     out=fh,
                     workdir=path.with_name("hf.work"),
                     top=download_slug(snapshot),
-                    card=card_markdown(snapshot),
+                    card=card_text(snapshot),
                     mtime=int(stamp.timestamp()),
                 )
                 _sync(fh)

@@ -53,13 +53,14 @@ def _json_meta_columns(schema: dict[str, Any]) -> list[str]:
 def csv_write(*, schema: dict[str, Any], rows: Iterable[dict[str, Any]], out: IO[str]) -> None:
     """CSV with the canonical columns: label, annotations, suggestion, a multilabel or span label and json-typed
     metadata as JSON text, null as an empty cell, numbers and booleans as JSON writes them. Every other cell is
-    text and goes through `csv_safe` (a leading ' before =, +, -, @, tab or CR), JSON text cells included, so a
-    spreadsheet runs nothing; int64/float64/bool metadata cells are numbers and stay as they are."""
+    text and goes through `csv_safe` (a leading ' before =, +, -, @, tab or CR), JSON text cells, numbers and the
+    header's column names (metadata field names come from imported data) included: every cell, as the dataset
+    card says, so a spreadsheet runs nothing (a negative number reads back as the text '-7)."""
     header = columns(schema)
     numeric = {m["column"] for m in schema.get("meta", []) if m["type"] in ("int64", "float64", "bool")}
     json_text = _json_text_keys(schema)
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(header)
+    writer.writerow([csv_safe(name) for name in header])
     for row in rows:
         cells: list[str] = []
         for key in header:
@@ -67,7 +68,7 @@ def csv_write(*, schema: dict[str, Any], rows: Iterable[dict[str, Any]], out: IO
             if value is None:
                 cells.append("")
             elif key in numeric:
-                cells.append(_dumps(value))
+                cells.append(csv_safe(_dumps(value)))
             elif isinstance(value, str) and key not in json_text:
                 cells.append(csv_safe(value))
             else:

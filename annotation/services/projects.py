@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from annotation.exceptions import Conflict, InvalidInput, NotFound
-from annotation.models import Assignment, Item, Membership, Project
+from annotation.models import Assignment, FinalLabel, Item, Membership, Project
 from annotation.models.item import QUEUE_STATUSES, ItemStatus
 from annotation.models.project import Role
 
@@ -173,16 +173,20 @@ def project_update(*, project: Project, **fields: Any) -> Project:
     if not changed:
         return project
     project.full_clean()
-    has_annotations = Item.objects.filter(project=project, annotation_count__gt=0).exists()
+    # annotations, and final labels without any (gold values, imported labels), hold label names of this task type
+    has_annotations = (
+        Item.objects.filter(project=project, annotation_count__gt=0).exists()
+        or FinalLabel.objects.filter(item__project=project).exists()
+    )
     if has_annotations and project.task_type != old_type:
         raise Conflict(
-            "The task type cannot change once items are annotated.",
-            [{"field": "task_type", "message": "Items are already annotated."}],
+            "The task type cannot change once items are annotated or labeled.",
+            [{"field": "task_type", "message": "Items are already annotated or labeled."}],
         )
     removed = old_names - set(project.label_names)
     if removed and has_annotations:
         raise Conflict(
-            "Labels in use cannot be removed or renamed once items are annotated.",
+            "Labels in use cannot be removed or renamed once items are annotated or labeled.",
             [{"field": "labels", "message": f"Missing: {', '.join(sorted(removed))}."}],
         )
     project.save(update_fields=[*changed, "updated_at"])

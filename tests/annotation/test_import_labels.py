@@ -303,3 +303,18 @@ def test_a_snapshot_holds_imported_labels_with_their_source(owner, client, setti
     assert [(r["external_id"], r["label"], r["label_source"], r["annotations"]) for r in rows(snapshot)] == [
         ("x", ["a", "b"], "imported", [])
     ]
+
+
+def test_a_label_that_imported_labels_use_cannot_be_removed(owner, client):
+    # no annotation holds it, but a final label does: removing or renaming it would orphan that label (and fail
+    # the snapshot formats that map names to ClassLabel ids)
+    project = make_project(owner, labels=("ham", "spam"))
+    job = run_import(client, project, file=jsonl({"external_id": "a", "text": "win", "label": "spam"}), name="a.jsonl")
+    assert job["status"] == "succeeded", job
+    labels = [{"name": "ham", "hotkey": "1", "color": "#1f77b4"}]
+    r = client.patch(f"/api/projects/{project.pk}", {"labels": labels}, format="json")
+    assert r.status_code == 409, r.content
+    assert r.json()["errors"][0]["field"] == "labels"
+    r = client.patch(f"/api/projects/{project.pk}", {"task_type": "multilabel"}, format="json")
+    assert r.status_code == 409
+    assert FinalLabel.objects.get(item__project=project).value == {"label": "spam"}

@@ -164,7 +164,7 @@ def test_an_empty_snapshot_is_built_and_says_so(world):
 def test_eager_formats_are_written_by_the_build(world, settings):
     settings.TANDEM_SNAPSHOT_EAGER_FORMATS = ["csv", "parquet", "conll"]  # conll does not apply: skipped
     snapshot = build(world["project"], world["manager"])
-    assert set(snapshot.formats) == {"jsonl", "csv", "parquet"}
+    assert set(snapshot.formats) == {"jsonl", "card", "csv", "parquet"}
     table = pq.read_table(snapshot_dir(snapshot) / "data.parquet")
     assert table.column("external_id").to_pylist() == ["a1", "a2"]
 
@@ -276,3 +276,67 @@ def test_a_large_snapshot_takes_the_sparse_alpha(world, monkeypatch):
     large = build(world["project"], world["manager"])
     assert small.agreement["krippendorff_alpha"] is not None
     assert large.agreement == pytest.approx(small.agreement)
+
+
+def test_a_format_that_cannot_be_written_never_fails_the_snapshot(settings):
+    # CoNLL cannot hold overlapping spans: the eager write fails, the snapshot is ready all the same, the Job says
+    # which format was not written, and its download answers with the reason
+    from tests.conftest import client_for
+
+    settings.TANDEM_SNAPSHOT_EAGER_FORMATS = ["conll", "csv"]
+    manager, ann = make_user(), make_user()
+    spans = make_project(manager, task_type="spans", labels=["PER", "ORG"])
+    it = item(spans, "s1", "Ada Lovelace works")
+    value = {"spans": [{"start": 0, "end": 12, "label": "PER"}, {"start": 4, "end": 12, "label": "ORG"}]}
+    label(it, value, (ann, value))
+    snapshot = build(spans, manager)
+    assert "conll" not in snapshot.formats
+    assert "csv" in snapshot.formats
+    job = Job.objects.get(pk=snapshot.job_id)
+    assert job.status == "succeeded"
+    assert set(job.result["formats_not_written"]) == {"conll"}
+    r = client_for(manager).get(f"/api/snapshots/{snapshot.pk}/download?format=conll")
+    assert r.status_code == 400
+    assert r.json()["errors"][0]["field"] == "format"
+
+
+def test_integers_past_int64_are_kept_as_json_text(world, settings):
+    settings.TANDEM_SNAPSHOT_EAGER_FORMATS = ["parquet"]
+    big = "12345678901234567890123"
+    it = item(world["project"], "b1", "a tweet", tweet_id=int(big), small=-(2**63))
+    label(it, SPORTS, (world["alice"], SPORTS))
+    snapshot = build(world["project"], world["manager"], filters={"labels": "sports"})
+    types = {m["field"]: m["type"] for m in snapshot.schema["meta"]}
+    assert (types["tweet_id"], types["small"]) == ("json", "int64")
+    table = pq.read_table(snapshot_dir(snapshot) / "data.parquet")
+    by_id = dict(zip(table.column("external_id").to_pylist(), table.column("tweet_id").to_pylist(), strict=True))
+    assert by_id["b1"] == big
+    assert [r["tweet_id"] for r in rows(snapshot) if r["external_id"] == "b1"] == [int(big)]
+
+
+def test_a_delivery_that_waited_for_the_lock_does_not_rebuild_a_ready_snapshot(world, monkeypatch):
+    # delivery B read `building`, then A finished and let go of the lock: B must not rebuild (the data changed since)
+    import annotation.datasets.build as build_module
+    from annotation.models import Snapshot
+
+    _, job = build_module.snapshot_create(project=world["project"], user=world["manager"], body={"name": "r"})
+    first = build_module.snapshot_build(job_id=job.pk)
+    assert first is not None
+    assert first.status == "ready"
+    before = canonical_path(first).read_bytes()
+    FinalLabel.objects.filter(item__external_id="a1").update(value=TECH)
+    Job.objects.filter(pk=job.pk).update(status="running")  # B reclaims the redelivered message...
+    Snapshot.objects.filter(pk=first.pk).update(status="building")  # ...having read `building`
+
+    real_flock = build_module.fcntl.flock
+
+    def a_finishes_first(fd, op):  # A ends while B waits for the lock
+        Snapshot.objects.filter(pk=first.pk).update(status="ready")
+        return real_flock(fd, op)
+
+    monkeypatch.setattr(build_module.fcntl, "flock", a_finishes_first)
+    again = build_module.snapshot_build(job_id=job.pk)
+    assert again is not None
+    assert again.status == "ready"
+    assert canonical_path(first).read_bytes() == before
+    assert Job.objects.get(pk=job.pk).status == "succeeded"

@@ -226,3 +226,21 @@ def test_byte_range_rules():
         byte_range("bytes=-0", 10)
     with pytest.raises(Unsatisfiable):
         byte_range("bytes=10-12", 10)
+
+
+def test_a_format_being_written_elsewhere_answers_503_with_retry_after(owner_client, classification_snapshot):
+    # the first download of a format writes it in its request; another request meanwhile does not wait on the lock
+    import fcntl
+
+    from annotation.datasets.formats import FILES
+    from annotation.datasets.paths import snapshot_dir
+
+    folder = snapshot_dir(classification_snapshot)
+    with (folder / f"{FILES['parquet']}.lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        response, data = get(owner_client, classification_snapshot, format="parquet")
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert json.loads(data)["errors"][0]["field"] == "format"
+    response, _ = get(owner_client, classification_snapshot, format="parquet")  # the lock is free again
+    assert response.status_code == 200

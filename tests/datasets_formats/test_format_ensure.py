@@ -58,12 +58,24 @@ def test_csv_neutralises_every_formula_cell(classification_snapshot):
     assert "'+45 tab\tinside" in cells
     assert "'=HYPERLINK(x)" in cells  # string metadata
     assert "'@mention" in cells
-    assert "-7" in cells
-    assert "-1.25" in cells
+    assert "'-7" in cells  # a number too: every cell, as the issue and the card say
+    assert "'-1.25" in cells
     assert '"-dash"' in cells  # a json-typed value: JSON text, which starts with a quote
-    assert not [
-        c for c in cells if c.startswith(("=", "+", "@", "\t", "\r")) or (c.startswith("-") and c[1:2].isalpha())
-    ]
+    assert not [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
+
+
+def test_csv_header_names_are_neutralised_too(owner):
+    # metadata field names come from imported data: a formula there would run in the header row
+    project = project_of(owner, "classification")
+    rows = [{**r, "=HYPERLINK(1)": "x"} for r in canonical_rows("classification", meta=False)]
+    meta = [{"field": "=HYPERLINK(1)", "column": "=HYPERLINK(1)", "type": "string"}]
+    snapshot = snapshot_make(project, rows, meta=meta)
+    import csv
+    import io
+
+    header = next(csv.reader(io.StringIO(format_ensure(snapshot, "csv").read_text(encoding="utf-8"), newline="")))
+    assert "'=HYPERLINK(1)" in header
+    assert not [c for c in header if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
 
 
 @pytest.mark.parametrize("fixture", TASKS)
@@ -208,7 +220,7 @@ def test_each_format_is_recorded_once_and_merged(classification_snapshot):
     format_ensure(stale, "parquet")  # must not drop csv's entry
     jsonl_path = format_ensure(stale, "jsonl")
     stored = Snapshot.objects.get(pk=classification_snapshot.pk).formats
-    assert set(stored) == {"csv", "parquet", "jsonl"}
+    assert set(stored) == {"csv", "parquet", "card", "jsonl"}  # parquet carries the card: written first
     for fmt, path in (("csv", csv_path), ("jsonl", jsonl_path), ("parquet", snapshot_dir(stale) / FILES["parquet"])):
         data = path.read_bytes()
         assert stored[fmt] == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
