@@ -120,9 +120,11 @@ def _annotators(raw: Any, project: Project, errors: _Errors) -> list[tuple[int, 
         return []
     named = get_user_model().objects.filter(Q(username__in=names) | Q(pk__in=[i for i in ids if 0 < i < 2**31]))
     candidates = list(named.values_list("pk", "username"))
-    # who of them annotated here: one EXISTS per candidate, on the annotator's own annotations
+    # who of them annotated here (counting annotations, as the filter reads them): one EXISTS per candidate
     annotated = {
-        pk for pk, _ in candidates if Annotation.objects.filter(annotator_id=pk, item__project=project).exists()
+        pk
+        for pk, _ in candidates
+        if Annotation.objects.filter(annotator_id=pk, item__project=project, counts=True).exists()
     }
     found = [(pk, name) for pk, name in candidates if pk in annotated]
     known_names = {name for _, name in found}

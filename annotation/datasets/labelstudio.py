@@ -129,6 +129,12 @@ def results_value(*, results: Any, project: Project, text: str, where: str, erro
         errors.append((f"{where}.result", "wrong type: expected a list of results"))
         return _Parsed(None)
     wanted = "labels" if task_type == TaskType.SPANS else "choices"
+    control = _control(results, wanted, names)
+    if isinstance(control, list):  # several controls of the project's kind fit it: which one is meant is unclear
+        errors.append(
+            (f"{where}.result", f"several <{wanted.title()}> controls fit this project ({', '.join(control)[:200]})")
+        )
+        return _Parsed(None)
     choices: list[str] = []
     spans: list[dict[str, Any]] = []
     dropped = 0
@@ -143,13 +149,14 @@ def results_value(*, results: Any, project: Project, text: str, where: str, erro
         if kind in MEDIA_RESULTS:
             errors.append((f"{at}.type", f"'{kind}' is an image, audio or video result: Tandem projects label text"))
             continue
-        if kind != wanted:
-            if kind in ("choices", "labels"):
-                errors.append(
-                    (f"{at}.type", f"a '{kind}' result does not fit a {task_type} project (expected '{wanted}')")
-                )
-            else:
-                dropped += 1  # relations, textarea, rating, taxonomy...: no Tandem counterpart
+        if kind in ("choices", "labels") and kind != wanted and control is None:
+            # only the other kind of control: the project's task type does not fit this export
+            errors.append((f"{at}.type", f"a '{kind}' result does not fit a {task_type} project (expected '{wanted}')"))
+            continue
+        if kind != wanted or res.get("from_name") != control:
+            # relations, textarea, rating, taxonomy, a document-level <Choices> beside an NER <Labels>, a second
+            # <Choices> control: no Tandem counterpart in this project
+            dropped += 1
             continue
         if not isinstance(value, dict):
             errors.append((f"{at}.value", "wrong type: expected an object"))
@@ -201,6 +208,30 @@ def results_value(*, results: Any, project: Project, text: str, where: str, erro
         errors.extend((f"{where}.{e.get('field') or 'value'}", e["message"]) for e in exc.errors)
         return _Parsed(None, dropped)
     return _Parsed(canonical, dropped)
+
+
+def _control(results: Any, wanted: str, names: set[str]) -> Any:
+    """The `from_name` of the control whose results this project takes: the only control of the project's kind
+    (`choices` or `labels`) in the results, or, among several, the only one whose values are all labels of the
+    project (the others are dropped); a list of the candidates when that leaves more than one (or none)."""
+    if not isinstance(results, list):
+        return None
+    of_kind = [r for r in results if isinstance(r, dict) and str(r.get("type", "")).lower() == wanted]
+    controls = list(dict.fromkeys(r.get("from_name") for r in of_kind))
+    if len(controls) <= 1:
+        return controls[0] if controls else None
+
+    def fits(name: Any) -> bool:
+        for r in of_kind:
+            if r.get("from_name") == name:
+                value = r.get("value")
+                listed = value.get(wanted) if isinstance(value, dict) else None
+                if not isinstance(listed, list) or not all(isinstance(x, str) and x in names for x in listed):
+                    return False
+        return True
+
+    fitting = [c for c in controls if fits(c)]
+    return fitting[0] if len(fitting) == 1 else [str(c) for c in controls]
 
 
 def value_results(task_type: str, value: Any, text: str, *, prefix: str) -> list[dict[str, Any]]:

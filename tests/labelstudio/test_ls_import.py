@@ -407,3 +407,60 @@ def test_a_repeated_external_id_in_one_file_is_a_duplicate(sentiment, owner):
     job = ls_run(sentiment, owner, json.dumps(tasks).encode())
     assert (res(job)["created"], res(job)["duplicates"]) == (2, 1)
     assert Item.objects.get(external_id="same").text == "first"
+
+
+def _choice(control: str, *names: str) -> dict:
+    return {"from_name": control, "to_name": "text", "type": "choices", "value": {"choices": list(names)}}
+
+
+def test_results_of_other_controls_are_dropped_not_merged(owner, sentiment):
+    # a labeling config with two <Choices> (sentiment and topic): the one whose values are this project's labels
+    # is imported, the other dropped; an NER config with a document-level <Choices> keeps its spans
+    tasks = [
+        {
+            "id": 1,
+            "data": {"text": "Great phone"},
+            "annotations": [
+                {"completed_by": 1, "result": [_choice("topic", "tech"), _choice("sentiment", "positive")]}
+            ],
+        }
+    ]
+    job = ls_run(sentiment, owner, json.dumps(tasks).encode())
+    assert job.status == "succeeded", job.result
+    assert Annotation.objects.get(item__project=sentiment).value == {"label": "positive"}
+    assert res(job)["dropped_results"] == 1
+
+    ner = make_project(owner, name="ner2", labels=("PER", "LOC"), task_type="spans")
+    span = {"from_name": "ner", "to_name": "text", "type": "labels"}
+    tasks = [
+        {
+            "id": 2,
+            "data": {"text": "Ada in Paris"},
+            "annotations": [
+                {
+                    "completed_by": 1,
+                    "result": [
+                        {**span, "value": {"start": 0, "end": 3, "text": "Ada", "labels": ["PER"]}},
+                        {**span, "value": {"start": 7, "end": 12, "text": "Paris", "labels": ["LOC"]}},
+                        _choice("doc_type", "news"),
+                    ],
+                }
+            ],
+        }
+    ]
+    job = ls_run(ner, owner, json.dumps(tasks).encode())
+    assert job.status == "succeeded", job.result
+    assert [s["label"] for s in Annotation.objects.get(item__project=ner).value["spans"]] == ["PER", "LOC"]
+
+
+def test_two_controls_that_both_fit_are_an_error(owner, sentiment):
+    tasks = [
+        {
+            "data": {"text": "Fine"},
+            "annotations": [{"completed_by": 1, "result": [_choice("a", "positive"), _choice("b", "negative")]}],
+        }
+    ]
+    job = ls_run(sentiment, owner, json.dumps(tasks).encode())
+    assert job.status == "failed"
+    assert res(job)["errors"][0]["field"] == "annotations[0].result"
+    assert "several <Choices> controls" in res(job)["errors"][0]["message"]
