@@ -21,6 +21,16 @@ def snapshot_dir(snapshot: Snapshot) -> Path:
     return Path(settings.TANDEM_SNAPSHOT_DIR) / str(snapshot.pk)
 
 
+def snapshot_files_remove(sender: Any, instance: Snapshot, **kwargs: Any) -> None:
+    """post_delete of a Snapshot: its directory goes once the deletion commits (a rolled-back delete keeps it)."""
+    import shutil
+
+    from django.db import transaction
+
+    folder = snapshot_dir(instance)
+    transaction.on_commit(lambda: shutil.rmtree(folder, ignore_errors=True))
+
+
 def canonical_path(snapshot: Snapshot) -> Path:
     """The canonical content: data.jsonl, whose bytes snapshot.sha256 is the hash of."""
     return snapshot_dir(snapshot) / CANONICAL_NAME

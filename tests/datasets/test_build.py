@@ -340,3 +340,12 @@ def test_a_delivery_that_waited_for_the_lock_does_not_rebuild_a_ready_snapshot(w
     assert again.status == "ready"
     assert canonical_path(first).read_bytes() == before
     assert Job.objects.get(pk=job.pk).status == "succeeded"
+
+
+def test_deleting_the_project_removes_its_snapshot_files(world, django_capture_on_commit_callbacks):
+    snapshot = build(world["project"], world["manager"])
+    folder = snapshot_dir(snapshot)
+    assert canonical_path(snapshot).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        world["project"].delete()
+    assert not folder.exists()
