@@ -33,7 +33,8 @@ Measures per size (the snapshot's filters take every status, so rows = items; `-
   they must be equal. Its Parquet is then downloaded before anyone built it, so the web process builds it on the
   request (the first download of a format that is not eager): time to first byte and the web worker's peak RSS.
 - the build Job as deployed (once per size; `--eager ''` skips it): a third snapshot built with the eager formats
-  of the settings' default (csv, parquet) in the same process, as the worker runs it: seconds and memory added.
+  of the setting's default (TANDEM_SNAPSHOT_EAGER_FORMATS) in the same process, as the worker runs it: seconds
+  and the memory it adds.
 - the writers' libraries alone: what importing pyarrow (and datasets) adds to an idle process.
 Each child also reports its CPU seconds, PostgreSQL's CPU seconds meanwhile (`db_cpu_s`: our database's backends
 and the postmaster, which also absorbs the CPU of other databases' backends that exit, so it is noisy while a
@@ -234,6 +235,8 @@ def run_child(
     app: App, code: str, args: list[str], label: str, profile: Path | None = None, env_extra: dict | None = None
 ) -> dict:
     env = app.env() | (env_extra or {})
+    for key in [k for k, v in env.items() if v is None]:  # None: the setting's own default
+        del env[key]
     if profile is not None:
         env["BENCH_PROFILE"] = str(profile)
     meter = CpuMeter(app)
@@ -755,13 +758,13 @@ def measure(app: App, api: Http, project_id: int, size: int, args: argparse.Name
     job = None
     if args.eager and rep == 0:
         # the Job as deployed: the build and then the eager formats in one process (settings' default)
-        log(f"{size:,} items: the build Job as deployed (eager formats {args.eager})")
+        log(f"{size:,} items: the build Job as deployed (eager formats: {args.eager})")
         job = run_child(
             app,
             CHILD_BUILD,
             [str(project_id), ADMIN_USER, json.dumps(body | {"name": f"bench-{size}-{rep}-job"})],
             "build job",
-            env_extra={"TANDEM_SNAPSHOT_EAGER_FORMATS": args.eager},
+            env_extra={"TANDEM_SNAPSHOT_EAGER_FORMATS": None if args.eager == "default" else args.eager},
         )
         log(f"  {job['seconds']} s, adds {job['rss_added_mb']} MB, formats {job['formats_after_build']}")
     cold = None
@@ -880,7 +883,9 @@ def main() -> None:
         help="the snapshot's split (JSON)",
     )
     ap.add_argument(
-        "--eager", default="csv,parquet", help="eager formats of one extra build as a Job runs it ('': skip it)"
+        "--eager",
+        default="default",
+        help="eager formats of one extra build as a Job runs it ('default': the setting's; '': skip that build)",
     )
     ap.add_argument("--repeat", type=int, default=1, help="measurements per size (new snapshots each time)")
     ap.add_argument("--profile", action="store_true", help="cProfile the build and each format (children)")
