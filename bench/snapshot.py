@@ -907,6 +907,11 @@ def main() -> None:
         "git": commit,
         "machine": machine() | {"git": commit},
         "web": web_figures(args.web_workers, args.web_threads),
+        "task_type": args.task_type,
+        "options": {
+            k: getattr(args, k)
+            for k in ("formats", "formats_large", "large", "downloads", "cold_download", "eager", "repeat", "reuse")
+        },
         "load_average_before": [round(x, 2) for x in os.getloadavg()],
         "runs": [],
     }
