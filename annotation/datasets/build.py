@@ -27,6 +27,7 @@ import logging
 import os
 from array import array
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -458,11 +459,29 @@ def _write_canonical(*, snapshot: Snapshot, job: Job) -> dict[str, Any]:
     digest = hashlib.sha256()
     folder = snapshot_dir(snapshot)
     tmp = folder / f"{CANONICAL_NAME}.tmp"
-    with tmp.open("wb") as out:
-        for start in range(0, total, BATCH):
+    starts = range(0, total, BATCH)
+    # pass 2 in a pipeline: a second thread sends the next batch's statement over this same connection (so in the
+    # same REPEATABLE READ transaction; psycopg2 lets go of the GIL while it waits) while this thread encodes the
+    # batch before it. PostgreSQL and Python then work at the same time instead of taking turns.
+    connection.ensure_connection()
+    raw = connection.connection
+    sql = _batch_sql()
+
+    def fetch(start: int) -> list[tuple[Any, ...]]:
+        with raw.cursor() as cursor:
+            cursor.execute(sql, {"ids": ids[start : start + BATCH].tolist()})
+            return cursor.fetchall()
+
+    with tmp.open("wb") as out, ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot-fetch") as pool:
+        ahead = pool.submit(fetch, 0) if total else None
+        for start in starts:
+            assert ahead is not None
+            found = ahead.result()
+            ahead = pool.submit(fetch, start + BATCH) if start + BATCH < total else None
             batch = ids[start : start + BATCH].tolist()
             chunk = b"".join(
                 _rows(
+                    found=found,
                     batch=batch,
                     splits=assigned[start : start + BATCH].tolist(),
                     snapshot=snapshot,
@@ -527,6 +546,7 @@ def _loads(text: str | None) -> Any:
 
 def _rows(
     *,
+    found: list[tuple[Any, ...]],
     batch: list[int],
     splits: list[int],
     snapshot: Snapshot,
@@ -536,14 +556,12 @@ def _rows(
     names: dict[int, str],
     stats: _Stats,
 ) -> list[bytes]:
-    """The canonical lines of one batch of item ids (ascending). `names`: user id -> the name a row shows (a
-    pseudonym where the snapshot hides names), filled in as annotators turn up."""
+    """The canonical lines of one batch of item ids (ascending), from `found`, what _BATCH_SQL answered for them.
+    `names`: user id -> the name a row shows (a pseudonym where the snapshot hides names), filled in as annotators
+    turn up."""
     project_id = snapshot.project_id
     task_type = snapshot.project.task_type
     secret = settings.SECRET_KEY
-    with connection.cursor() as cursor:
-        cursor.execute(_batch_sql(), {"ids": batch})
-        found = cursor.fetchall()
     if [r[0] for r in found] != batch:  # the transaction's snapshot makes this impossible; say so if it is not
         raise RuntimeError("The items changed while the snapshot was built.")
     lines = []
