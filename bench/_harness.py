@@ -553,9 +553,7 @@ class App:
                     p.wait(timeout=5)
             if os.environ.get("BENCH_KEEP_LOGS"):
                 log(f"logs kept in {self.tmp}")
-            with contextlib.suppress(Exception):
-                psql(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)', check=False)
-            redis_flush()
+            self.release_data()
             if not os.environ.get("BENCH_KEEP_LOGS"):
                 shutil.rmtree(self.tmp, ignore_errors=True)
             with contextlib.suppress(OSError):
@@ -571,6 +569,12 @@ class App:
             for sig, old in self._old_handlers.items():
                 with contextlib.suppress(ValueError, TypeError):
                     signal.signal(sig, old if old is not None else signal.SIG_DFL)
+
+    def release_data(self) -> None:
+        """At close: the bench's database dropped and its Redis database flushed (a subclass may keep its data)."""
+        with contextlib.suppress(Exception):
+            psql(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)', check=False)
+        redis_flush()
 
     # -- introspection
     def web_worker_pids(self) -> list[int]:

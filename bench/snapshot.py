@@ -79,6 +79,7 @@ from _harness import (
     machine,
     parse_sizes,
     psql,
+    redis_flush,
     reset_hwm,
     rss_kb,
     web_figures,
@@ -290,15 +291,6 @@ os.unlink(state)
 """
 
 
-def redis_flush(db: int) -> None:
-    import socket
-
-    cmd = b"*2\r\n$6\r\nSELECT\r\n$%d\r\n%d\r\n*1\r\n$7\r\nFLUSHDB\r\n" % (len(str(db)), db)
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", 6379), timeout=5) as s:
-        s.sendall(cmd)
-        s.recv(256)
-
-
 class SnapshotApp(App):
     """The harness's App (granian as in Procfile, no Celery worker) on a named database that --reuse keeps.
 
@@ -365,48 +357,12 @@ class SnapshotApp(App):
             raise
         return self
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        with contextlib.suppress(ValueError):
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            for p in self.procs:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(p.pid, signal.SIGTERM)
-            deadline = time.time() + 5
-            while time.time() < deadline and any(p.poll() is None for p in self.procs):
-                time.sleep(0.1)
-            for p in self.procs:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(p.pid, signal.SIGKILL)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    p.wait(timeout=5)
-            if not self.keep:
-                with contextlib.suppress(Exception):
-                    psql(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)', check=False)
-            redis_flush(REDIS_DB)
-            if os.environ.get("BENCH_KEEP_LOGS"):
-                log(f"logs kept in {self.tmp}")
-            else:
-                import shutil
-
-                shutil.rmtree(self.tmp, ignore_errors=True)
-            with contextlib.suppress(OSError):
-                self.state.unlink()
-            if self.reaper is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    self.reaper.kill()
-                with contextlib.suppress(Exception):
-                    self.reaper.wait(timeout=5)
-        finally:
-            if self in _LIVE:
-                _LIVE.remove(self)
-            for sig, old in self._old_handlers.items():
-                with contextlib.suppress(ValueError, TypeError):
-                    signal.signal(sig, old if old is not None else signal.SIG_DFL)
+    def release_data(self) -> None:
+        """The database stays with --reuse (1M items take a minute or two to generate); this bench's Redis db."""
+        if not self.keep:
+            with contextlib.suppress(Exception):
+                psql(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)', check=False)
+        redis_flush(REDIS_DB)
 
 
 _SET_PASSWORD = (
