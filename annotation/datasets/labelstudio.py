@@ -31,6 +31,7 @@ from django.db import connection, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from annotation.datasets.rows import value_plain
 from annotation.exceptions import InvalidInput
 from annotation.models import Annotation, FinalLabel, Item, Job, Membership, Project
 from annotation.models.item import FinalLabelSource, ItemStatus
@@ -276,15 +277,6 @@ def _from_plain(task_type: str, value: Any) -> dict[str, Any] | None:
     if task_type == TaskType.MULTILABEL:
         return {"labels": list(value)}
     return {"spans": list(value)}
-
-
-def _plain(task_type: str, value: dict[str, Any]) -> Any:
-    """The plain form (a snapshot row's `label`) of a canonical value: what `data.tandem_label` carries."""
-    if task_type == TaskType.CLASSIFICATION:
-        return value.get("label")
-    if task_type == TaskType.MULTILABEL:
-        return list(value.get("labels") or [])
-    return [{"start": s["start"], "end": s["end"], "label": s["label"]} for s in value.get("spans") or []]
 
 
 # ------------------------------------------------------------------ import: one task
@@ -978,7 +970,7 @@ def _project_task(
     text = item_data.get("text", "")
     data = {"text": text, **{k: v for k, v in item_data.items() if k != "text"}, "external_id": external_id}
     if final is not None:
-        data[FINAL_KEY] = _plain(task_type, final)
+        data[FINAL_KEY] = value_plain(task_type, final)  # the plain form a snapshot row's label has
         data[FINAL_SOURCE_KEY] = source
     out = [
         _annotation(pk, _completed_by(user_id, username, email, active), value, task_type, text, False)
