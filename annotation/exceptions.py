@@ -24,12 +24,14 @@ class ApplicationError(Exception):
         errors: list[dict[str, Any]] | None = None,
         status_code: int | None = None,
         extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ):
         super().__init__(detail)
         self.detail = detail
         self.errors = errors or []
         # more top-level keys of the answer beside detail and errors, e.g. {"paused": true} (a paused annotator)
         self.extra = extra or {}
+        self.headers = headers or {}  # response headers, e.g. Retry-After on a 503
         if status_code is not None:
             self.status_code = status_code
 
@@ -85,7 +87,9 @@ def _summary(errors: list[dict[str, Any]], fallback: str) -> str:
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ApplicationError):
-        return Response({**exc.extra, "detail": exc.detail, "errors": exc.errors}, status=exc.status_code)
+        return Response(
+            {**exc.extra, "detail": exc.detail, "errors": exc.errors}, status=exc.status_code, headers=exc.headers
+        )
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
         exc = drf_exceptions.ValidationError(detail=detail)

@@ -26,7 +26,6 @@ from annotation.datasets.formats import (
     CONTENT_TYPES,
     EXTENSIONS,
     FORMATS,
-    FormatBusy,
     bundle_ensure,
     download_slug,
     format_check,
@@ -120,14 +119,7 @@ class SnapshotDownloadApi(APIView):
             path, size, digest = bundle_ensure(snapshot, fmt)
             content_type, filename = "application/x-tar", f"{slug}-{fmt}-bundle.tar"
         else:
-            try:
-                path = format_ensure(snapshot, fmt, wait=False)
-            except FormatBusy as exc:
-                return Response(
-                    {**exc.extra, "detail": exc.detail, "errors": exc.errors},
-                    status=exc.status_code,
-                    headers={"Retry-After": "5"},
-                )
+            path = format_ensure(snapshot, fmt, wait=False)  # FormatBusy: 503 with Retry-After
             size, digest = snapshot.formats[fmt]["bytes"], snapshot.formats[fmt]["sha256"]
             content_type, filename = CONTENT_TYPES[fmt], f"{slug}.{EXTENSIONS[fmt]}"
         etag = f'"{digest}"'

@@ -154,6 +154,7 @@ def format_ensure(snapshot: Snapshot, fmt: str, *, wait: bool = True) -> Path:
             raise FormatBusy(
                 f"The {fmt} file of this snapshot is being written; try again in a moment.",
                 [{"field": "format", "message": "being written"}],
+                headers={"Retry-After": "5"},
             ) from None
         wrote = not path.exists()
         if wrote:
